@@ -1,0 +1,560 @@
+//! Collectors: top-K by sort keys with `search_after`, the sets and counts of join phases, and
+//! every matching num (exports).
+//!
+//! # Sorting across segments
+//!
+//! Each sort key reads a fast-field column as an order-preserving u64 (floats and signed ints are
+//! mapped so that unsigned order is numeric order); string columns give per-segment term ordinals,
+//! which order like their bytes only inside one segment. Each segment therefore keeps its own top K
+//! by (keys, id ordinal), and the merge compares the K winners of every segment by the real values
+//! (strings, ids as bytes). A missing value sorts last in both directions; ties break by id in the
+//! direction of the first key. A cursor holds the real values of the last hit and is translated to
+//! each segment's ordinals (`term_ord_or_next`), so paging is exact with no cap and no offsets.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{Column, StrColumn, TermOrdHit};
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
+
+use super::mapper::LinkColumn;
+use super::schema;
+
+/// Most sort keys a search may have.
+pub const MAX_SORT_KEYS: usize = 4;
+
+/// The column a sort key reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortSource {
+    /// The BM25 score.
+    Score,
+    /// An i64 column (integers, dates, createdAt, updatedAt).
+    I64(String),
+    /// An f64 column.
+    F64(String),
+    /// A bool column.
+    Bool(String),
+    /// A string column (strings, enums).
+    Str(String),
+}
+
+/// One sort key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    /// What to read.
+    pub source: SortSource,
+    /// Descending.
+    pub desc: bool,
+}
+
+/// One sort value of a hit, comparable across segments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyPart {
+    /// No value.
+    #[serde(rename = "m")]
+    Missing,
+    /// An order-preserving numeric value.
+    #[serde(rename = "n")]
+    Num(u64),
+    /// A string value.
+    #[serde(rename = "s")]
+    Str(String),
+}
+
+/// Where a hit sits in the sort order: its sort values and id. Also the content of a cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// One part per sort key.
+    #[serde(rename = "p")]
+    pub parts: Vec<KeyPart>,
+    /// The id (tie-break).
+    #[serde(rename = "i")]
+    pub id: String,
+}
+
+/// One hit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// Object num.
+    pub num: u64,
+    /// Score (0 unless sorting by score).
+    pub score: Score,
+    /// Sort position (the cursor after this hit).
+    pub position: Position,
+}
+
+/// Maps an f64 to a u64 with the same order.
+pub fn f64_key(v: f64) -> u64 {
+    let bits = v.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits ^ (1 << 63)
+    }
+}
+
+/// Maps an i64 to a u64 with the same order.
+pub fn i64_key(v: i64) -> u64 {
+    (v as u64) ^ (1 << 63)
+}
+
+/// Inverse of [`i64_key`].
+pub fn i64_from_key(k: u64) -> i64 {
+    (k ^ (1 << 63)) as i64
+}
+
+/// Inverse of [`f64_key`].
+pub fn f64_from_key(k: u64) -> f64 {
+    if k >> 63 == 1 {
+        f64::from_bits(k ^ (1 << 63))
+    } else {
+        f64::from_bits(!k)
+    }
+}
+
+/// Compares two positions under the sort keys.
+pub fn compare_positions(a: &Position, b: &Position, keys: &[SortKey]) -> Ordering {
+    for (i, key) in keys.iter().enumerate() {
+        let ord = match (a.parts.get(i), b.parts.get(i)) {
+            (Some(KeyPart::Missing), Some(KeyPart::Missing)) => Ordering::Equal,
+            (Some(KeyPart::Missing), _) => Ordering::Greater,
+            (_, Some(KeyPart::Missing)) => Ordering::Less,
+            (Some(x), Some(y)) => {
+                let o = match (x, y) {
+                    (KeyPart::Num(x), KeyPart::Num(y)) => x.cmp(y),
+                    (KeyPart::Str(x), KeyPart::Str(y)) => x.as_bytes().cmp(y.as_bytes()),
+                    (KeyPart::Num(_), _) => Ordering::Less,
+                    _ => Ordering::Greater,
+                };
+                if key.desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            }
+            _ => Ordering::Equal,
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    let o = a.id.as_bytes().cmp(b.id.as_bytes());
+    if keys.first().is_some_and(|k| k.desc) {
+        o.reverse()
+    } else {
+        o
+    }
+}
+
+const MISSING: u128 = 1 << 64;
+
+#[inline]
+fn adj(v: u64, desc: bool) -> u128 {
+    (if desc { !v } else { v }) as u128
+}
+
+/// A hit's rank inside one segment: smaller is earlier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct SegRank {
+    parts: [u128; MAX_SORT_KEYS],
+    id: u128,
+}
+
+enum SegColumn {
+    Score,
+    I64(Option<Column<i64>>),
+    F64(Option<Column<f64>>),
+    Bool(Option<Column<bool>>),
+    Str(Option<StrColumn>),
+}
+
+impl SegColumn {
+    fn open(source: &SortSource, seg: &SegmentReader) -> tantivy::Result<SegColumn> {
+        let ff = seg.fast_fields();
+        Ok(match source {
+            SortSource::Score => SegColumn::Score,
+            SortSource::I64(name) => SegColumn::I64(ff.column_opt::<i64>(name)?),
+            SortSource::F64(name) => SegColumn::F64(ff.column_opt::<f64>(name)?),
+            SortSource::Bool(name) => SegColumn::Bool(ff.column_opt::<bool>(name)?),
+            SortSource::Str(name) => SegColumn::Str(ff.str(name)?),
+        })
+    }
+
+    /// The order-preserving value of a doc (string columns: 2 * ordinal + 1).
+    #[inline]
+    fn value(&self, doc: DocId, score: Score) -> Option<u64> {
+        match self {
+            SegColumn::Score => Some(f64_key(score as f64)),
+            SegColumn::I64(c) => c.as_ref()?.first(doc).map(i64_key),
+            SegColumn::F64(c) => c.as_ref()?.first(doc).map(f64_key),
+            SegColumn::Bool(c) => c.as_ref()?.first(doc).map(u64::from),
+            SegColumn::Str(c) => c.as_ref()?.ords().first(doc).map(|o| 2 * o + 1),
+        }
+    }
+
+    /// The real value of a doc, for positions.
+    fn part(&self, doc: DocId, score: Score) -> KeyPart {
+        match self {
+            SegColumn::Str(Some(c)) => match c.ords().first(doc) {
+                Some(ord) => {
+                    let mut s = String::new();
+                    match c.ord_to_str(ord, &mut s) {
+                        Ok(true) => KeyPart::Str(s),
+                        _ => KeyPart::Missing,
+                    }
+                }
+                None => KeyPart::Missing,
+            },
+            other => match other.value(doc, score) {
+                Some(v) => KeyPart::Num(v),
+                None => KeyPart::Missing,
+            },
+        }
+    }
+
+    /// A cursor part translated to this segment's value space.
+    fn cursor_value(&self, part: &KeyPart) -> tantivy::Result<Option<u64>> {
+        Ok(match (part, self) {
+            (KeyPart::Missing, _) => None,
+            (KeyPart::Num(v), _) => Some(*v),
+            (KeyPart::Str(s), SegColumn::Str(Some(c))) => Some(ord_position(c, s)?),
+            (KeyPart::Str(_), _) => Some(0),
+        })
+    }
+}
+
+/// Where a string falls among a segment's ordinals: 2*ord+1 when present, 2*next when not.
+fn ord_position(c: &StrColumn, s: &str) -> tantivy::Result<u64> {
+    let n = c.dictionary().num_terms() as u64;
+    Ok(match c.dictionary().term_ord_or_next(s.as_bytes())? {
+        TermOrdHit::Exact(o) => 2 * o + 1,
+        TermOrdHit::Next(o) => 2 * o.min(n),
+    })
+}
+
+/// Collects the exact total and the first `limit` hits after `after`, by `keys` then id.
+pub struct TopCollector {
+    keys: Vec<SortKey>,
+    limit: usize,
+    after: Option<Position>,
+}
+
+impl TopCollector {
+    /// A collector; `keys` must have at most [`MAX_SORT_KEYS`] entries.
+    pub fn new(keys: Vec<SortKey>, limit: usize, after: Option<Position>) -> TopCollector {
+        assert!(keys.len() <= MAX_SORT_KEYS, "validated by the query layer");
+        TopCollector { keys, limit, after }
+    }
+}
+
+/// The per-segment part of [`TopCollector`].
+pub struct SegTop {
+    columns: Vec<SegColumn>,
+    desc: Vec<bool>,
+    id_desc: bool,
+    ids: StrColumn,
+    nums: Column<u64>,
+    after: Option<SegRank>,
+    heap: BinaryHeap<(SegRank, DocId, u32)>,
+    limit: usize,
+    count: u64,
+}
+
+impl Collector for TopCollector {
+    type Fruit = (u64, Vec<Hit>);
+    type Child = SegTop;
+
+    fn for_segment(&self, _ord: SegmentOrdinal, seg: &SegmentReader) -> tantivy::Result<SegTop> {
+        let columns = self.keys.iter().map(|k| SegColumn::open(&k.source, seg)).collect::<tantivy::Result<Vec<_>>>()?;
+        let ids = seg
+            .fast_fields()
+            .str(schema::ID)?
+            .ok_or_else(|| tantivy::TantivyError::SchemaError("id column missing".into()))?;
+        let nums = seg.fast_fields().u64(schema::NUM)?;
+        let desc: Vec<bool> = self.keys.iter().map(|k| k.desc).collect();
+        let id_desc = desc.first().copied().unwrap_or(false);
+        let after = match &self.after {
+            None => None,
+            Some(pos) => {
+                let mut parts = [0u128; MAX_SORT_KEYS];
+                for (i, col) in columns.iter().enumerate() {
+                    let part = pos.parts.get(i).unwrap_or(&KeyPart::Missing);
+                    parts[i] = match col.cursor_value(part)? {
+                        Some(v) => adj(v, desc[i]),
+                        None => MISSING,
+                    };
+                }
+                Some(SegRank { parts, id: adj(ord_position(&ids, &pos.id)?, id_desc) })
+            }
+        };
+        Ok(SegTop {
+            columns,
+            desc,
+            id_desc,
+            ids,
+            nums,
+            after,
+            heap: BinaryHeap::with_capacity(self.limit.min(10_000) + 1),
+            limit: self.limit,
+            count: 0,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        self.keys.iter().any(|k| k.source == SortSource::Score)
+    }
+
+    fn merge_fruits(&self, fruits: Vec<(u64, Vec<Hit>)>) -> tantivy::Result<(u64, Vec<Hit>)> {
+        let total = fruits.iter().map(|f| f.0).sum();
+        let mut hits: Vec<Hit> = fruits.into_iter().flat_map(|f| f.1).collect();
+        hits.sort_by(|a, b| compare_positions(&a.position, &b.position, &self.keys));
+        hits.truncate(self.limit);
+        Ok((total, hits))
+    }
+}
+
+impl SegmentCollector for SegTop {
+    type Fruit = (u64, Vec<Hit>);
+
+    #[inline]
+    fn collect(&mut self, doc: DocId, score: Score) {
+        self.count += 1;
+        if self.limit == 0 {
+            return;
+        }
+        let mut parts = [0u128; MAX_SORT_KEYS];
+        for (i, col) in self.columns.iter().enumerate() {
+            parts[i] = match col.value(doc, score) {
+                Some(v) => adj(v, self.desc[i]),
+                None => MISSING,
+            };
+        }
+        if self.heap.len() >= self.limit {
+            if let Some((worst, _, _)) = self.heap.peek() {
+                if parts > worst.parts {
+                    return;
+                }
+            }
+        }
+        if let Some(after) = &self.after {
+            if parts < after.parts {
+                return;
+            }
+        }
+        let id = match self.ids.ords().first(doc) {
+            Some(o) => adj(2 * o + 1, self.id_desc),
+            None => MISSING,
+        };
+        let rank = SegRank { parts, id };
+        if let Some(after) = &self.after {
+            if rank <= *after {
+                return;
+            }
+        }
+        if self.heap.len() < self.limit {
+            self.heap.push((rank, doc, score.to_bits()));
+        } else if let Some(mut top) = self.heap.peek_mut() {
+            if rank < top.0 {
+                *top = (rank, doc, score.to_bits());
+            }
+        }
+    }
+
+    fn harvest(self) -> (u64, Vec<Hit>) {
+        let mut hits = Vec::with_capacity(self.heap.len());
+        for (_, doc, score_bits) in self.heap.into_vec() {
+            let score = f32::from_bits(score_bits);
+            let parts = self.columns.iter().map(|c| c.part(doc, score)).collect();
+            let mut id = String::new();
+            if let Some(o) = self.ids.ords().first(doc) {
+                let _ = self.ids.ord_to_str(o, &mut id);
+            }
+            let num = self.nums.first(doc).unwrap_or(0);
+            hits.push(Hit { num, score, position: Position { parts, id } });
+        }
+        (self.count, hits)
+    }
+}
+
+/// Reads the nums a link column holds for a doc.
+pub enum LinkReader {
+    /// A typed u64 field.
+    U64(Column<u64>),
+    /// A JSON i64 path.
+    I64(Column<i64>),
+    /// The column does not exist in this segment.
+    Empty,
+}
+
+impl LinkReader {
+    /// Opens the column of a link in a segment.
+    pub fn open(link: &LinkColumn, seg: &SegmentReader) -> tantivy::Result<LinkReader> {
+        let ff = seg.fast_fields();
+        Ok(match link {
+            LinkColumn::Json(_) => match ff.column_opt::<i64>(&link.column_name())? {
+                Some(c) => LinkReader::I64(c),
+                None => LinkReader::Empty,
+            },
+            _ => match ff.column_opt::<u64>(&link.column_name())? {
+                Some(c) => LinkReader::U64(c),
+                None => LinkReader::Empty,
+            },
+        })
+    }
+
+    /// Calls `f` once per distinct num the doc links to.
+    #[inline]
+    pub fn for_each(&self, doc: DocId, mut f: impl FnMut(u64)) {
+        match self {
+            LinkReader::U64(c) => dedup_each(c.values_for_doc(doc), &mut f),
+            LinkReader::I64(c) => dedup_each(c.values_for_doc(doc).map(|v| v as u64), &mut f),
+            LinkReader::Empty => {}
+        }
+    }
+}
+
+#[inline]
+fn dedup_each(values: impl Iterator<Item = u64>, f: &mut impl FnMut(u64)) {
+    let mut seen: [u64; 8] = [0; 8];
+    let mut n = 0usize;
+    let mut overflow: Option<FxHashSet<u64>> = None;
+    for v in values {
+        if n < 8 {
+            if seen[..n].contains(&v) {
+                continue;
+            }
+            seen[n] = v;
+            n += 1;
+        } else {
+            let set = overflow.get_or_insert_with(|| seen.iter().copied().collect());
+            if !set.insert(v) {
+                continue;
+            }
+        }
+        f(v);
+    }
+}
+
+/// Counts, for every num a matching doc links to, how many matching docs link to it.
+pub struct LinkCounts(pub LinkColumn);
+
+/// The per-segment part of [`LinkCounts`].
+pub struct SegLinkCounts {
+    reader: LinkReader,
+    counts: FxHashMap<u64, u32>,
+}
+
+impl Collector for LinkCounts {
+    type Fruit = FxHashMap<u64, u32>;
+    type Child = SegLinkCounts;
+
+    fn for_segment(&self, _ord: SegmentOrdinal, seg: &SegmentReader) -> tantivy::Result<SegLinkCounts> {
+        Ok(SegLinkCounts { reader: LinkReader::open(&self.0, seg)?, counts: FxHashMap::default() })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<FxHashMap<u64, u32>>) -> tantivy::Result<FxHashMap<u64, u32>> {
+        let mut it = fruits.into_iter();
+        let mut out = it.next().unwrap_or_default();
+        for f in it {
+            for (k, v) in f {
+                *out.entry(k).or_insert(0) += v;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl SegmentCollector for SegLinkCounts {
+    type Fruit = FxHashMap<u64, u32>;
+
+    #[inline]
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let counts = &mut self.counts;
+        self.reader.for_each(doc, |v| *counts.entry(v).or_insert(0) += 1);
+    }
+
+    fn harvest(self) -> FxHashMap<u64, u32> {
+        self.counts
+    }
+}
+
+/// Collects the nums of every matching doc.
+pub struct Nums;
+
+/// The per-segment part of [`Nums`].
+pub struct SegNums {
+    nums: Column<u64>,
+    out: Vec<u64>,
+}
+
+impl Collector for Nums {
+    type Fruit = Vec<u64>;
+    type Child = SegNums;
+
+    fn for_segment(&self, _ord: SegmentOrdinal, seg: &SegmentReader) -> tantivy::Result<SegNums> {
+        Ok(SegNums { nums: seg.fast_fields().u64(schema::NUM)?, out: Vec::new() })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<u64>>) -> tantivy::Result<Vec<u64>> {
+        Ok(fruits.into_iter().flatten().collect())
+    }
+}
+
+impl SegmentCollector for SegNums {
+    type Fruit = Vec<u64>;
+
+    #[inline]
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        if let Some(n) = self.nums.first(doc) {
+            self.out.push(n);
+        }
+    }
+
+    fn harvest(self) -> Vec<u64> {
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn f64_keys_preserve_order(a in any::<f64>(), b in any::<f64>()) {
+            prop_assume!(a.is_finite() && b.is_finite());
+            if a < b { prop_assert!(f64_key(a) < f64_key(b)); }
+            prop_assert_eq!(f64_from_key(f64_key(a)), a);
+        }
+
+        #[test]
+        fn i64_keys_preserve_order(a in any::<i64>(), b in any::<i64>()) {
+            prop_assert_eq!(a.cmp(&b), i64_key(a).cmp(&i64_key(b)));
+            prop_assert_eq!(i64_from_key(i64_key(a)), a);
+        }
+    }
+
+    #[test]
+    fn missing_sorts_last_in_both_directions() {
+        let pos = |p: KeyPart, id: &str| Position { parts: vec![p], id: id.into() };
+        for desc in [false, true] {
+            let keys = vec![SortKey { source: SortSource::I64("x".into()), desc }];
+            assert_eq!(compare_positions(&pos(KeyPart::Missing, "a"), &pos(KeyPart::Num(1), "b"), &keys), Ordering::Greater);
+            assert_eq!(compare_positions(&pos(KeyPart::Num(1), "a"), &pos(KeyPart::Missing, "b"), &keys), Ordering::Less);
+        }
+        let desc = vec![SortKey { source: SortSource::I64("x".into()), desc: true }];
+        assert_eq!(compare_positions(&pos(KeyPart::Num(1), "a"), &pos(KeyPart::Num(1), "b"), &desc), Ordering::Greater);
+    }
+}

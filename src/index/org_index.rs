@@ -1,0 +1,228 @@
+//! One org's index: a lazily opened writer (live or bulk settings), commits that carry the last
+//! applied change-log sequence as payload, and a manually reloaded reader, so a search right after
+//! a commit sees it.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tantivy::directory::MmapDirectory;
+use tantivy::indexer::LogMergePolicy;
+use tantivy::schema::Term;
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
+
+use super::error::{IndexError, Result};
+use super::schema::IndexSchema;
+use super::settings::IndexSettings;
+
+/// One change to apply.
+#[derive(Debug)]
+pub enum IndexOp {
+    /// Replace whatever is indexed under `num` by `doc`.
+    Upsert {
+        /// Object num.
+        num: u64,
+        /// Its document.
+        doc: TantivyDocument,
+    },
+    /// Add a document for an object known never to have been indexed (imports).
+    Add {
+        /// Its document.
+        doc: TantivyDocument,
+    },
+    /// Remove the object.
+    Delete {
+        /// Object num.
+        num: u64,
+    },
+}
+
+struct WriterSlot {
+    writer: Option<IndexWriter>,
+    bulk: bool,
+    last_used: Instant,
+}
+
+/// The index of one org.
+pub struct OrgIndex {
+    index: Index,
+    schema: IndexSchema,
+    reader: IndexReader,
+    writer: Mutex<WriterSlot>,
+    settings: IndexSettings,
+    committed: AtomicU64,
+    dir: PathBuf,
+}
+
+impl OrgIndex {
+    /// Opens the index in `dir`, creating it when absent.
+    ///
+    /// # Errors
+    /// I/O errors, or an index built with another schema (it must be rebuilt with `reindex`).
+    pub fn open(dir: &Path, settings: &IndexSettings) -> Result<OrgIndex> {
+        std::fs::create_dir_all(dir)?;
+        let mmap = MmapDirectory::open(dir)?;
+        let index = if Index::exists(&mmap)? {
+            Index::open(mmap)?
+        } else {
+            Index::create(mmap, IndexSchema::build().schema, tantivy::IndexSettings::default())?
+        };
+        let schema = IndexSchema::from_schema(index.schema()).map_err(IndexError::Directory)?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let committed = index.load_metas()?.payload.and_then(|p| p.parse().ok()).unwrap_or(0);
+        Ok(OrgIndex {
+            index,
+            schema,
+            reader,
+            writer: Mutex::new(WriterSlot { writer: None, bulk: false, last_used: Instant::now() }),
+            settings: settings.clone(),
+            committed: AtomicU64::new(committed),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The schema's field handles.
+    pub fn schema(&self) -> &IndexSchema {
+        &self.schema
+    }
+
+    /// The change-log sequence the last commit covers.
+    pub fn committed_seq(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// A searcher over the last commit.
+    pub fn searcher(&self) -> Searcher {
+        self.reader.searcher()
+    }
+
+    /// Switches between live settings (small writer) and bulk settings (imports, reindex).
+    pub fn set_bulk(&self, bulk: bool) -> Result<()> {
+        let mut slot = self.writer.lock().expect("writer lock");
+        if slot.bulk != bulk {
+            if let Some(w) = slot.writer.take() {
+                w.wait_merging_threads()?;
+            }
+            slot.bulk = bulk;
+        }
+        Ok(())
+    }
+
+    fn open_writer(&self, bulk: bool) -> Result<IndexWriter> {
+        let (threads, memory) = if bulk {
+            (self.settings.bulk_threads, self.settings.bulk_memory)
+        } else {
+            (self.settings.writer_threads, self.settings.writer_memory)
+        };
+        let writer: IndexWriter = self.index.writer_with_num_threads(threads, memory)?;
+        let m = &self.settings.merge;
+        let mut policy = LogMergePolicy::default();
+        policy.set_min_num_segments(m.min_num_segments);
+        policy.set_min_layer_size(m.min_layer_docs);
+        policy.set_max_docs_before_merge(m.max_docs_before_merge);
+        policy.set_del_docs_ratio_before_merge(m.del_docs_ratio_before_merge);
+        writer.set_merge_policy(Box::new(policy));
+        Ok(writer)
+    }
+
+    /// Applies changes (not yet visible: see [`OrgIndex::commit`]).
+    pub fn apply(&self, ops: Vec<IndexOp>) -> Result<()> {
+        let mut slot = self.writer.lock().expect("writer lock");
+        if slot.writer.is_none() {
+            slot.writer = Some(self.open_writer(slot.bulk)?);
+        }
+        slot.last_used = Instant::now();
+        let writer = slot.writer.as_mut().expect("opened above");
+        for op in ops {
+            match op {
+                IndexOp::Upsert { num, doc } => {
+                    writer.delete_term(Term::from_field_u64(self.schema.num, num));
+                    writer.add_document(doc)?;
+                }
+                IndexOp::Add { doc } => {
+                    writer.add_document(doc)?;
+                }
+                IndexOp::Delete { num } => {
+                    writer.delete_term(Term::from_field_u64(self.schema.num, num));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every document (a rebuild starts with this).
+    pub fn delete_all(&self) -> Result<()> {
+        let mut slot = self.writer.lock().expect("writer lock");
+        if slot.writer.is_none() {
+            slot.writer = Some(self.open_writer(slot.bulk)?);
+        }
+        slot.writer.as_mut().expect("opened above").delete_all_documents()?;
+        Ok(())
+    }
+
+    /// Commits what was applied, recording `seq` as the covered change-log sequence, and reloads
+    /// the reader so the next search sees it.
+    pub fn commit(&self, seq: u64) -> Result<()> {
+        let mut slot = self.writer.lock().expect("writer lock");
+        if slot.writer.is_none() {
+            if seq == self.committed_seq() {
+                return Ok(());
+            }
+            slot.writer = Some(self.open_writer(slot.bulk)?);
+        }
+        slot.last_used = Instant::now();
+        let writer = slot.writer.as_mut().expect("opened above");
+        let mut prepared = writer.prepare_commit()?;
+        prepared.set_payload(&seq.to_string());
+        prepared.commit()?;
+        self.reader.reload()?;
+        self.committed.store(seq, Ordering::Release);
+        Ok(())
+    }
+
+    /// Closes the writer when unused for `idle`, after its merges finish. Returns whether it closed.
+    pub fn close_writer_if_idle(&self, idle: Duration) -> Result<bool> {
+        let mut slot = self.writer.lock().expect("writer lock");
+        if slot.writer.is_some() && slot.last_used.elapsed() >= idle {
+            let w = slot.writer.take().expect("checked");
+            w.wait_merging_threads()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Closes the writer, waiting for merges (shutdown, end of import). Uncommitted changes are lost.
+    pub fn close_writer(&self) -> Result<()> {
+        let mut slot = self.writer.lock().expect("writer lock");
+        if let Some(w) = slot.writer.take() {
+            w.wait_merging_threads()?;
+        }
+        Ok(())
+    }
+
+    /// Bytes the index takes on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        dir_size(&self.dir)
+    }
+
+    /// Number of segments of the last commit.
+    pub fn segment_count(&self) -> usize {
+        self.searcher().segment_readers().len()
+    }
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,5 @@
+//! temp
+pub mod error;
+pub mod index;
+pub mod model;
+pub mod storage;

@@ -1,0 +1,784 @@
+//! The durable store: sled, the source of truth for every org's objects, schema, directory,
+//! change log and automation state. Everything else (the index, caches) is rebuilt from it.
+//!
+//! The interface is narrow and free of sled types: typed reads, atomic batches of documents, and
+//! atomic object writes that also maintain lookup entries and append to the change log. Writes of
+//! one org are serialised by a per-org lock, so sled transactions never conflict and the change
+//! log is gap-free. Durability is explicit: [`Store::durable`] waits for a group fsync.
+//! Never imports tantivy or anything of HTTP.
+
+pub mod codec;
+mod durability;
+pub mod error;
+pub mod keys;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+pub use error::{Result, StorageError};
+
+use crate::model::time::Millis;
+use crate::model::{ApiKey, ChangeOp, ChangeRecord, Object, Org, UniqueKey};
+use durability::GroupCommit;
+use keys::{global, org as okind};
+
+/// Store tuning.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// sled page cache, bytes.
+    pub cache_bytes: u64,
+    /// Background flush interval; acknowledged writes are flushed explicitly regardless.
+    pub flush_every_ms: Option<u64>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { cache_bytes: 256 << 20, flush_every_ms: Some(500) }
+    }
+}
+
+/// Document collections of an org (schema, directory, saved searches, automation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Collection {
+    /// Klass definitions, by name.
+    Klass = b'k',
+    /// Users, by id.
+    User = b'u',
+    /// Teams, by id.
+    Team = b't',
+    /// A user's keys: `user 0x00 keyid` -> key hash.
+    UserKey = b'y',
+    /// Saved searches, by id.
+    SavedSearch = b's',
+    /// Business rules, by id.
+    Rule = b'r',
+    /// Workflows, by id.
+    Workflow = b'w',
+    /// Workflow runs, by id.
+    Run = b'x',
+    /// Hooks, by id.
+    Hook = b'h',
+    /// Small internal state (timers, schedule marks), by name.
+    State = b'm',
+}
+
+/// What a document put expects of the current entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Anything.
+    Any,
+    /// No entry (create).
+    Absent,
+    /// An entry (update).
+    Present,
+}
+
+/// One operation of an atomic batch.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Write a document.
+    PutDoc {
+        /// Collection.
+        coll: Collection,
+        /// Document id.
+        id: String,
+        /// Encoded value.
+        value: Vec<u8>,
+        /// Precondition.
+        expect: Expect,
+    },
+    /// Remove a document (no error when absent).
+    DeleteDoc {
+        /// Collection.
+        coll: Collection,
+        /// Document id.
+        id: String,
+    },
+    /// Store an API key (global, by hash).
+    PutApiKey(ApiKey),
+    /// Remove an API key by hash.
+    DeleteApiKey(Vec<u8>),
+}
+
+impl Op {
+    /// A put of a serialisable document.
+    pub fn put<T: Serialize>(coll: Collection, id: impl Into<String>, value: &T, expect: Expect) -> Op {
+        Op::PutDoc { coll, id: id.into(), value: codec::encode(value), expect }
+    }
+
+    /// A delete.
+    pub fn delete(coll: Collection, id: impl Into<String>) -> Op {
+        Op::DeleteDoc { coll, id: id.into() }
+    }
+}
+
+/// One object write: `before` is the version it was computed from (None: create), `after` the new
+/// version (None: delete). A create with `after.num == 0` gets the next num.
+#[derive(Debug, Clone)]
+pub struct ObjectWrite {
+    /// Version read before the write.
+    pub before: Option<Object>,
+    /// Version to store.
+    pub after: Option<Object>,
+    /// Append a change-log record (false only for offline imports, which index directly).
+    pub log: bool,
+    /// Automation depth recorded in the change record.
+    pub depth: u8,
+}
+
+/// What an object write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// The object's num (assigned on create).
+    pub num: u64,
+    /// Change-log sequence, when logged.
+    pub seq: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct OrgCounters {
+    loaded: bool,
+    next_num: u64,
+    next_seq: u64,
+}
+
+struct Inner {
+    db: sled::Db,
+    kv: sled::Tree,
+    orgs: Mutex<HashMap<u64, Arc<Mutex<OrgCounters>>>>,
+    global: Mutex<()>,
+    flusher: GroupCommit,
+}
+
+/// Handle on the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+const COUNTER_NUM: &[u8] = b"num";
+const COUNTER_SEQ: &[u8] = b"seq";
+
+fn tx_err(e: TransactionError<StorageError>) -> StorageError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StorageError::Sled(e),
+    }
+}
+
+fn abort<T>(e: StorageError) -> std::result::Result<T, ConflictableTransactionError<StorageError>> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    ///
+    /// # Errors
+    /// When sled cannot open the directory (locked by another process, corrupt, permissions).
+    pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(opts.cache_bytes)
+            .flush_every_ms(opts.flush_every_ms)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let kv = db.open_tree("kindred")?;
+        let flusher = GroupCommit::start(db.clone());
+        Ok(Store {
+            inner: Arc::new(Inner { db, kv, orgs: Mutex::new(HashMap::new()), global: Mutex::new(()), flusher }),
+        })
+    }
+
+    /// Waits until every write made before the call is on disk (group commit).
+    pub async fn durable(&self) -> Result<()> {
+        self.inner.flusher.durable().await
+    }
+
+    /// Flushes synchronously (command line paths, shutdown).
+    pub fn flush(&self) -> Result<()> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    /// Bytes on disk, as sled reports them.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.inner.db.size_on_disk()?)
+    }
+
+    // ---- platform: orgs, keys, metadata ----
+
+    /// Reads platform metadata.
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.inner.kv.get(keys::global_key(global::META, name.as_bytes()))?.map(|v| v.to_vec()))
+    }
+
+    /// Writes platform metadata.
+    pub fn set_meta(&self, name: &str, value: &[u8]) -> Result<()> {
+        self.inner.kv.insert(keys::global_key(global::META, name.as_bytes()), value)?;
+        Ok(())
+    }
+
+    /// Creates an org with its first documents (admin user...) and API key, atomically.
+    /// The org's num is assigned here; id and name must be unused.
+    pub fn create_org(&self, mut org: Org, docs: Vec<Op>) -> Result<Org> {
+        let _g = self.inner.global.lock().expect("global lock");
+        let counter_key = keys::global_key(global::COUNTER, b"org");
+        let last = self.inner.kv.get(&counter_key)?.and_then(|v| keys::read_u64(&v)).unwrap_or(0);
+        org.num = last + 1;
+        let org_ref = &org;
+        self.inner
+            .kv
+            .transaction(|tx| {
+                if tx.get(keys::global_key(global::ORG_ID, org_ref.id.as_bytes()))?.is_some() {
+                    return abort(StorageError::Duplicate { what: "org id", value: org_ref.id.clone() });
+                }
+                if tx.get(keys::global_key(global::ORG_NAME, org_ref.name.as_bytes()))?.is_some() {
+                    return abort(StorageError::Duplicate { what: "org name", value: org_ref.name.clone() });
+                }
+                let num = keys::u64_value(org_ref.num);
+                tx.insert(counter_key.as_slice(), &num)?;
+                tx.insert(keys::global_key(global::ORG, &num), codec::encode(org_ref))?;
+                tx.insert(keys::global_key(global::ORG_ID, org_ref.id.as_bytes()), &num)?;
+                tx.insert(keys::global_key(global::ORG_NAME, org_ref.name.as_bytes()), &num)?;
+                apply_ops(tx, org_ref.num, &docs)?;
+                Ok(())
+            })
+            .map_err(tx_err)?;
+        Ok(org)
+    }
+
+    /// Every org.
+    pub fn orgs(&self) -> Result<Vec<Org>> {
+        self.inner
+            .kv
+            .scan_prefix(keys::global_key(global::ORG, &[]))
+            .map(|kv| codec::decode(&kv?.1, "org"))
+            .collect()
+    }
+
+    /// An org by num.
+    pub fn org(&self, num: u64) -> Result<Option<Org>> {
+        self.get_decoded(keys::global_key(global::ORG, &keys::u64_value(num)), "org")
+    }
+
+    /// An org by id, or else by name.
+    pub fn org_by_id_or_name(&self, s: &str) -> Result<Option<Org>> {
+        for kind in [global::ORG_ID, global::ORG_NAME] {
+            if let Some(v) = self.inner.kv.get(keys::global_key(kind, s.as_bytes()))? {
+                if let Some(num) = keys::read_u64(&v) {
+                    return self.org(num);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// An API key by the hash of its secret.
+    pub fn api_key(&self, hash: &[u8]) -> Result<Option<ApiKey>> {
+        self.get_decoded(keys::global_key(global::API_KEY, hash), "api key")
+    }
+
+    // ---- documents ----
+
+    /// A document.
+    pub fn get_doc<T: DeserializeOwned>(&self, org: u64, coll: Collection, id: &str) -> Result<Option<T>> {
+        self.get_decoded(keys::doc_key(org, coll as u8, id), "document")
+    }
+
+    /// Every document of a collection, in id order.
+    pub fn list_docs<T: DeserializeOwned>(&self, org: u64, coll: Collection) -> Result<Vec<T>> {
+        self.list_docs_with_prefix(org, coll, "")
+    }
+
+    /// Documents whose id starts with `prefix`, in id order.
+    pub fn list_docs_with_prefix<T: DeserializeOwned>(&self, org: u64, coll: Collection, prefix: &str) -> Result<Vec<T>> {
+        self.inner
+            .kv
+            .scan_prefix(keys::doc_key(org, coll as u8, prefix))
+            .map(|kv| codec::decode(&kv?.1, "document"))
+            .collect()
+    }
+
+    /// Ids of the documents whose id starts with `prefix`.
+    pub fn doc_ids_with_prefix(&self, org: u64, coll: Collection, prefix: &str) -> Result<Vec<String>> {
+        let base = keys::doc_key(org, coll as u8, "").len();
+        self.inner
+            .kv
+            .scan_prefix(keys::doc_key(org, coll as u8, prefix))
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?[base..]).into_owned()))
+            .collect()
+    }
+
+    /// Applies a batch of document and key operations atomically, under the org's write lock.
+    ///
+    /// # Errors
+    /// [`StorageError::Duplicate`] or [`StorageError::Missing`] when an expectation fails; then
+    /// nothing is written.
+    pub fn apply(&self, org: u64, ops: Vec<Op>) -> Result<()> {
+        let lock = self.org_lock(org);
+        let _g = lock.lock().expect("org lock");
+        self.inner.kv.transaction(|tx| apply_ops(tx, org, &ops)).map_err(tx_err)
+    }
+
+    /// Adds `n` to an org counter and returns the value before (attribute keys, ids).
+    pub fn counter_add(&self, org: u64, name: &str, n: u64) -> Result<u64> {
+        let key = keys::org_key(org, okind::COUNTER, name.as_bytes());
+        let lock = self.org_lock(org);
+        let _g = lock.lock().expect("org lock");
+        let before = self.inner.kv.get(&key)?.and_then(|v| keys::read_u64(&v)).unwrap_or(0);
+        self.inner.kv.insert(key, &keys::u64_value(before + n))?;
+        Ok(before)
+    }
+
+    // ---- objects ----
+
+    /// An object by num.
+    pub fn object(&self, org: u64, num: u64) -> Result<Option<Object>> {
+        self.get_decoded(keys::org_num_key(org, okind::OBJECT, num), "object")
+    }
+
+    /// The num of an object by id.
+    pub fn num_by_id(&self, org: u64, id: &str) -> Result<Option<u64>> {
+        self.get_u64(keys::org_key(org, okind::ID, id.as_bytes()))
+    }
+
+    /// The num of an object by klass and externalId.
+    pub fn num_by_external_id(&self, org: u64, klass: &str, external_id: &str) -> Result<Option<u64>> {
+        self.get_u64(keys::external_id_key(org, klass, external_id))
+    }
+
+    /// The num of a customer by email (case-insensitive).
+    pub fn num_by_email(&self, org: u64, email: &str) -> Result<Option<u64>> {
+        self.get_u64(keys::org_key(org, okind::EMAIL, email.to_lowercase().as_bytes()))
+    }
+
+    /// How many objects of a klass exist.
+    pub fn klass_count(&self, org: u64, klass: &str) -> Result<u64> {
+        Ok(self.get_u64(klass_count_key(org, klass))?.unwrap_or(0))
+    }
+
+    /// Walks every object of an org in num order.
+    pub fn scan_objects(&self, org: u64) -> impl Iterator<Item = Result<Object>> + Send + 'static {
+        self.scan_objects_from(org, 0)
+    }
+
+    /// Walks objects with num >= `from`, in num order.
+    pub fn scan_objects_from(&self, org: u64, from: u64) -> impl Iterator<Item = Result<Object>> + Send + 'static {
+        let start = keys::org_num_key(org, okind::OBJECT, from);
+        let end = keys::org_key(org, okind::OBJECT + 1, &[]);
+        self.inner.kv.range(start..end).map(|kv| codec::decode(&kv?.1, "object"))
+    }
+
+    /// Writes objects atomically: every write or none. Checks that each `before` is still the
+    /// stored version, keeps the id / externalId / email lookups and the per-klass counts, and
+    /// appends one change record per logged write. Returns one outcome per write, in order.
+    ///
+    /// # Errors
+    /// [`StorageError::Stale`] when an object changed since it was read (or a create's id is taken
+    /// by a concurrent write), [`StorageError::Duplicate`] when a unique value is taken.
+    pub fn write_objects(&self, org: u64, writes: &mut [ObjectWrite], at: Millis) -> Result<Vec<WriteOutcome>> {
+        let lock = self.org_lock(org);
+        let mut counters = lock.lock().expect("org lock");
+        self.load_counters(org, &mut counters)?;
+        let (start_num, start_seq) = (counters.next_num, counters.next_seq);
+        // Assign nums before the transaction so a retried closure sees the same ones.
+        let mut next_num = start_num;
+        for w in writes.iter_mut() {
+            if let (None, Some(after)) = (&w.before, &mut w.after) {
+                if after.num == 0 {
+                    after.num = next_num;
+                    next_num += 1;
+                }
+            }
+        }
+        let writes_ref = &*writes;
+        let outcomes = self
+            .inner
+            .kv
+            .transaction(|tx| {
+                let mut seq = start_seq;
+                let mut outcomes = Vec::with_capacity(writes_ref.len());
+                for w in writes_ref {
+                    outcomes.push(write_one(tx, org, w, at, &mut seq)?);
+                }
+                tx.insert(keys::org_key(org, okind::COUNTER, COUNTER_NUM), &keys::u64_value(next_num))?;
+                tx.insert(keys::org_key(org, okind::COUNTER, COUNTER_SEQ), &keys::u64_value(seq))?;
+                Ok(outcomes)
+            })
+            .map_err(tx_err)?;
+        counters.next_num = next_num;
+        counters.next_seq = outcomes.iter().filter_map(|o| o.seq).max().map_or(start_seq, |s| s + 1);
+        Ok(outcomes)
+    }
+
+    // ---- change log ----
+
+    /// The last sequence number written to the org's log (0 when none).
+    pub fn last_seq(&self, org: u64) -> Result<u64> {
+        let lock = self.org_lock(org);
+        let mut counters = lock.lock().expect("org lock");
+        self.load_counters(org, &mut counters)?;
+        Ok(counters.next_seq - 1)
+    }
+
+    /// Up to `limit` log records with seq > `after`, in order.
+    pub fn log_after(&self, org: u64, after: u64, limit: usize) -> Result<Vec<ChangeRecord>> {
+        let start = keys::org_num_key(org, okind::LOG, after.saturating_add(1));
+        let end = keys::org_key(org, okind::LOG + 1, &[]);
+        self.inner.kv.range(start..end).take(limit).map(|kv| codec::decode(&kv?.1, "change record")).collect()
+    }
+
+    /// The oldest log record still kept (0 when the log is empty).
+    pub fn first_seq(&self, org: u64) -> Result<u64> {
+        let start = keys::org_num_key(org, okind::LOG, 0);
+        let end = keys::org_key(org, okind::LOG + 1, &[]);
+        Ok(match self.inner.kv.range(start..end).next() {
+            Some(kv) => keys::trailing_u64(&kv?.0).unwrap_or(0),
+            None => 0,
+        })
+    }
+
+    /// A consumer's cursor: the last seq it has durably processed.
+    pub fn cursor(&self, org: u64, consumer: &str) -> Result<u64> {
+        Ok(self.get_u64(keys::org_key(org, okind::CURSOR, consumer.as_bytes()))?.unwrap_or(0))
+    }
+
+    /// Moves a consumer's cursor.
+    pub fn set_cursor(&self, org: u64, consumer: &str, seq: u64) -> Result<()> {
+        self.inner.kv.insert(keys::org_key(org, okind::CURSOR, consumer.as_bytes()), &keys::u64_value(seq))?;
+        Ok(())
+    }
+
+    /// Removes log records with seq <= `upto`; returns how many.
+    pub fn trim_log(&self, org: u64, upto: u64) -> Result<usize> {
+        let start = keys::org_num_key(org, okind::LOG, 0);
+        let end = keys::org_num_key(org, okind::LOG, upto.saturating_add(1));
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for k in self.inner.kv.range(start..end).keys() {
+            batch.remove(k?);
+            n += 1;
+        }
+        self.inner.kv.apply_batch(batch)?;
+        Ok(n)
+    }
+
+    // ---- helpers ----
+
+    fn org_lock(&self, org: u64) -> Arc<Mutex<OrgCounters>> {
+        self.inner.orgs.lock().expect("orgs lock").entry(org).or_default().clone()
+    }
+
+    fn load_counters(&self, org: u64, c: &mut MutexGuard<'_, OrgCounters>) -> Result<()> {
+        if !c.loaded {
+            c.next_num = self.get_u64(keys::org_key(org, okind::COUNTER, COUNTER_NUM))?.unwrap_or(1);
+            c.next_seq = self.get_u64(keys::org_key(org, okind::COUNTER, COUNTER_SEQ))?.unwrap_or(1);
+            c.loaded = true;
+        }
+        Ok(())
+    }
+
+    fn get_u64(&self, key: Vec<u8>) -> Result<Option<u64>> {
+        Ok(self.inner.kv.get(key)?.and_then(|v| keys::read_u64(&v)))
+    }
+
+    fn get_decoded<T: DeserializeOwned>(&self, key: Vec<u8>, what: &'static str) -> Result<Option<T>> {
+        self.inner.kv.get(key)?.map(|v| codec::decode(&v, what)).transpose()
+    }
+}
+
+type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StorageError>>;
+
+fn klass_count_key(org: u64, klass: &str) -> Vec<u8> {
+    keys::org_key(org, okind::COUNTER, format!("klass:{klass}").as_bytes())
+}
+
+fn unique_key_bytes(org: u64, key: &UniqueKey) -> Vec<u8> {
+    match key {
+        UniqueKey::Id(id) => keys::org_key(org, okind::ID, id.as_bytes()),
+        UniqueKey::External { klass, external_id } => keys::external_id_key(org, klass, external_id),
+        UniqueKey::Email(e) => keys::org_key(org, okind::EMAIL, e.as_bytes()),
+    }
+}
+
+fn unique_what(key: &UniqueKey) -> (&'static str, String) {
+    match key {
+        UniqueKey::Id(id) => ("id", id.clone()),
+        UniqueKey::External { external_id, .. } => ("externalId", external_id.clone()),
+        UniqueKey::Email(e) => ("email", e.clone()),
+    }
+}
+
+fn add_count(tx: &TransactionalTree, org: u64, klass: &str, delta: i64) -> TxResult<()> {
+    let key = klass_count_key(org, klass);
+    let n = tx.get(&key)?.and_then(|v| keys::read_u64(&v)).unwrap_or(0) as i64;
+    tx.insert(key, &keys::u64_value((n + delta).max(0) as u64))?;
+    Ok(())
+}
+
+fn write_one(tx: &TransactionalTree, org: u64, w: &ObjectWrite, at: Millis, seq: &mut u64) -> TxResult<WriteOutcome> {
+    let num = match (&w.before, &w.after) {
+        (Some(b), _) => b.num,
+        (None, Some(a)) => a.num,
+        (None, None) => return abort(StorageError::Missing { what: "object", id: String::new() }),
+    };
+    let obj_key = keys::org_num_key(org, okind::OBJECT, num);
+    let current = tx.get(&obj_key)?;
+    match (&w.before, current) {
+        (Some(b), Some(cur)) => {
+            let cur: Object = match codec::decode(&cur, "object") {
+                Ok(c) => c,
+                Err(e) => return abort(e),
+            };
+            if cur.rev != b.rev {
+                return abort(StorageError::Stale);
+            }
+        }
+        (Some(b), None) => return abort(StorageError::Missing { what: "object", id: b.id.clone() }),
+        (None, Some(_)) => return abort(StorageError::Stale),
+        (None, None) => {}
+    }
+    let before_keys = w.before.as_ref().map(Object::unique_keys).unwrap_or_default();
+    let after_keys = w.after.as_ref().map(Object::unique_keys).unwrap_or_default();
+    for k in &before_keys {
+        if !after_keys.contains(k) {
+            tx.remove(unique_key_bytes(org, k))?;
+        }
+    }
+    for k in &after_keys {
+        if !before_keys.contains(k) {
+            let kb = unique_key_bytes(org, k);
+            if let Some(existing) = tx.get(&kb)? {
+                if keys::read_u64(&existing) != Some(num) {
+                    let (what, value) = unique_what(k);
+                    return abort(StorageError::Duplicate { what, value });
+                }
+            }
+            tx.insert(kb, &keys::u64_value(num))?;
+        }
+    }
+    let op = match (&w.before, &w.after) {
+        (None, Some(a)) => {
+            tx.insert(obj_key, codec::encode(a))?;
+            add_count(tx, org, &a.klass, 1)?;
+            ChangeOp::Created
+        }
+        (Some(_), Some(a)) => {
+            tx.insert(obj_key, codec::encode(a))?;
+            ChangeOp::Updated
+        }
+        (Some(b), None) => {
+            tx.remove(obj_key)?;
+            add_count(tx, org, &b.klass, -1)?;
+            ChangeOp::Deleted
+        }
+        (None, None) => unreachable!("checked above"),
+    };
+    let mut out = WriteOutcome { num, seq: None };
+    if w.log {
+        let obj = w.after.as_ref().or(w.before.as_ref()).expect("one side present");
+        let rec = ChangeRecord {
+            seq: *seq,
+            op,
+            klass: obj.klass.clone(),
+            num,
+            id: obj.id.clone(),
+            at,
+            before: w.before.clone(),
+            after: w.after.clone(),
+            changed: Object::changed_paths(w.before.as_ref(), w.after.as_ref()),
+            depth: w.depth,
+        };
+        tx.insert(keys::org_num_key(org, okind::LOG, *seq), codec::encode(&rec))?;
+        out.seq = Some(*seq);
+        *seq += 1;
+    }
+    Ok(out)
+}
+
+fn apply_ops(tx: &TransactionalTree, org: u64, ops: &[Op]) -> TxResult<()> {
+    for op in ops {
+        match op {
+            Op::PutDoc { coll, id, value, expect } => {
+                let key = keys::doc_key(org, *coll as u8, id);
+                match expect {
+                    Expect::Any => {}
+                    Expect::Absent => {
+                        if tx.get(&key)?.is_some() {
+                            return abort(StorageError::Duplicate { what: coll_name(*coll), value: id.clone() });
+                        }
+                    }
+                    Expect::Present => {
+                        if tx.get(&key)?.is_none() {
+                            return abort(StorageError::Missing { what: coll_name(*coll), id: id.clone() });
+                        }
+                    }
+                }
+                tx.insert(key, value.as_slice())?;
+            }
+            Op::DeleteDoc { coll, id } => {
+                tx.remove(keys::doc_key(org, *coll as u8, id))?;
+            }
+            Op::PutApiKey(k) => {
+                tx.insert(keys::global_key(global::API_KEY, &k.hash), codec::encode(k))?;
+            }
+            Op::DeleteApiKey(hash) => {
+                tx.remove(keys::global_key(global::API_KEY, hash))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn coll_name(c: Collection) -> &'static str {
+    match c {
+        Collection::Klass => "klass",
+        Collection::User => "user",
+        Collection::Team => "team",
+        Collection::UserKey => "key",
+        Collection::SavedSearch => "saved search",
+        Collection::Rule => "business rule",
+        Collection::Workflow => "workflow",
+        Collection::Run => "workflow run",
+        Collection::Hook => "hook",
+        Collection::State => "state",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn obj(id: &str, email: Option<&str>) -> Object {
+        let mut fields = BTreeMap::new();
+        if let Some(e) = email {
+            fields.insert("emails".into(), crate::model::Value::List(vec![crate::model::Value::Str(e.into())]));
+        }
+        Object {
+            num: 0,
+            id: id.into(),
+            klass: "customer".into(),
+            external_id: None,
+            fields,
+            custom: BTreeMap::new(),
+            relationships: BTreeMap::new(),
+            tags: vec![],
+            created_at: 1,
+            updated_at: 1,
+            rev: 1,
+            links: BTreeMap::new(),
+        }
+    }
+
+    fn create(o: Object) -> ObjectWrite {
+        ObjectWrite { before: None, after: Some(o), log: true, depth: 0 }
+    }
+
+    fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn creates_assign_nums_lookups_and_log_records() {
+        let (_d, s) = temp_store();
+        let out = s.write_objects(1, &mut [create(obj("a", Some("A@x.io"))), create(obj("b", None))], 5).unwrap();
+        assert_eq!(out[0], WriteOutcome { num: 1, seq: Some(1) });
+        assert_eq!(out[1], WriteOutcome { num: 2, seq: Some(2) });
+        assert_eq!(s.num_by_id(1, "b").unwrap(), Some(2));
+        assert_eq!(s.num_by_email(1, "a@X.IO").unwrap(), Some(1));
+        assert_eq!(s.klass_count(1, "customer").unwrap(), 2);
+        let log = s.log_after(1, 0, 10).unwrap();
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[1].id, "b");
+        assert_eq!(s.last_seq(1).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_duplicate_in_a_batch_writes_nothing() {
+        let (_d, s) = temp_store();
+        s.write_objects(1, &mut [create(obj("a", Some("a@x.io")))], 5).unwrap();
+        let err = s
+            .write_objects(1, &mut [create(obj("b", None)), create(obj("c", Some("A@x.io")))], 5)
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Duplicate { what: "email", .. }));
+        assert_eq!(s.num_by_id(1, "b").unwrap(), None);
+        assert_eq!(s.last_seq(1).unwrap(), 1);
+        // The next create gets the next num and seq, without gaps.
+        let out = s.write_objects(1, &mut [create(obj("d", None))], 5).unwrap();
+        assert_eq!(out[0], WriteOutcome { num: 2, seq: Some(2) });
+    }
+
+    #[test]
+    fn stale_updates_are_refused_and_deletes_free_lookups() {
+        let (_d, s) = temp_store();
+        s.write_objects(1, &mut [create(obj("a", Some("a@x.io")))], 5).unwrap();
+        let v1 = s.object(1, 1).unwrap().unwrap();
+        let mut v2 = v1.clone();
+        v2.rev = 2;
+        s.write_objects(1, &mut [ObjectWrite { before: Some(v1.clone()), after: Some(v2.clone()), log: true, depth: 0 }], 6)
+            .unwrap();
+        let err = s
+            .write_objects(1, &mut [ObjectWrite { before: Some(v1), after: None, log: true, depth: 0 }], 7)
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Stale));
+        s.write_objects(1, &mut [ObjectWrite { before: Some(v2), after: None, log: true, depth: 0 }], 7).unwrap();
+        assert_eq!(s.num_by_email(1, "a@x.io").unwrap(), None);
+        assert_eq!(s.num_by_id(1, "a").unwrap(), None);
+        assert_eq!(s.klass_count(1, "customer").unwrap(), 0);
+        assert_eq!(s.log_after(1, 2, 10).unwrap()[0].op, ChangeOp::Deleted);
+    }
+
+    #[test]
+    fn orgs_never_see_each_others_objects() {
+        let (_d, s) = temp_store();
+        s.write_objects(1, &mut [create(obj("a", None))], 5).unwrap();
+        s.write_objects(2, &mut [create(obj("a", None))], 5).unwrap();
+        assert_eq!(s.scan_objects(1).count(), 1);
+        assert_eq!(s.scan_objects(2).count(), 1);
+        assert_eq!(s.num_by_id(3, "a").unwrap(), None);
+    }
+
+    #[test]
+    fn log_trimming_keeps_later_records() {
+        let (_d, s) = temp_store();
+        for i in 0..5 {
+            s.write_objects(1, &mut [create(obj(&format!("o{i}"), None))], 5).unwrap();
+        }
+        assert_eq!(s.trim_log(1, 3).unwrap(), 3);
+        assert_eq!(s.first_seq(1).unwrap(), 4);
+        assert_eq!(s.log_after(1, 0, 10).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn counters_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+            s.write_objects(1, &mut [create(obj("a", None))], 5).unwrap();
+            s.flush().unwrap();
+        }
+        let s = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let out = s.write_objects(1, &mut [create(obj("b", None))], 5).unwrap();
+        assert_eq!(out[0], WriteOutcome { num: 2, seq: Some(2) });
+    }
+
+    #[tokio::test]
+    async fn durable_returns_after_a_flush() {
+        let (_d, s) = temp_store();
+        s.write_objects(1, &mut [create(obj("a", None))], 5).unwrap();
+        let waits: Vec<_> = (0..8).map(|_| s.durable()).collect();
+        for w in futures::future::join_all(waits).await {
+            w.unwrap();
+        }
+    }
+}
