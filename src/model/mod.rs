@@ -7,6 +7,7 @@ pub mod directory;
 pub mod ids;
 pub mod klass;
 pub mod object;
+pub mod schema;
 pub mod time;
 pub mod value;
 
@@ -14,4 +15,5 @@ pub use directory::{ApiKey, Org, Role, Team, User};
 pub use klass::{AttrType, Attribute, Cardinality, Klass, Relationship};
 pub use change::{ChangeOp, ChangeRecord};
 pub use object::{Object, RelValue, UniqueKey};
+pub use schema::{OrgSchema, Relation, Side};
 pub use value::Value;

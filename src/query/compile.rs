@@ -1,0 +1,453 @@
+//! Compiles a validated [`Filter`] to a tantivy query over one org's index, and runs it.
+//!
+//! Joins run here in two phases: the related klass is searched first, collecting either the nums
+//! its matches link to (with counts) or the nums of the matches themselves; the context objects
+//! are then filtered by that set, with a term set for small sets and a fast-field predicate for
+//! large ones or when a count bound needs the exact number. `Not` around a join is plain
+//! exclusion, so "customers with no such order" is exact.
+//!
+//! This is the one file of `query` that imports tantivy.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use tantivy::collector::Count;
+use tantivy::query::{
+    AllQuery, BooleanQuery, ConstScoreQuery, EmptyQuery, InvertedIndexRangeQuery,
+    Occur, Query, RangeQuery, TermQuery, TermSetQuery,
+};
+use tantivy::query::doc_predicate_query::{DocPredicateQuery, FunctionPredicate};
+use tantivy::schema::{Field, IndexRecordOption, Term};
+use tantivy::{DocId, Searcher, SegmentReader};
+
+use super::filter::{CountRange, Filter, Pred, Scalar, Target, TextWord};
+use super::validate::SortTarget;
+use crate::index::collect::{Hit, LinkCounts, LinkReader, Nums, Position, SortKey, SortSource, TopCollector};
+use crate::index::error::Result;
+use crate::index::mapper::LinkColumn;
+use crate::index::schema::{self, IndexSchema, EXTERNAL_ID_KEY, TAGS_KEY};
+use crate::model::{AttrType, Relation, Side};
+
+/// A point-in-time view of one org's index.
+#[derive(Clone)]
+pub struct Snapshot {
+    searcher: Searcher,
+    schema: IndexSchema,
+    term_set_max: usize,
+}
+
+impl Snapshot {
+    /// A snapshot of an org index's last commit.
+    pub fn of(index: &crate::index::OrgIndex, term_set_max: usize) -> Snapshot {
+        Snapshot { searcher: index.searcher(), schema: index.schema().clone(), term_set_max }
+    }
+
+    /// Number of live documents.
+    pub fn num_docs(&self) -> u64 {
+        self.searcher.num_docs()
+    }
+
+    /// Compiles the filter over the objects of `klass`.
+    pub fn compile(&self, klass: &str, f: &Filter) -> Result<Compiled> {
+        let c = Compiler { s: &self.schema, searcher: &self.searcher, term_set_max: self.term_set_max };
+        Ok(Compiled { query: c.klass_query(klass, f)?, scored: f.has_text() })
+    }
+
+    /// Compiles a filter over every object of the listed klasses linked to one customer (by
+    /// `customer`) or, with `company`, also to any of a set of customers (timelines).
+    pub fn compile_linked(&self, customers: &[u64], company: Option<u64>, klasses: &[String], f: &Filter) -> Result<Compiled> {
+        let c = Compiler { s: &self.schema, searcher: &self.searcher, term_set_max: self.term_set_max };
+        let mut linked: Vec<(Occur, Box<dyn Query>)> = customers
+            .iter()
+            .map(|n| (Occur::Should, term_q(Term::from_field_u64(self.schema.customer, *n))))
+            .collect();
+        if customers.len() > 64 {
+            linked = vec![(
+                Occur::Should,
+                Box::new(TermSetQuery::new(customers.iter().map(|n| Term::from_field_u64(self.schema.customer, *n)))),
+            )];
+        }
+        if let Some(n) = company {
+            linked.push((Occur::Should, term_q(Term::from_field_u64(self.schema.company, n))));
+        }
+        let mut must: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(BooleanQuery::new(linked)))];
+        if !klasses.is_empty() {
+            let ks = klasses.iter().map(|k| (Occur::Should, term_q(Term::from_field_text(self.schema.klass, k)))).collect();
+            must.push((Occur::Must, Box::new(BooleanQuery::new(ks))));
+        }
+        must.push((Occur::Must, c.filter(f)?));
+        Ok(Compiled { query: Box::new(BooleanQuery::new(must)), scored: false })
+    }
+}
+
+/// A compiled query, ready to run on the snapshot it was compiled on.
+pub struct Compiled {
+    query: Box<dyn Query>,
+    scored: bool,
+}
+
+impl Compiled {
+    /// The exact total and the first `limit` hits after `after`.
+    pub fn top(&self, snap: &Snapshot, keys: Vec<SortKey>, limit: usize, after: Option<Position>) -> Result<(u64, Vec<Hit>)> {
+        Ok(snap.searcher.search(&*self.query, &TopCollector::new(keys, limit, after))?)
+    }
+
+    /// The exact number of matches.
+    pub fn count(&self, snap: &Snapshot) -> Result<u64> {
+        Ok(snap.searcher.search(&*self.query, &Count)? as u64)
+    }
+
+    /// The nums of every match, ascending.
+    pub fn nums(&self, snap: &Snapshot) -> Result<Vec<u64>> {
+        let mut v = snap.searcher.search(&*self.query, &Nums)?;
+        v.sort_unstable();
+        Ok(v)
+    }
+
+    /// Runs tantivy aggregations (Elasticsearch JSON over index column names).
+    pub fn aggregate(&self, snap: &Snapshot, aggs: serde_json::Value, max_buckets: u32) -> Result<(u64, serde_json::Value)> {
+        use tantivy::aggregation::agg_req::Aggregations;
+        use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
+        let req: Aggregations = serde_json::from_value(aggs)
+            .map_err(|e| crate::index::IndexError::Rejected(format!("invalid aggregation: {e}")))?;
+        let params = AggContextParams { limits: AggregationLimitsGuard::new(Some(500_000_000), Some(max_buckets)), ..Default::default() };
+        let collector = AggregationCollector::from_aggs(req, params);
+        let (count, res) = snap.searcher.search(&*self.query, &(Count, collector)).map_err(|e| match e {
+            tantivy::TantivyError::AggregationError(a) => crate::index::IndexError::Rejected(a.to_string()),
+            other => other.into(),
+        })?;
+        let json = serde_json::to_value(res).map_err(|e| crate::index::IndexError::Rejected(e.to_string()))?;
+        Ok((count as u64, json))
+    }
+
+    /// Whether the query scores (free text).
+    pub fn scored(&self) -> bool {
+        self.scored
+    }
+}
+
+/// The index sort keys of validated sort targets.
+pub fn sort_keys(sort: &[(SortTarget, bool)]) -> Vec<SortKey> {
+    sort.iter()
+        .map(|(t, desc)| {
+            let source = match t {
+                SortTarget::Score => SortSource::Score,
+                SortTarget::Field(Target::CreatedAt) => SortSource::I64(schema::CREATED.into()),
+                SortTarget::Field(Target::UpdatedAt) => SortSource::I64(schema::UPDATED.into()),
+                SortTarget::Field(Target::Attr(a)) => {
+                    let col = IndexSchema::column("kw", &a.key);
+                    match a.ty {
+                        AttrType::Number => SortSource::F64(col),
+                        AttrType::Integer | AttrType::Date => SortSource::I64(col),
+                        AttrType::Boolean => SortSource::Bool(col),
+                        _ => SortSource::Str(col),
+                    }
+                }
+                SortTarget::Field(_) => SortSource::Str(schema::ID.into()),
+            };
+            SortKey { source, desc: *desc }
+        })
+        .collect()
+}
+
+/// The column name an aggregation reads for a field, when it has one.
+pub fn agg_column(t: &Target) -> Option<String> {
+    Some(match t {
+        Target::CreatedAt => schema::CREATED.into(),
+        Target::UpdatedAt => schema::UPDATED.into(),
+        Target::Klass => schema::KLASS.into(),
+        Target::Id => schema::ID.into(),
+        Target::Tags => IndexSchema::column("kw", TAGS_KEY),
+        Target::ExternalId => IndexSchema::column("kw", EXTERNAL_ID_KEY),
+        Target::Attr(a) if a.ty != AttrType::Text => IndexSchema::column("kw", &a.key),
+        Target::Rel { key, .. } => IndexSchema::column("kw", key),
+        _ => return None,
+    })
+}
+
+struct Compiler<'a> {
+    s: &'a IndexSchema,
+    searcher: &'a Searcher,
+    term_set_max: usize,
+}
+
+fn term_q(t: Term) -> Box<dyn Query> {
+    Box::new(TermQuery::new(t, IndexRecordOption::Basic))
+}
+
+fn bool_q(clauses: Vec<(Occur, Box<dyn Query>)>) -> Box<dyn Query> {
+    Box::new(BooleanQuery::new(clauses))
+}
+
+impl Compiler<'_> {
+    /// `klass = k AND f`, with free text scored and everything else constant.
+    fn klass_query(&self, klass: &str, f: &Filter) -> Result<Box<dyn Query>> {
+        let klass_term = term_q(Term::from_field_text(self.s.klass, klass));
+        let children: Vec<&Filter> = match f {
+            Filter::And(cs) => cs.iter().collect(),
+            other => vec![other],
+        };
+        let (texts, rest): (Vec<&Filter>, Vec<&Filter>) = children.into_iter().partition(|c| matches!(c, Filter::Text(_)));
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, klass_term)];
+        for c in rest {
+            self.push_and_child(c, &mut clauses)?;
+        }
+        if texts.is_empty() {
+            return Ok(bool_q(clauses));
+        }
+        let filter = Box::new(ConstScoreQuery::new(bool_q(clauses), 0.0));
+        let mut scored: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, filter)];
+        for t in texts {
+            scored.push((Occur::Must, self.filter(t)?));
+        }
+        Ok(bool_q(scored))
+    }
+
+    fn push_and_child(&self, c: &Filter, clauses: &mut Vec<(Occur, Box<dyn Query>)>) -> Result<()> {
+        match c {
+            Filter::All => {}
+            Filter::Not(inner) => clauses.push((Occur::MustNot, self.filter(inner)?)),
+            other => clauses.push((Occur::Must, self.filter(other)?)),
+        }
+        Ok(())
+    }
+
+    fn filter(&self, f: &Filter) -> Result<Box<dyn Query>> {
+        Ok(match f {
+            Filter::All => Box::new(AllQuery),
+            Filter::Nothing => Box::new(EmptyQuery),
+            Filter::And(cs) => {
+                let mut clauses = Vec::with_capacity(cs.len() + 1);
+                for c in cs {
+                    self.push_and_child(c, &mut clauses)?;
+                }
+                if !clauses.iter().any(|(o, _)| *o == Occur::Must) {
+                    clauses.push((Occur::Must, Box::new(AllQuery)));
+                }
+                bool_q(clauses)
+            }
+            Filter::Or(cs) => bool_q(cs.iter().map(|c| Ok((Occur::Should, self.filter(c)?))).collect::<Result<_>>()?),
+            Filter::Not(inner) => bool_q(vec![(Occur::Must, Box::new(AllQuery)), (Occur::MustNot, self.filter(inner)?)]),
+            Filter::Cond { target, pred } => self.cond(target, pred),
+            Filter::Join { rel, filter, count } => self.join(rel, filter, *count)?,
+            Filter::Text(words) => self.text(words),
+        })
+    }
+
+    fn text(&self, words: &[TextWord]) -> Box<dyn Query> {
+        let per_word = words
+            .iter()
+            .map(|w| {
+                let mut either: Vec<(Occur, Box<dyn Query>)> = vec![(
+                    Occur::Should,
+                    Box::new(TermQuery::new(Term::from_field_text(self.s.all_str, &w.word), IndexRecordOption::WithFreqs)),
+                )];
+                if let Some(stem) = &w.stem {
+                    either.push((
+                        Occur::Should,
+                        Box::new(TermQuery::new(Term::from_field_text(self.s.all_txt, stem), IndexRecordOption::WithFreqs)),
+                    ));
+                }
+                (Occur::Must, bool_q(either))
+            })
+            .collect();
+        bool_q(per_word)
+    }
+
+    fn json_term(&self, field: Field, key: &str) -> Term {
+        Term::from_field_json_path(field, key, false)
+    }
+
+    fn kw_value_term(&self, key: &str, v: &Scalar) -> Term {
+        let mut t = self.json_term(self.s.kw, key);
+        match v {
+            Scalar::Str(s) => t.append_type_and_str(s),
+            // The inverted index stores integral f64 values as i64 (tantivy normalizes them).
+            Scalar::Num(f) if f.fract() == 0.0 && *f >= -9.2e18 && *f <= 9.2e18 => t.append_type_and_fast_value(*f as i64),
+            Scalar::Num(f) => t.append_type_and_fast_value(*f),
+            Scalar::Int(i) => t.append_type_and_fast_value(*i),
+            Scalar::Bool(b) => t.append_type_and_fast_value(*b),
+        }
+        t
+    }
+
+    fn kw_bound_term(&self, key: &str, v: &Scalar) -> Term {
+        let mut t = self.json_term(self.s.kw, key);
+        match v {
+            Scalar::Num(f) => t.append_type_and_fast_value(*f),
+            Scalar::Int(i) => t.append_type_and_fast_value(*i),
+            Scalar::Str(s) => t.append_type_and_str(s),
+            Scalar::Bool(b) => t.append_type_and_fast_value(*b),
+        }
+        t
+    }
+
+    fn exists(&self, key: &str) -> Box<dyn Query> {
+        term_q(Term::from_field_text(self.s.exists, key))
+    }
+
+    fn any_of(&self, terms: Vec<Term>) -> Box<dyn Query> {
+        match terms.len() {
+            0 => Box::new(EmptyQuery),
+            1 => term_q(terms.into_iter().next().expect("one")),
+            n if n <= 16 => bool_q(terms.into_iter().map(|t| (Occur::Should, term_q(t))).collect()),
+            _ => Box::new(TermSetQuery::new(terms)),
+        }
+    }
+
+    fn prefix(&self, lower: Term) -> Box<dyn Query> {
+        let mut upper = lower.clone();
+        upper.append_bytes(&[0xff]);
+        Box::new(InvertedIndexRangeQuery::new(Bound::Included(lower), Bound::Excluded(upper)))
+    }
+
+    fn cond(&self, target: &Target, pred: &Pred) -> Box<dyn Query> {
+        let s = self.s;
+        match target {
+            Target::Id | Target::Klass => {
+                let field = if *target == Target::Id { s.id } else { s.klass };
+                match pred {
+                    Pred::Eq(vals) => self.any_of(vals.iter().filter_map(|v| str_of(v).map(|x| Term::from_field_text(field, x))).collect()),
+                    Pred::Prefix(p) => self.prefix(Term::from_field_text(field, p)),
+                    Pred::Set => Box::new(AllQuery),
+                    _ => Box::new(EmptyQuery),
+                }
+            }
+            Target::CreatedAt | Target::UpdatedAt => {
+                let field = if *target == Target::CreatedAt { s.created } else { s.updated };
+                let t = |v: &Scalar| Term::from_field_i64(field, int_of(v));
+                match pred {
+                    Pred::Eq(vals) => self.any_of(vals.iter().map(t).collect()),
+                    Pred::Range(lo, hi) => Box::new(RangeQuery::new(map_bound(lo, t), map_bound(hi, t))),
+                    Pred::Set => Box::new(AllQuery),
+                    _ => Box::new(EmptyQuery),
+                }
+            }
+            Target::ExternalId | Target::Tags | Target::Rel { .. } | Target::Attr(_) => {
+                let key: &str = match target {
+                    Target::ExternalId => EXTERNAL_ID_KEY,
+                    Target::Tags => TAGS_KEY,
+                    Target::Rel { key, .. } => key,
+                    Target::Attr(a) => &a.key,
+                    _ => unreachable!("matched above"),
+                };
+                let ty = if let Target::Attr(a) = target { Some(a.ty) } else { None };
+                match pred {
+                    Pred::Set => self.exists(key),
+                    Pred::Eq(vals) => self.any_of(vals.iter().map(|v| self.kw_value_term(key, v)).collect()),
+                    Pred::Prefix(p) => {
+                        let mut t = self.json_term(s.kw, key);
+                        t.append_type_and_str(p);
+                        self.prefix(t)
+                    }
+                    Pred::TreePrefix(p) => {
+                        let mut t = self.json_term(s.tprefix, key);
+                        t.append_type_and_str(p);
+                        term_q(t)
+                    }
+                    Pred::Range(lo, hi) => Box::new(RangeQuery::new(
+                        map_bound(lo, |v| self.kw_bound_term(key, v)),
+                        map_bound(hi, |v| self.kw_bound_term(key, v)),
+                    )),
+                    Pred::Contains(tokens) => {
+                        let field = if ty == Some(AttrType::Text) { s.txt } else { s.words };
+                        bool_q(
+                            tokens
+                                .iter()
+                                .map(|tok| {
+                                    let mut t = self.json_term(field, key);
+                                    t.append_type_and_str(tok);
+                                    (Occur::Must, term_q(t))
+                                })
+                                .collect(),
+                        )
+                    }
+                }
+            }
+            Target::Changed => Box::new(EmptyQuery),
+        }
+    }
+
+    fn join(&self, rel: &Relation, inner: &Filter, count: CountRange) -> Result<Box<dyn Query>> {
+        let sub = self.klass_query(&rel.related, inner)?;
+        let link = LinkColumn::of(&rel.key);
+        match rel.side {
+            Side::Child => {
+                // Related objects link to context objects: count per context num.
+                let counts: FxHashMap<u64, u32> = self.searcher.search(&*sub, &LinkCounts(link))?;
+                if count.is_any() && counts.len() <= self.term_set_max {
+                    let terms = counts.keys().map(|n| Term::from_field_u64(self.s.num, *n)).collect();
+                    return Ok(self.any_of(terms));
+                }
+                let counts = Arc::new(counts);
+                let pred = FunctionPredicate::from(move |seg: &SegmentReader| {
+                    let nums = seg.fast_fields().u64(schema::NUM)?;
+                    let counts = counts.clone();
+                    Ok(move |doc: DocId| {
+                        let n = nums.first(doc).and_then(|num| counts.get(&num).copied()).unwrap_or(0);
+                        count.contains(n as u64)
+                    })
+                });
+                Ok(Box::new(DocPredicateQuery::from(pred)))
+            }
+            Side::Parent => {
+                // Context objects link to related objects: collect the related nums.
+                let set: FxHashSet<u64> = self.searcher.search(&*sub, &Nums)?.into_iter().collect();
+                if count.is_any() && set.len() <= self.term_set_max {
+                    let terms = set
+                        .iter()
+                        .map(|n| match &link {
+                            LinkColumn::Customer => Term::from_field_u64(self.s.customer, *n),
+                            LinkColumn::Company => Term::from_field_u64(self.s.company, *n),
+                            LinkColumn::Json(k) => {
+                                let mut t = self.json_term(self.s.links, k);
+                                t.append_type_and_fast_value(*n as i64);
+                                t
+                            }
+                        })
+                        .collect();
+                    return Ok(self.any_of(terms));
+                }
+                let set = Arc::new(set);
+                let pred = FunctionPredicate::from(move |seg: &SegmentReader| {
+                    let reader = LinkReader::open(&link, seg)?;
+                    let set = set.clone();
+                    Ok(move |doc: DocId| {
+                        let mut n = 0u64;
+                        reader.for_each(doc, |v| {
+                            if set.contains(&v) {
+                                n += 1;
+                            }
+                        });
+                        count.contains(n)
+                    })
+                });
+                Ok(Box::new(DocPredicateQuery::from(pred)))
+            }
+        }
+    }
+}
+
+fn str_of(v: &Scalar) -> Option<&str> {
+    match v {
+        Scalar::Str(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn int_of(v: &Scalar) -> i64 {
+    match v {
+        Scalar::Int(i) => *i,
+        Scalar::Num(f) => *f as i64,
+        _ => 0,
+    }
+}
+
+fn map_bound(b: &Bound<Scalar>, f: impl Fn(&Scalar) -> Term) -> Bound<Term> {
+    match b {
+        Bound::Included(v) => Bound::Included(f(v)),
+        Bound::Excluded(v) => Bound::Excluded(f(v)),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
