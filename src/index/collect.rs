@@ -526,6 +526,52 @@ impl SegmentCollector for SegNums {
     }
 }
 
+/// Collects (num, updatedAt) of every matching doc: what `verify` compares with the store.
+pub struct Inventory;
+
+/// The per-segment part of [`Inventory`].
+pub struct SegInventory {
+    nums: Column<u64>,
+    updated: Option<Column<i64>>,
+    out: Vec<(u64, i64)>,
+}
+
+impl Collector for Inventory {
+    type Fruit = Vec<(u64, i64)>;
+    type Child = SegInventory;
+
+    fn for_segment(&self, _ord: SegmentOrdinal, seg: &SegmentReader) -> tantivy::Result<SegInventory> {
+        Ok(SegInventory {
+            nums: seg.fast_fields().u64(schema::NUM)?,
+            updated: seg.fast_fields().column_opt::<i64>(schema::UPDATED)?,
+            out: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<(u64, i64)>>) -> tantivy::Result<Vec<(u64, i64)>> {
+        Ok(fruits.into_iter().flatten().collect())
+    }
+}
+
+impl SegmentCollector for SegInventory {
+    type Fruit = Vec<(u64, i64)>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        if let Some(n) = self.nums.first(doc) {
+            let u = self.updated.as_ref().and_then(|c| c.first(doc)).unwrap_or(i64::MIN);
+            self.out.push((n, u));
+        }
+    }
+
+    fn harvest(self) -> Vec<(u64, i64)> {
+        self.out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,7 +65,7 @@ pub fn to_document(s: &IndexSchema, klass: &Klass, obj: &Object) -> TantivyDocum
     }
 
     for attr in &klass.attributes {
-        let Some(value) = obj.attr(&attr.name, attr.standard) else { continue };
+        let Some(value) = obj.attr(&attr.key, attr.standard) else { continue };
         let elems: Vec<&Value> = value.elements().iter().filter(|v| v.is_set()).collect();
         if elems.is_empty() {
             continue;

@@ -47,7 +47,8 @@ pub struct Object {
     /// Standard attributes by name.
     #[serde(default)]
     pub fields: BTreeMap<String, Value>,
-    /// Custom attributes by name.
+    /// Custom attributes by attribute key (`c12`), so a deleted attribute's values can never
+    /// reappear under a new declaration of the same name.
     #[serde(default)]
     pub custom: BTreeMap<String, Value>,
     /// Relationships by name.
@@ -68,12 +69,13 @@ pub struct Object {
 }
 
 impl Object {
-    /// The value of an attribute, by its location (standard or custom).
-    pub fn attr(&self, name: &str, standard: bool) -> Option<&Value> {
+    /// The value of an attribute by its key: standard attributes live in `fields` (their key is
+    /// their name), custom ones in `custom`.
+    pub fn attr(&self, key: &str, standard: bool) -> Option<&Value> {
         if standard {
-            self.fields.get(name)
+            self.fields.get(key)
         } else {
-            self.custom.get(name)
+            self.custom.get(key)
         }
     }
 
@@ -100,7 +102,7 @@ impl Object {
         match klass {
             Some(k) => {
                 for a in &k.attributes {
-                    if let Some(v) = self.attr(&a.name, a.standard) {
+                    if let Some(v) = self.attr(&a.key, a.standard) {
                         if a.standard {
                             m.insert(a.name.clone(), v.to_json());
                         } else {
@@ -144,8 +146,9 @@ impl Object {
     }
 
     /// The field paths whose values differ between two versions of an object
-    /// (`status`, `custom.totalNum`, `relationships.shipment`, `tags`, `externalId`).
-    pub fn changed_paths(before: Option<&Object>, after: Option<&Object>) -> Vec<String> {
+    /// (`status`, `custom.totalNum`, `relationships.shipment`, `tags`, `externalId`); custom
+    /// attribute keys are named through the klass when given.
+    pub fn changed_paths(before: Option<&Object>, after: Option<&Object>, klass: Option<&Klass>) -> Vec<String> {
         let empty = Object::empty();
         let (b, a) = (before.unwrap_or(&empty), after.unwrap_or(&empty));
         let mut out = Vec::new();
@@ -153,7 +156,16 @@ impl Object {
             out.push("externalId".to_string());
         }
         diff_maps(&b.fields, &a.fields, "", &mut out);
+        let start = out.len();
         diff_maps(&b.custom, &a.custom, "custom.", &mut out);
+        if let Some(k) = klass {
+            for path in &mut out[start..] {
+                let key = &path["custom.".len()..];
+                if let Some(attr) = k.attributes.iter().find(|x| !x.standard && x.key == key) {
+                    *path = format!("custom.{}", attr.name);
+                }
+            }
+        }
         diff_maps(&b.relationships, &a.relationships, "relationships.", &mut out);
         if b.tags != a.tags {
             out.push("tags".to_string());
@@ -230,7 +242,7 @@ mod tests {
         b.custom.insert("tierStr".into(), Value::Str("silver".into()));
         b.fields.remove("name");
         b.tags.push("vip".into());
-        let mut changed = Object::changed_paths(Some(&a), Some(&b));
+        let mut changed = Object::changed_paths(Some(&a), Some(&b), None);
         changed.sort();
         assert_eq!(changed, vec!["custom.tierStr", "name", "tags"]);
     }

@@ -48,6 +48,13 @@ impl Snapshot {
         self.searcher.num_docs()
     }
 
+    /// (num, updatedAt) of every live document, sorted by num.
+    pub fn inventory(&self) -> Result<Vec<(u64, i64)>> {
+        let mut v = self.searcher.search(&AllQuery, &crate::index::collect::Inventory)?;
+        v.sort_unstable();
+        Ok(v)
+    }
+
     /// Compiles the filter over the objects of `klass`.
     pub fn compile(&self, klass: &str, f: &Filter) -> Result<Compiled> {
         let c = Compiler { s: &self.schema, searcher: &self.searcher, term_set_max: self.term_set_max };

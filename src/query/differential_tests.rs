@@ -217,10 +217,10 @@ fn build(spec: &Spec) -> Vec<Object> {
             o.fields.insert("emails".into(), Value::List(vec![Value::Str(e.clone())]));
         }
         if let Some(t) = tier {
-            o.custom.insert("tierStr".into(), Value::Str(t.clone()));
+            o.custom.insert("c1".into(), Value::Str(t.clone()));
         }
         if let Some(b) = bio {
-            o.custom.insert("bioTxt".into(), Value::Str(b.clone()));
+            o.custom.insert("c2".into(), Value::Str(b.clone()));
         }
         o.tags = tags.clone();
         customer_nums.push((num, o.id.clone()));
@@ -231,7 +231,7 @@ fn build(spec: &Spec) -> Vec<Object> {
     for (i, carrier) in spec.shipments.iter().enumerate() {
         let mut o = base("shipment", format!("s-{i}"), num, NOW);
         if let Some(c) = carrier {
-            o.custom.insert("carrierStr".into(), Value::Str(c.clone()));
+            o.custom.insert("c13".into(), Value::Str(c.clone()));
         }
         ship_nums.push((num, o.id.clone()));
         out.push(o);
@@ -251,16 +251,16 @@ fn build(spec: &Spec) -> Vec<Object> {
                 o.custom.insert(k.into(), v);
             }
         };
-        put(&mut o, "totalNum", s.total.map(Value::Num));
-        put(&mut o, "itemsNum", s.items.map(Value::Int));
-        put(&mut o, "placedAt", s.placed.map(Value::Date));
-        put(&mut o, "vipBool", s.vip.map(Value::Bool));
-        put(&mut o, "pathTree", s.path.clone().map(Value::Str));
-        put(&mut o, "notesTxt", s.notes.clone().map(Value::Str));
-        put(&mut o, "colorsStr", s.colors.clone().map(|c| Value::List(c.into_iter().map(Value::Str).collect())));
-        put(&mut o, "kind", s.kind.clone().map(Value::Str));
-        put(&mut o, "scores", s.scores.clone().map(|c| Value::List(c.into_iter().map(Value::Num).collect())));
-        put(&mut o, "site", s.site.clone().map(Value::Str));
+        put(&mut o, "c3", s.total.map(Value::Num));
+        put(&mut o, "c4", s.items.map(Value::Int));
+        put(&mut o, "c5", s.placed.map(Value::Date));
+        put(&mut o, "c6", s.vip.map(Value::Bool));
+        put(&mut o, "c7", s.path.clone().map(Value::Str));
+        put(&mut o, "c8", s.notes.clone().map(Value::Str));
+        put(&mut o, "c9", s.colors.clone().map(|c| Value::List(c.into_iter().map(Value::Str).collect())));
+        put(&mut o, "c10", s.kind.clone().map(Value::Str));
+        put(&mut o, "c11", s.scores.clone().map(|c| Value::List(c.into_iter().map(Value::Num).collect())));
+        put(&mut o, "c12", s.site.clone().map(Value::Str));
         let ships: Vec<&(u64, String)> = s.shipments.iter().filter_map(|i| ship_nums.get(*i)).collect();
         if !ships.is_empty() {
             o.relationships.insert("shipments".into(), RelValue::Many(ships.iter().map(|s| s.1.clone()).collect()));

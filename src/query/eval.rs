@@ -83,7 +83,7 @@ pub fn values(target: &Target, obj: &Object, changed: &[String]) -> Vec<Scalar> 
             .get(name)
             .map(|r| r.ids().iter().filter(|i| !i.is_empty()).map(|i| Scalar::Str(i.clone())).collect())
             .unwrap_or_default(),
-        Target::Attr(a) => match obj.attr(&a.name, a.standard) {
+        Target::Attr(a) => match obj.attr(&a.key, a.standard) {
             None => Vec::new(),
             Some(v) => v.elements().iter().filter(|e| e.is_set()).filter_map(|e| scalar_of(a.ty, e)).collect(),
         },
@@ -166,7 +166,7 @@ fn text(words: &[TextWord], obj: &Object, schema: &OrgSchema) -> bool {
     let mut stems: Vec<String> = Vec::new();
     let mut plain: Vec<String> = Vec::new();
     for a in &klass.attributes {
-        let Some(v) = obj.attr(&a.name, a.standard) else { continue };
+        let Some(v) = obj.attr(&a.key, a.standard) else { continue };
         for e in v.elements() {
             let Some(s) = e.as_str().filter(|s| !s.is_empty()) else { continue };
             match a.ty {

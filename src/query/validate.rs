@@ -130,6 +130,46 @@ impl<'a> Validator<'a> {
         Ok(Filter::and(parts))
     }
 
+    /// The filter of a timeline body: every field path starts with the klass of the listed
+    /// object (`order.custom.totalNum`), and an object of another klass has no value there, so
+    /// positive predicates are false and negative ones true on it.
+    pub fn timeline_filter(&self, req: &SearchRequest) -> Result<Filter, Problem> {
+        let mut parts = Vec::new();
+        for c in &req.and {
+            parts.push(self.timeline_clause(c)?);
+        }
+        if !req.or.is_empty() {
+            parts.push(Filter::or(req.or.iter().map(|c| self.timeline_clause(c)).collect::<Result<_, _>>()?));
+        }
+        for c in &req.not {
+            parts.push(Filter::not(self.timeline_clause(c)?));
+        }
+        if let Some(text) = &req.text {
+            let words = text_words(text);
+            if !words.is_empty() {
+                parts.push(Filter::Text(words));
+            }
+        }
+        Ok(Filter::and(parts))
+    }
+
+    fn timeline_clause(&self, c: &Clause) -> Result<Filter, Problem> {
+        match c {
+            Clause::And(cs) => Ok(Filter::and(cs.iter().map(|c| self.timeline_clause(c)).collect::<Result<_, _>>()?)),
+            Clause::Or(cs) => Ok(Filter::or(cs.iter().map(|c| self.timeline_clause(c)).collect::<Result<_, _>>()?)),
+            Clause::Not(cs) => Ok(Filter::and(cs.iter().map(|c| self.timeline_clause(c).map(Filter::not)).collect::<Result<_, _>>()?)),
+            Clause::Has(h) => Err(bad(&h.pointer, "invalid_query", "on a timeline, `has` goes inside a klass path, like {\"conversation.message.body\": {...}}")),
+            Clause::Field { path, ops, pointer } => {
+                let segments: Vec<&str> = path.split('.').collect();
+                let klass = self.schema.klass(segments[0]).filter(|_| segments.len() > 1).ok_or_else(|| {
+                    bad(pointer, "unknown_field", format!("on a timeline a field starts with a klass name, like `order.custom.totalNum`; `{path}` does not"))
+                })?;
+                let inner = self.field(klass, path, &segments[1..], ops, pointer)?;
+                Ok(only_klass(inner, &klass.name))
+            }
+        }
+    }
+
     /// One clause.
     pub fn clause(&self, ctx: &Klass, c: &Clause) -> Result<Filter, Problem> {
         match c {
@@ -420,6 +460,19 @@ impl<'a> Validator<'a> {
             out.push((SortTarget::Field(target), desc));
         }
         Ok(out)
+    }
+}
+
+/// Makes every positive predicate of `f` also require the object's klass to be `klass`.
+fn only_klass(f: Filter, klass: &str) -> Filter {
+    let is_klass = || Filter::Cond { target: Target::Klass, pred: Pred::Eq(vec![Scalar::Str(klass.to_string())]) };
+    match f {
+        Filter::And(cs) => Filter::and(cs.into_iter().map(|c| only_klass(c, klass)).collect()),
+        Filter::Or(cs) => Filter::or(cs.into_iter().map(|c| only_klass(c, klass)).collect()),
+        Filter::Not(inner) => Filter::not(only_klass(*inner, klass)),
+        Filter::All => is_klass(),
+        Filter::Nothing => Filter::Nothing,
+        positive => Filter::and(vec![is_klass(), positive]),
     }
 }
 

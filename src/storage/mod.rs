@@ -130,6 +130,8 @@ pub struct ObjectWrite {
     pub log: bool,
     /// Automation depth recorded in the change record.
     pub depth: u8,
+    /// Changed field paths recorded in the change record.
+    pub changed: Vec<String>,
 }
 
 /// What an object write did.
@@ -224,13 +226,14 @@ impl Store {
         Ok(())
     }
 
-    /// Creates an org with its first documents (admin user...) and API key, atomically.
-    /// The org's num is assigned here; id and name must be unused.
-    pub fn create_org(&self, mut org: Org, docs: Vec<Op>) -> Result<Org> {
+    /// Creates an org with its first documents (klasses, admin user, API key), atomically.
+    /// The org's num is assigned here and passed to `docs`; id and name must be unused.
+    pub fn create_org(&self, mut org: Org, docs: impl FnOnce(u64) -> Vec<Op>) -> Result<Org> {
         let _g = self.inner.global.lock().expect("global lock");
         let counter_key = keys::global_key(global::COUNTER, b"org");
         let last = self.inner.kv.get(&counter_key)?.and_then(|v| keys::read_u64(&v)).unwrap_or(0);
         org.num = last + 1;
+        let docs = docs(org.num);
         let org_ref = &org;
         self.inner
             .kv
@@ -593,7 +596,7 @@ fn write_one(tx: &TransactionalTree, org: u64, w: &ObjectWrite, at: Millis, seq:
             at,
             before: w.before.clone(),
             after: w.after.clone(),
-            changed: Object::changed_paths(w.before.as_ref(), w.after.as_ref()),
+            changed: w.changed.clone(),
             depth: w.depth,
         };
         tx.insert(keys::org_num_key(org, okind::LOG, *seq), codec::encode(&rec))?;
@@ -679,7 +682,7 @@ mod tests {
     }
 
     fn create(o: Object) -> ObjectWrite {
-        ObjectWrite { before: None, after: Some(o), log: true, depth: 0 }
+        ObjectWrite { before: None, after: Some(o), log: true, depth: 0, changed: vec![] }
     }
 
     fn temp_store() -> (tempfile::TempDir, Store) {
@@ -725,13 +728,13 @@ mod tests {
         let v1 = s.object(1, 1).unwrap().unwrap();
         let mut v2 = v1.clone();
         v2.rev = 2;
-        s.write_objects(1, &mut [ObjectWrite { before: Some(v1.clone()), after: Some(v2.clone()), log: true, depth: 0 }], 6)
+        s.write_objects(1, &mut [ObjectWrite { before: Some(v1.clone()), after: Some(v2.clone()), log: true, depth: 0, changed: vec![] }], 6)
             .unwrap();
         let err = s
-            .write_objects(1, &mut [ObjectWrite { before: Some(v1), after: None, log: true, depth: 0 }], 7)
+            .write_objects(1, &mut [ObjectWrite { before: Some(v1), after: None, log: true, depth: 0, changed: vec![] }], 7)
             .unwrap_err();
         assert!(matches!(err, StorageError::Stale));
-        s.write_objects(1, &mut [ObjectWrite { before: Some(v2), after: None, log: true, depth: 0 }], 7).unwrap();
+        s.write_objects(1, &mut [ObjectWrite { before: Some(v2), after: None, log: true, depth: 0, changed: vec![] }], 7).unwrap();
         assert_eq!(s.num_by_email(1, "a@x.io").unwrap(), None);
         assert_eq!(s.num_by_id(1, "a").unwrap(), None);
         assert_eq!(s.klass_count(1, "customer").unwrap(), 0);

@@ -1,0 +1,353 @@
+//! The indexer of one org: tails the change log from the index's commit payload, applies records
+//! in batches, commits with the last applied sequence as payload, reloads the reader and publishes
+//! the indexed watermark. A write asked with `refresh=wait_for` marks itself urgent so the next
+//! commit happens at once; otherwise commits happen at most every `commitIntervalMs`.
+//!
+//! On start it replays whatever the index missed; when the log no longer reaches back that far
+//! (the index directory was lost), it rebuilds the index from the store.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Notify};
+
+use super::error::{Result, ServiceError};
+use super::App;
+use crate::index::{mapper, IndexOp, OrgIndex};
+use crate::model::{ChangeRecord, Org, OrgSchema};
+
+/// Change-log consumers whose cursors bound log trimming.
+pub const LOG_CONSUMERS: &[&str] = &["index", "automation"];
+
+/// Handle on an org's indexer.
+#[derive(Clone)]
+pub struct IndexerHandle {
+    notify: Arc<Notify>,
+    watermark: watch::Receiver<u64>,
+    urgent: Arc<AtomicUsize>,
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
+impl IndexerHandle {
+    /// Tells the indexer the log has grown.
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// The sequence number the index has committed.
+    pub fn indexed(&self) -> u64 {
+        *self.watermark.borrow()
+    }
+
+    /// The last indexing error, if the indexer is failing.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().expect("error lock").clone()
+    }
+
+    /// Waits until the index has committed `seq` (read-your-writes).
+    ///
+    /// # Errors
+    /// 503 when the index does not catch up within `timeout`.
+    pub async fn wait_for(&self, seq: u64, timeout: Duration) -> Result<()> {
+        if self.indexed() >= seq {
+            return Ok(());
+        }
+        self.urgent.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_one();
+        let mut rx = self.watermark.clone();
+        let r = tokio::time::timeout(timeout, rx.wait_for(|w| *w >= seq)).await;
+        self.urgent.fetch_sub(1, Ordering::SeqCst);
+        match r {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(ServiceError::Unavailable(format!(
+                "the write is stored but not yet searchable{}",
+                self.last_error().map(|e| format!(" (indexer: {e})")).unwrap_or_default()
+            ))),
+        }
+    }
+}
+
+/// Starts the indexer task of an org.
+pub(crate) fn spawn(app: App, org: Org, index: Arc<OrgIndex>, shutdown: watch::Receiver<bool>) -> (IndexerHandle, tokio::task::JoinHandle<()>) {
+    let (wm_tx, wm_rx) = watch::channel(index.committed_seq());
+    let handle = IndexerHandle {
+        notify: Arc::new(Notify::new()),
+        watermark: wm_rx,
+        urgent: Arc::new(AtomicUsize::new(0)),
+        last_error: Arc::new(Mutex::new(None)),
+    };
+    let h = handle.clone();
+    let task = tokio::spawn(async move {
+        run(app, org, index, h, wm_tx, shutdown).await;
+    });
+    (handle, task)
+}
+
+async fn run(app: App, org: Org, index: Arc<OrgIndex>, h: IndexerHandle, wm: watch::Sender<u64>, mut shutdown: watch::Receiver<bool>) {
+    let settings = app.options().index.clone();
+    let interval = Duration::from_millis(settings.commit_interval_ms);
+    let idle = Duration::from_secs(settings.idle_close_secs);
+    let mut applied = index.committed_seq();
+    match recover(&app, &org, &index).await {
+        Ok(seq) => applied = seq,
+        Err(e) => {
+            tracing::error!(org = %org.id, error = %e, "index recovery failed");
+            *h.last_error.lock().expect("error lock") = Some(e.to_string());
+        }
+    }
+    wm.send_replace(applied);
+    let mut dirty_since: Option<Instant> = None;
+    let mut last_activity = Instant::now();
+    loop {
+        let stopping = *shutdown.borrow();
+        let (app2, org2, index2, from) = (app.clone(), org.clone(), index.clone(), applied);
+        let batch = settings.batch_max_ops;
+        let n = match blocking(move || apply_batch(&app2, &org2, &index2, from, batch)).await {
+            Ok((new_applied, n)) => {
+                if n > 0 {
+                    applied = new_applied;
+                    dirty_since.get_or_insert_with(Instant::now);
+                    last_activity = Instant::now();
+                }
+                n
+            }
+            Err(e) => {
+                fail(&h, &org, &e.to_string()).await;
+                continue;
+            }
+        };
+        let more = n >= batch;
+        if let Some(since) = dirty_since {
+            // Commit when the interval is up, when stopping, or at once for a waiting writer
+            // as soon as the log is drained.
+            let urgent = h.urgent.load(Ordering::SeqCst) > 0;
+            if since.elapsed() >= interval || stopping || (urgent && !more) {
+                let (app2, org2, index2, seq) = (app.clone(), org.clone(), index.clone(), applied);
+                match blocking(move || commit(&app2, &org2, &index2, seq)).await {
+                    Ok(()) => {
+                        dirty_since = None;
+                        *h.last_error.lock().expect("error lock") = None;
+                        wm.send_replace(seq);
+                    }
+                    Err(e) => {
+                        fail(&h, &org, &e.to_string()).await;
+                        continue;
+                    }
+                }
+            }
+        }
+        if more {
+            continue;
+        }
+        if stopping {
+            let index2 = index.clone();
+            if let Err(e) = blocking(move || Ok(index2.close_writer()?)).await {
+                tracing::error!(org = %org.id, error = %e, "closing the index writer failed");
+            }
+            return;
+        }
+        let sleep_for = match dirty_since {
+            Some(since) => interval.saturating_sub(since.elapsed()),
+            None => idle,
+        };
+        tokio::select! {
+            _ = h.notify.notified() => {}
+            _ = tokio::time::sleep(sleep_for) => {
+                if dirty_since.is_none() && last_activity.elapsed() >= idle {
+                    let index2 = index.clone();
+                    let _ = blocking(move || Ok(index2.close_writer_if_idle(idle)?)).await;
+                }
+            }
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Runs blocking work (tantivy, sled scans) off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+async fn fail(h: &IndexerHandle, org: &Org, e: &str) {
+    tracing::error!(org = %org.id, error = %e, "indexing failed; retrying");
+    *h.last_error.lock().expect("error lock") = Some(e.to_string());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Replays or rebuilds so the index can tail the log; returns the sequence it covers.
+async fn recover(app: &App, org: &Org, index: &Arc<OrgIndex>) -> Result<u64> {
+    let committed = index.committed_seq();
+    let store = app.store();
+    let last = store.last_seq(org.num)?;
+    let first = store.first_seq(org.num)?;
+    let log_gap = first > committed + 1 && last > committed;
+    let ahead = committed > last;
+    let empty_index = committed == 0 && index.searcher().num_docs() == 0 && store.scan_objects(org.num).next().is_some();
+    if log_gap || ahead || empty_index {
+        tracing::warn!(org = %org.id, committed, first, last, "index cannot replay from the log; rebuilding from the store");
+        let (app2, org2, index2) = (app.clone(), org.clone(), index.clone());
+        return blocking(move || rebuild(&app2, &org2, &index2, &mut |_, _| {})).await;
+    }
+    Ok(committed)
+}
+
+fn apply_batch(app: &App, org: &Org, index: &OrgIndex, from: u64, max: usize) -> Result<(u64, usize)> {
+    let records = app.store().log_after(org.num, from, max)?;
+    let Some(last) = records.last().map(|r| r.seq) else {
+        return Ok((from, 0));
+    };
+    let schema = app.runtime(org)?.schema();
+    let ops = records.iter().filter_map(|r| to_op(index, &schema, r)).collect();
+    index.apply(ops)?;
+    Ok((last, records.len()))
+}
+
+/// The index operation of a change record.
+pub fn to_op(index: &OrgIndex, schema: &OrgSchema, r: &ChangeRecord) -> Option<IndexOp> {
+    match &r.after {
+        Some(obj) => match schema.klass(&obj.klass) {
+            Some(k) => Some(IndexOp::Upsert { num: obj.num, doc: mapper::to_document(index.schema(), k, obj) }),
+            None => {
+                tracing::warn!(klass = %obj.klass, id = %obj.id, "object of an unknown klass is not indexed");
+                Some(IndexOp::Delete { num: r.num })
+            }
+        },
+        None => Some(IndexOp::Delete { num: r.num }),
+    }
+}
+
+fn commit(app: &App, org: &Org, index: &OrgIndex, seq: u64) -> Result<()> {
+    index.commit(seq)?;
+    let store = app.store();
+    store.set_cursor(org.num, "index", seq)?;
+    trim(app, org)?;
+    Ok(())
+}
+
+/// Drops change records every consumer has processed.
+pub(crate) fn trim(app: &App, org: &Org) -> Result<()> {
+    let store = app.store();
+    let mut upto = u64::MAX;
+    for c in LOG_CONSUMERS {
+        upto = upto.min(store.cursor(org.num, c)?);
+    }
+    if upto > 0 && upto != u64::MAX {
+        store.trim_log(org.num, upto)?;
+    }
+    Ok(())
+}
+
+/// Rebuilds an org's index from the store, reporting (done, total) as it goes. Returns the
+/// sequence the rebuilt index covers.
+pub fn rebuild(app: &App, org: &Org, index: &OrgIndex, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
+    let store = app.store();
+    let seq = store.last_seq(org.num)?;
+    let schema = app.runtime(org)?.schema();
+    let total: u64 = schema.klasses.keys().map(|k| store.klass_count(org.num, k).unwrap_or(0)).sum();
+    index.set_bulk(true)?;
+    index.delete_all()?;
+    let mut done = 0u64;
+    let mut ops = Vec::with_capacity(10_000);
+    for obj in store.scan_objects(org.num) {
+        let obj = obj?;
+        if let Some(k) = schema.klass(&obj.klass) {
+            ops.push(IndexOp::Add { doc: mapper::to_document(index.schema(), k, &obj) });
+        }
+        done += 1;
+        if ops.len() == 10_000 {
+            index.apply(std::mem::take(&mut ops))?;
+            progress(done, total);
+        }
+    }
+    index.apply(ops)?;
+    progress(done, total);
+    index.commit(seq)?;
+    index.close_writer()?;
+    index.set_bulk(false)?;
+    store.set_cursor(org.num, "index", seq)?;
+    Ok(seq)
+}
+
+/// What `verify` found.
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// Objects in the store.
+    pub store_objects: u64,
+    /// Documents in the index.
+    pub index_docs: u64,
+    /// Ids stored but not indexed (first 100).
+    pub missing: Vec<String>,
+    /// Nums indexed but not stored (first 100).
+    pub extra: Vec<u64>,
+    /// Ids indexed with another updatedAt than stored (first 100).
+    pub stale: Vec<String>,
+    /// Totals of the three kinds.
+    pub counts: (u64, u64, u64),
+}
+
+impl VerifyReport {
+    /// Index and store agree.
+    pub fn ok(&self) -> bool {
+        self.counts == (0, 0, 0)
+    }
+
+    /// The report as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "ok": self.ok(), "storeObjects": self.store_objects, "indexDocuments": self.index_docs,
+            "missingFromIndex": {"count": self.counts.0, "ids": self.missing},
+            "notInStore": {"count": self.counts.1, "nums": self.extra},
+            "stale": {"count": self.counts.2, "ids": self.stale},
+        })
+    }
+}
+
+impl App {
+    /// Waits for the index to catch up with the log, then compares it with the store.
+    pub async fn verify(&self, rt: &super::OrgRuntime) -> Result<VerifyReport> {
+        let last = self.store().last_seq(rt.org.num)?;
+        rt.indexer.wait_for(last, Duration::from_secs(600)).await?;
+        let app = self.clone();
+        let snap = self.snapshot(rt);
+        let org = rt.org.num;
+        blocking(move || {
+            let indexed = snap.inventory()?;
+            let mut r = VerifyReport { index_docs: indexed.len() as u64, ..Default::default() };
+            let mut i = 0usize;
+            for obj in app.store().scan_objects(org) {
+                let obj = obj?;
+                r.store_objects += 1;
+                while i < indexed.len() && indexed[i].0 < obj.num {
+                    r.counts.1 += 1;
+                    if r.extra.len() < 100 {
+                        r.extra.push(indexed[i].0);
+                    }
+                    i += 1;
+                }
+                if i < indexed.len() && indexed[i].0 == obj.num {
+                    if indexed[i].1 != obj.updated_at {
+                        r.counts.2 += 1;
+                        if r.stale.len() < 100 {
+                            r.stale.push(obj.id.clone());
+                        }
+                    }
+                    i += 1;
+                } else {
+                    r.counts.0 += 1;
+                    if r.missing.len() < 100 {
+                        r.missing.push(obj.id.clone());
+                    }
+                }
+            }
+            for (n, _) in &indexed[i..] {
+                r.counts.1 += 1;
+                if r.extra.len() < 100 {
+                    r.extra.push(*n);
+                }
+            }
+            Ok(r)
+        })
+        .await
+    }
+}

@@ -1,0 +1,328 @@
+//! Use cases, scoped by org, and the background tasks that keep derived state up to date.
+//!
+//! A write goes: validate against the klass -> store (object, lookups, change record in one
+//! transaction) -> wait for a group fsync -> wake the org's indexer; with `refresh=wait_for` it
+//! also waits until the index has committed past the write's sequence number. Reads run queries
+//! on the org's index in `spawn_blocking` and fetch the objects from the store.
+//!
+//! Never imports axum, sled or tantivy.
+
+pub mod auth;
+pub mod directory;
+pub mod error;
+pub mod indexing;
+pub mod input;
+pub mod objects;
+pub mod schema;
+pub mod search;
+pub mod standard;
+pub mod timeline;
+pub mod saved;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::watch;
+
+pub use auth::{Action, Caller};
+pub use error::{Result, ServiceError};
+pub use standard::StandardKlasses;
+
+use crate::error::{ErrorKind, Problem};
+use crate::index::{IndexSettings, OrgIndex};
+use crate::model::time::Millis;
+use crate::model::{ApiKey, Org, OrgSchema, Role, User};
+use crate::storage::{Collection, Expect, Op, Store, StoreOptions};
+use indexing::IndexerHandle;
+
+/// The source of "now" (tests may pin it).
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the epoch.
+    fn now(&self) -> Millis;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Millis {
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        d.as_millis() as Millis
+    }
+}
+
+/// What the service needs to start.
+#[derive(Clone)]
+pub struct AppOptions {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// The first admin key (first start only).
+    pub admin_key: Option<String>,
+    /// Index settings.
+    pub index: IndexSettings,
+    /// Standard klasses.
+    pub standard: StandardKlasses,
+    /// Store options.
+    pub store: StoreOptions,
+    /// Hosts `http.request` may reach.
+    pub http_allow: Vec<String>,
+    /// Email hook domain.
+    pub smtp_domain: String,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Print a generated admin key to stderr on first start.
+    pub announce_admin_key: bool,
+}
+
+impl AppOptions {
+    /// Options with defaults for `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> AppOptions {
+        AppOptions {
+            data_dir: data_dir.into(),
+            admin_key: None,
+            index: IndexSettings::default(),
+            standard: StandardKlasses::load(None).expect("embedded klasses are valid"),
+            store: StoreOptions::default(),
+            http_allow: Vec::new(),
+            smtp_domain: "hooks.localhost".into(),
+            clock: Arc::new(SystemClock),
+            announce_admin_key: true,
+        }
+    }
+}
+
+/// One org's live state: its schema cache, index and indexer.
+pub struct OrgRuntime {
+    /// The org.
+    pub org: Org,
+    schema: RwLock<Arc<OrgSchema>>,
+    admin_write: Mutex<()>,
+    /// The org's index.
+    pub index: Arc<OrgIndex>,
+    /// The org's indexer.
+    pub indexer: IndexerHandle,
+}
+
+impl OrgRuntime {
+    /// The current schema.
+    pub fn schema(&self) -> Arc<OrgSchema> {
+        self.schema.read().expect("schema lock").clone()
+    }
+}
+
+struct Inner {
+    store: Store,
+    opts: AppOptions,
+    orgs: Mutex<HashMap<u64, Arc<OrgRuntime>>>,
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    platform_key: Option<String>,
+}
+
+/// The service: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+/// Id of the first org.
+pub const DEFAULT_ORG: &str = "default";
+const PLATFORM_KEY_META: &str = "platform_key_id";
+
+impl App {
+    /// Opens the data directory; on first start creates the `default` org, its admin user and
+    /// the first admin key (also the platform key), written to `DIR/admin-key` when generated.
+    ///
+    /// # Errors
+    /// The store cannot be opened (locked by another process, corrupt, permissions).
+    pub fn open(opts: AppOptions) -> Result<App> {
+        std::fs::create_dir_all(&opts.data_dir).map_err(|e| ServiceError::Internal(format!("data dir: {e}")))?;
+        let store = Store::open(&opts.data_dir.join("store"), &opts.store)?;
+        let (shutdown, _) = watch::channel(false);
+        let mut inner = Inner {
+            store,
+            opts,
+            orgs: Mutex::new(HashMap::new()),
+            shutdown,
+            tasks: Mutex::new(Vec::new()),
+            platform_key: None,
+        };
+        if inner.store.orgs()?.is_empty() {
+            bootstrap(&inner)?;
+        }
+        inner.platform_key = inner.store.meta(PLATFORM_KEY_META)?.map(|v| String::from_utf8_lossy(&v).into_owned());
+        Ok(App { inner: Arc::new(inner) })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Options the service was opened with.
+    pub fn options(&self) -> &AppOptions {
+        &self.inner.opts
+    }
+
+    /// Now, by the service clock.
+    pub fn now(&self) -> Millis {
+        self.inner.opts.clock.now()
+    }
+
+    /// Data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.opts.data_dir
+    }
+
+    /// Resolves an API key to its caller.
+    ///
+    /// # Errors
+    /// 401 when the key is unknown or revoked, or its user is gone.
+    pub fn authenticate(&self, secret: &str) -> Result<Caller> {
+        let unauthorized = || Problem::new(ErrorKind::Unauthorized, "unauthorized", "the API key is missing, unknown or revoked");
+        let key: ApiKey = self.inner.store.api_key(&auth::hash_key(secret))?.ok_or_else(unauthorized)?;
+        let org = self.inner.store.org(key.org)?.ok_or_else(unauthorized)?;
+        let user: User = self.inner.store.get_doc(org.num, Collection::User, &key.user)?.ok_or_else(unauthorized)?;
+        let platform = self.inner.platform_key.as_deref() == Some(key.id.as_str());
+        Ok(Caller { org, user, key_id: key.id, platform })
+    }
+
+    /// The live state of an org, opened on first use.
+    pub fn runtime(&self, org: &Org) -> Result<Arc<OrgRuntime>> {
+        if let Some(rt) = self.inner.orgs.lock().expect("orgs lock").get(&org.num) {
+            return Ok(rt.clone());
+        }
+        let schema = self.load_schema(org.num)?;
+        let index = Arc::new(OrgIndex::open(&self.index_dir(org.num), &self.inner.opts.index)?);
+        let mut orgs = self.inner.orgs.lock().expect("orgs lock");
+        if let Some(rt) = orgs.get(&org.num) {
+            return Ok(rt.clone());
+        }
+        let (indexer, task) = indexing::spawn(self.clone(), org.clone(), index.clone(), self.inner.shutdown.subscribe());
+        let rt = Arc::new(OrgRuntime {
+            org: org.clone(),
+            schema: RwLock::new(Arc::new(schema)),
+            admin_write: Mutex::new(()),
+            index,
+            indexer,
+        });
+        orgs.insert(org.num, rt.clone());
+        self.inner.tasks.lock().expect("tasks lock").push(task);
+        Ok(rt)
+    }
+
+    /// The runtime of an org by id or name (command line).
+    pub fn runtime_by_name(&self, id_or_name: &str) -> Result<Arc<OrgRuntime>> {
+        let org = self
+            .inner
+            .store
+            .org_by_id_or_name(id_or_name)?
+            .ok_or_else(|| ServiceError::from(Problem::not_found("org", id_or_name)))?;
+        self.runtime(&org)
+    }
+
+    fn index_dir(&self, org: u64) -> PathBuf {
+        self.inner.opts.data_dir.join("index").join(org.to_string())
+    }
+
+    fn load_schema(&self, org: u64) -> Result<OrgSchema> {
+        let klasses: Vec<crate::model::Klass> = self.inner.store.list_docs(org, Collection::Klass)?;
+        Ok(OrgSchema { klasses: klasses.into_iter().map(|k| (k.name.clone(), k)).collect() })
+    }
+
+    /// Reloads an org's schema cache from the store (after a schema change).
+    pub(crate) fn reload_schema(&self, rt: &OrgRuntime) -> Result<()> {
+        let schema = self.load_schema(rt.org.num)?;
+        *rt.schema.write().expect("schema lock") = Arc::new(schema);
+        Ok(())
+    }
+
+    /// Every org runtime opened so far.
+    pub fn open_runtimes(&self) -> Vec<Arc<OrgRuntime>> {
+        self.inner.orgs.lock().expect("orgs lock").values().cloned().collect()
+    }
+
+    /// Stops background tasks, commits every index and flushes the store.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+        let tasks: Vec<_> = std::mem::take(&mut *self.inner.tasks.lock().expect("tasks lock"));
+        for t in tasks {
+            let _ = t.await;
+        }
+        if let Err(e) = self.inner.store.flush() {
+            tracing::error!(error = %e, "store flush at shutdown failed");
+        }
+    }
+
+    /// Opens every org's runtime (so indexers catch up after a restart).
+    pub fn open_all(&self) -> Result<()> {
+        for org in self.inner.store.orgs()? {
+            self.runtime(&org)?;
+        }
+        Ok(())
+    }
+}
+
+fn bootstrap(inner: &Inner) -> Result<()> {
+    let now = inner.opts.clock.now();
+    let (secret, generated) = match &inner.opts.admin_key {
+        Some(k) => (k.clone(), false),
+        None => (auth::new_key_secret(), true),
+    };
+    let org = Org { num: 0, id: DEFAULT_ORG.into(), name: DEFAULT_ORG.into(), created_at: now };
+    let admin = User {
+        id: "admin".into(),
+        name: "Admin".into(),
+        email: "admin@localhost".into(),
+        role: Role::Admin,
+        teams: vec![],
+        created_at: now,
+        updated_at: now,
+    };
+    let key_id = format!("key_{}", auth::random_token(12));
+    inner.store.create_org(org, |num| org_seed_ops(&inner.opts.standard, &admin, &key_id, &secret, num, now))?;
+    inner.store.set_meta(PLATFORM_KEY_META, key_id.as_bytes())?;
+    if generated {
+        let path = inner.opts.data_dir.join("admin-key");
+        write_secret_file(&path, &secret).map_err(|e| ServiceError::Internal(format!("writing {}: {e}", path.display())))?;
+        if inner.opts.announce_admin_key {
+            eprintln!("kindred: first start; admin key (also written to {}): {secret}", path.display());
+        }
+    }
+    inner.store.flush()?;
+    tracing::info!(org = DEFAULT_ORG, "created the default org and its admin");
+    Ok(())
+}
+
+/// The documents a new org starts with: the standard klasses, its first admin and that admin's key.
+pub(crate) fn org_seed_ops(standard: &StandardKlasses, admin: &User, key_id: &str, secret: &str, org: u64, now: Millis) -> Vec<Op> {
+    let mut ops: Vec<Op> = standard
+        .klasses
+        .iter()
+        .map(|k| {
+            let mut k = k.clone();
+            k.created_at = now;
+            k.updated_at = now;
+            Op::put(Collection::Klass, k.name.clone(), &k, Expect::Any)
+        })
+        .collect();
+    ops.push(Op::put(Collection::User, admin.id.clone(), admin, Expect::Absent));
+    let key = ApiKey { id: key_id.to_string(), org, user: admin.id.clone(), hash: auth::hash_key(secret), created_at: now };
+    ops.push(directory::key_index_op(&admin.id, key_id, &key.hash));
+    ops.push(Op::PutApiKey(key));
+    ops
+}
+
+fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts.open(path)?;
+    writeln!(f, "{secret}")?;
+    f.sync_all()
+}

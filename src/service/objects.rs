@@ -1,0 +1,598 @@
+//! Objects: create, read, patch, replace, delete, upsert by externalId, lookups by externalId and
+//! email.
+//!
+//! Input is checked against the klass (types, enum values, bounds, references, directory ids,
+//! required attributes) and every problem is reported with its JSON pointer; nothing is written
+//! unless everything is valid. A write is acknowledged once the store has fsynced it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::auth::{Action, Caller};
+use super::error::{Result, ServiceError};
+use super::input::Body;
+use super::{App, OrgRuntime};
+use crate::error::Problem;
+use crate::model::ids::{check_id, new_id};
+use crate::model::klass::DirectoryKind;
+use crate::model::time::parse_time;
+use crate::model::{AttrType, Attribute, Cardinality, Klass, Object, OrgSchema, RelValue, Value as V};
+use crate::storage::{ObjectWrite, StorageError};
+
+/// How long a `refresh=wait_for` write waits for the index.
+pub const WAIT_FOR_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Options of a write.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOptions {
+    /// Answer only once the change is searchable.
+    pub refresh: bool,
+    /// `If-Match`: the revision the caller read.
+    pub if_match: Option<u64>,
+    /// Automation depth (0 for people and integrations).
+    pub depth: u8,
+}
+
+/// How a body applies to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A new object.
+    Create,
+    /// Merge into the current object (`custom` key by key; `null` removes).
+    Patch,
+    /// Replace every writable field; omitted ones are cleared.
+    Replace,
+}
+
+/// Why an object could not be built from a body.
+pub(crate) enum BuildError {
+    /// Problems to report.
+    Invalid(Vec<Problem>),
+    /// Undeclared custom attributes with a type suffix: declare them, then build again.
+    Declare(Vec<String>),
+    /// Something failed underneath.
+    Failed(ServiceError),
+}
+
+impl From<ServiceError> for BuildError {
+    fn from(e: ServiceError) -> Self {
+        BuildError::Failed(e)
+    }
+}
+
+impl From<crate::storage::StorageError> for BuildError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        BuildError::Failed(e.into())
+    }
+}
+
+const CORE_KEYS: [&str; 9] = ["id", "klass", "externalId", "custom", "relationships", "tags", "createdAt", "updatedAt", "rev"];
+const MAX_EXTERNAL_ID: usize = 255;
+const MAX_TAG: usize = 128;
+
+fn invalid(code: &'static str, title: impl Into<String>, pointer: impl Into<String>) -> Problem {
+    Problem::invalid(code, title).at(pointer)
+}
+
+impl App {
+    fn klass_for(&self, rt: &OrgRuntime, name: &str) -> Result<Klass> {
+        rt.schema().klass(name).cloned().ok_or_else(|| Problem::not_found("klass", name).into())
+    }
+
+    /// Loads an object of `klass` by id (404 when absent or of another klass).
+    pub(crate) fn load_object(&self, org: u64, klass: &str, id: &str) -> Result<Object> {
+        let not_found = || ServiceError::from(Problem::not_found(klass, id));
+        let num = self.store().num_by_id(org, id)?.ok_or_else(not_found)?;
+        let obj = self.store().object(org, num)?.ok_or_else(not_found)?;
+        if obj.klass != klass {
+            return Err(not_found());
+        }
+        Ok(obj)
+    }
+
+    /// Renders an object with its klass.
+    pub(crate) fn render(&self, schema: &OrgSchema, obj: &Object) -> Value {
+        obj.to_json(schema.klass(&obj.klass))
+    }
+
+    /// `GET /v1/objects/{klass}/{id}`.
+    pub fn get_object(&self, caller: &Caller, klass: &str, id: &str) -> Result<(Value, u64)> {
+        caller.require(Action::Read)?;
+        let rt = self.runtime(&caller.org)?;
+        let obj = self.load_object(caller.org.num, klass, id)?;
+        Ok((self.render(&rt.schema(), &obj), obj.rev))
+    }
+
+    /// `GET /v1/objects/{klass}/by-external-id/{externalId}`.
+    pub fn get_by_external_id(&self, caller: &Caller, klass: &str, ext: &str) -> Result<(Value, u64)> {
+        caller.require(Action::Read)?;
+        let rt = self.runtime(&caller.org)?;
+        self.klass_for(&rt, klass)?;
+        let num = self.store().num_by_external_id(caller.org.num, klass, ext)?.ok_or_else(|| Problem::not_found(klass, ext))?;
+        let obj = self.store().object(caller.org.num, num)?.ok_or_else(|| Problem::not_found(klass, ext))?;
+        Ok((self.render(&rt.schema(), &obj), obj.rev))
+    }
+
+    /// `GET /v1/objects/customer/by-email/{email}`.
+    pub fn get_customer_by_email(&self, caller: &Caller, email: &str) -> Result<(Value, u64)> {
+        caller.require(Action::Read)?;
+        let rt = self.runtime(&caller.org)?;
+        let num = self.store().num_by_email(caller.org.num, email)?.ok_or_else(|| Problem::not_found("customer", email))?;
+        let obj = self.store().object(caller.org.num, num)?.ok_or_else(|| Problem::not_found("customer", email))?;
+        Ok((self.render(&rt.schema(), &obj), obj.rev))
+    }
+
+    /// `POST /v1/objects/{klass}`.
+    pub async fn create_object(&self, caller: &Caller, klass: &str, body: &Value, opts: WriteOptions) -> Result<Value> {
+        caller.require(Action::WriteObjects)?;
+        let rt = self.runtime(&caller.org)?;
+        let obj = self.build_with_declarations(&rt, klass, body, None, Mode::Create)?;
+        let stored = self.write(&rt, None, Some(obj), opts).await?;
+        Ok(self.render(&rt.schema(), &stored))
+    }
+
+    /// `PATCH` (merge) or `PUT` (replace) `/v1/objects/{klass}/{id}`.
+    pub async fn update_object(&self, caller: &Caller, klass: &str, id: &str, body: &Value, mode: Mode, opts: WriteOptions) -> Result<Value> {
+        caller.require(Action::WriteObjects)?;
+        let rt = self.runtime(&caller.org)?;
+        for _ in 0..16 {
+            let current = self.load_object(caller.org.num, klass, id)?;
+            check_if_match(&current, opts.if_match)?;
+            let next = self.build_with_declarations(&rt, klass, body, Some(&current), mode)?;
+            match self.write(&rt, Some(current), Some(next), opts).await {
+                Err(ServiceError::Storage(StorageError::Stale)) if opts.if_match.is_none() => continue,
+                Err(e) => return Err(e),
+                Ok(stored) => return Ok(self.render(&rt.schema(), &stored)),
+            }
+        }
+        Err(ServiceError::Unavailable("the object is changing too often to update; retry".into()))
+    }
+
+    /// `DELETE /v1/objects/{klass}/{id}`. Objects that reference it keep the (now dangling) id.
+    pub async fn delete_object(&self, caller: &Caller, klass: &str, id: &str, opts: WriteOptions) -> Result<()> {
+        caller.require(Action::WriteObjects)?;
+        let rt = self.runtime(&caller.org)?;
+        for _ in 0..16 {
+            let current = self.load_object(caller.org.num, klass, id)?;
+            check_if_match(&current, opts.if_match)?;
+            match self.write(&rt, Some(current), None, opts).await {
+                Err(ServiceError::Storage(StorageError::Stale)) if opts.if_match.is_none() => continue,
+                other => return other.map(|_| ()),
+            }
+        }
+        Err(ServiceError::Unavailable("the object is changing too often to delete; retry".into()))
+    }
+
+    /// `PUT /v1/objects/{klass}/by-external-id/{externalId}`: creates the object with that
+    /// externalId, or merges the body into the existing one. Returns whether it created.
+    pub async fn upsert_by_external_id(&self, caller: &Caller, klass: &str, ext: &str, body: &Value, opts: WriteOptions) -> Result<(bool, Value)> {
+        caller.require(Action::WriteObjects)?;
+        let rt = self.runtime(&caller.org)?;
+        self.klass_for(&rt, klass)?;
+        if let Some(given) = body.get("externalId").and_then(Value::as_str) {
+            if given != ext {
+                return Err(invalid("immutable_field", "`externalId` differs from the one in the path", "/externalId").into());
+            }
+        }
+        for _ in 0..16 {
+            match self.store().num_by_external_id(caller.org.num, klass, ext)? {
+                Some(num) => {
+                    let current = self.store().object(caller.org.num, num)?.ok_or_else(|| Problem::not_found(klass, ext))?;
+                    check_if_match(&current, opts.if_match)?;
+                    let next = self.build_with_declarations(&rt, klass, body, Some(&current), Mode::Patch)?;
+                    match self.write(&rt, Some(current), Some(next), opts).await {
+                        Err(ServiceError::Storage(StorageError::Stale)) if opts.if_match.is_none() => continue,
+                        Err(e) => return Err(e),
+                        Ok(stored) => return Ok((false, self.render(&rt.schema(), &stored))),
+                    }
+                }
+                None => {
+                    let mut b = body.clone();
+                    if let Value::Object(m) = &mut b {
+                        m.insert("externalId".into(), Value::String(ext.to_string()));
+                    }
+                    let obj = self.build_with_declarations(&rt, klass, &b, None, Mode::Create)?;
+                    match self.write(&rt, None, Some(obj), opts).await {
+                        // Created concurrently by someone else: merge into theirs.
+                        Err(ServiceError::Storage(StorageError::Duplicate { what: "externalId", .. })) => continue,
+                        Err(e) => return Err(e),
+                        Ok(stored) => return Ok((true, self.render(&rt.schema(), &stored))),
+                    }
+                }
+            }
+        }
+        Err(ServiceError::Unavailable("the object is changing too often to upsert; retry".into()))
+    }
+
+    /// Builds an object, declaring Kustomer-suffix attributes first when the body uses new ones.
+    pub(crate) fn build_with_declarations(&self, rt: &OrgRuntime, klass: &str, body: &Value, base: Option<&Object>, mode: Mode) -> Result<Object> {
+        for _ in 0..3 {
+            let k = self.klass_for(rt, klass)?;
+            match self.build(rt.org.num, &k, body, base, mode) {
+                Ok(obj) => return Ok(obj),
+                Err(BuildError::Invalid(p)) => return Err(ServiceError::Rejected(p)),
+                Err(BuildError::Failed(e)) => return Err(e),
+                Err(BuildError::Declare(names)) => self.declare_suffix_attributes(rt, klass, &names)?,
+            }
+        }
+        Err(ServiceError::Internal("attribute declaration did not settle".into()))
+    }
+
+    /// Stores a write and waits for durability (and, when asked, for the index).
+    pub(crate) async fn write(&self, rt: &OrgRuntime, before: Option<Object>, after: Option<Object>, opts: WriteOptions) -> Result<Object> {
+        let now = self.now();
+        let schema = rt.schema();
+        let klass_name = after.as_ref().or(before.as_ref()).map(|o| o.klass.clone()).unwrap_or_default();
+        let changed = Object::changed_paths(before.as_ref(), after.as_ref(), schema.klass(&klass_name));
+        let result_obj = after.clone().or_else(|| before.clone()).expect("one side");
+        let mut w = [ObjectWrite { before, after, log: true, depth: opts.depth, changed }];
+        let out = self.store().write_objects(rt.org.num, &mut w, now)?;
+        self.store().durable().await?;
+        rt.indexer.wake();
+        if opts.refresh {
+            if let Some(seq) = out[0].seq {
+                rt.indexer.wait_for(seq, WAIT_FOR_TIMEOUT).await?;
+            }
+        }
+        let mut stored = w[0].after.take().unwrap_or(result_obj);
+        stored.num = out[0].num;
+        Ok(stored)
+    }
+
+    /// Checks `body` against the klass and produces the object to store.
+    pub(crate) fn build(&self, org: u64, k: &Klass, body: &Value, base: Option<&Object>, mode: Mode) -> std::result::Result<Object, BuildError> {
+        let b = Body::new(body).map_err(|p| BuildError::Invalid(vec![p]))?;
+        let now = self.now();
+        let mut problems: Vec<Problem> = Vec::new();
+        for key in b.map().keys() {
+            if !CORE_KEYS.contains(&key.as_str()) && k.standard_attribute(key).is_none() {
+                let hint = if AttrType::from_suffix(key).is_some() { " (custom attributes go under `custom`)" } else { "" };
+                problems.push(invalid("unknown_attribute", format!("`{key}` is not an attribute of `{}`{hint}", k.name), b.pointer(key)));
+            }
+        }
+        let mut obj = match (mode, base) {
+            (Mode::Create, _) => Object {
+                num: 0,
+                id: String::new(),
+                klass: k.name.clone(),
+                external_id: None,
+                fields: BTreeMap::new(),
+                custom: BTreeMap::new(),
+                relationships: BTreeMap::new(),
+                tags: Vec::new(),
+                created_at: now,
+                updated_at: now,
+                rev: 1,
+                links: BTreeMap::new(),
+            },
+            (Mode::Patch, Some(base)) => {
+                let mut o = base.clone();
+                o.rev += 1;
+                o.updated_at = now;
+                o
+            }
+            (Mode::Replace, Some(base)) => Object {
+                num: base.num,
+                id: base.id.clone(),
+                klass: k.name.clone(),
+                external_id: None,
+                fields: BTreeMap::new(),
+                custom: BTreeMap::new(),
+                relationships: BTreeMap::new(),
+                tags: Vec::new(),
+                created_at: base.created_at,
+                updated_at: now,
+                rev: base.rev + 1,
+                links: BTreeMap::new(),
+            },
+            (_, None) => return Err(BuildError::Failed(ServiceError::Internal("update without a base object".into()))),
+        };
+        // A patch keeps only values of attributes still declared.
+        obj.custom.retain(|key, _| k.attributes.iter().any(|a| !a.standard && &a.key == key));
+
+        // id, klass
+        match (mode, b.opt_str("id")) {
+            (_, Err(p)) => problems.push(p),
+            (Mode::Create, Ok(Some(id))) => match check_id(id) {
+                Ok(()) => obj.id = id.to_string(),
+                Err(e) => problems.push(invalid("invalid_id", e.to_string(), "/id")),
+            },
+            (Mode::Create, Ok(None)) => obj.id = new_id(),
+            (_, Ok(Some(id))) if id != obj.id => problems.push(invalid("immutable_field", "`id` cannot change", "/id")),
+            _ => {}
+        }
+        if let Ok(Some(kl)) = b.opt_str("klass") {
+            if kl != k.name {
+                problems.push(invalid("klass_mismatch", format!("`klass` is `{kl}` but the path names `{}`", k.name), "/klass"));
+            }
+        }
+        // externalId
+        if b.has("externalId") {
+            match b.get("externalId") {
+                None => obj.external_id = None,
+                Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_EXTERNAL_ID && !s.chars().any(char::is_control) => {
+                    obj.external_id = Some(s.clone())
+                }
+                Some(_) => problems.push(invalid(
+                    "invalid_field",
+                    format!("`externalId` must be a non-empty string of at most {MAX_EXTERNAL_ID} bytes"),
+                    "/externalId",
+                )),
+            }
+        }
+        // tags
+        if b.has("tags") {
+            match b.opt_str_list("tags") {
+                Ok(tags) => {
+                    let mut out: Vec<String> = Vec::new();
+                    for (i, t) in tags.unwrap_or_default().into_iter().enumerate() {
+                        let t = t.trim().to_string();
+                        if t.is_empty() || t.len() > MAX_TAG {
+                            problems.push(invalid("invalid_field", format!("a tag must be 1-{MAX_TAG} bytes"), format!("/tags/{i}")));
+                        } else if !out.contains(&t) {
+                            out.push(t);
+                        }
+                    }
+                    obj.tags = out;
+                }
+                Err(p) => problems.push(p),
+            }
+        }
+        // times
+        match b.opt_str("createdAt") {
+            Ok(Some(s)) => match parse_time(s, now) {
+                Ok(t) if mode == Mode::Create => obj.created_at = t,
+                Ok(t) if t == obj.created_at => {}
+                Ok(_) => problems.push(invalid("immutable_field", "`createdAt` cannot change", "/createdAt")),
+                Err(e) => problems.push(invalid("invalid_field", format!("`createdAt`: {e}"), "/createdAt")),
+            },
+            Ok(None) => {}
+            Err(p) => problems.push(p),
+        }
+        match b.opt_str("updatedAt") {
+            Ok(Some(s)) => match parse_time(s, now) {
+                Ok(t) => obj.updated_at = t,
+                Err(e) => problems.push(invalid("invalid_field", format!("`updatedAt`: {e}"), "/updatedAt")),
+            },
+            Ok(None) if mode == Mode::Create && b.get("createdAt").is_some() => obj.updated_at = obj.updated_at.max(obj.created_at),
+            Ok(None) => {}
+            Err(p) => problems.push(p),
+        }
+        // standard attributes
+        for a in k.attributes.iter().filter(|a| a.standard) {
+            if !b.has(&a.name) {
+                continue;
+            }
+            match b.get(&a.name) {
+                None => {
+                    obj.fields.remove(&a.name);
+                }
+                Some(v) => match a.coerce(v, now) {
+                    Ok(val) => {
+                        obj.fields.insert(a.name.clone(), val);
+                    }
+                    Err(m) => problems.push(invalid("invalid_attribute_value", m, b.pointer(&a.name))),
+                },
+            }
+        }
+        // custom attributes
+        let mut declare = Vec::new();
+        if b.has("custom") {
+            match b.get("custom") {
+                None => obj.custom.clear(),
+                Some(Value::Object(custom)) => {
+                    for (name, v) in custom {
+                        let p = format!("/custom/{}", crate::query::ast::escape_pointer(name));
+                        let Some(a) = k.custom_attribute(name) else {
+                            if AttrType::from_suffix(name).is_some() && crate::model::ids::check_name(name).is_ok() {
+                                declare.push(name.clone());
+                            } else {
+                                problems.push(invalid(
+                                    "unknown_attribute",
+                                    format!("`{name}` is not an attribute of `{}`; declare it, or name it with a type suffix (Str, Txt, Num, At, Bool, Url, Tree)", k.name),
+                                    p,
+                                ));
+                            }
+                            continue;
+                        };
+                        if v.is_null() {
+                            obj.custom.remove(&a.key);
+                            continue;
+                        }
+                        match a.coerce(v, now) {
+                            Ok(val) => {
+                                obj.custom.insert(a.key.clone(), val);
+                            }
+                            Err(m) => problems.push(invalid("invalid_attribute_value", m, p)),
+                        }
+                    }
+                }
+                Some(_) => problems.push(invalid("invalid_field", "`custom` must be an object", "/custom")),
+            }
+        }
+        if !declare.is_empty() && problems.is_empty() {
+            return Err(BuildError::Declare(declare));
+        }
+        // relationships
+        if b.has("relationships") {
+            match b.get("relationships") {
+                None => obj.relationships.clear(),
+                Some(Value::Object(rels)) => {
+                    for (name, v) in rels {
+                        let p = format!("/relationships/{}", crate::query::ast::escape_pointer(name));
+                        let Some(r) = k.relationship(name) else {
+                            problems.push(invalid("unknown_relationship", format!("`{name}` is not a relationship of `{}`", k.name), p));
+                            continue;
+                        };
+                        match (v, r.cardinality) {
+                            (Value::Null, _) => {
+                                obj.relationships.remove(name);
+                            }
+                            (Value::String(id), Cardinality::One) => {
+                                obj.relationships.insert(name.clone(), RelValue::One(id.clone()));
+                            }
+                            (Value::String(id), Cardinality::Many) => {
+                                obj.relationships.insert(name.clone(), RelValue::Many(vec![id.clone()]));
+                            }
+                            (Value::Array(items), Cardinality::Many) if items.iter().all(Value::is_string) => {
+                                let mut ids: Vec<String> = Vec::new();
+                                for i in items.iter().filter_map(Value::as_str) {
+                                    if !ids.iter().any(|x| x == i) {
+                                        ids.push(i.to_string());
+                                    }
+                                }
+                                obj.relationships.insert(name.clone(), RelValue::Many(ids));
+                            }
+                            (_, Cardinality::One) => problems.push(invalid("invalid_relationship", format!("`{name}` takes one id"), p)),
+                            (_, Cardinality::Many) => problems.push(invalid("invalid_relationship", format!("`{name}` takes a list of ids"), p)),
+                        }
+                    }
+                }
+                Some(_) => problems.push(invalid("invalid_field", "`relationships` must be an object", "/relationships")),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(BuildError::Invalid(problems));
+        }
+        // defaults (creates and replacements)
+        if mode != Mode::Patch {
+            for a in k.attributes.iter().filter(|a| a.standard && a.default.is_some()) {
+                if !obj.fields.contains_key(&a.name) {
+                    if let Ok(v) = a.coerce(a.default.as_ref().expect("filtered"), now) {
+                        obj.fields.insert(a.name.clone(), v);
+                    }
+                }
+            }
+        }
+        self.inherit_customer(org, k, &mut obj)?;
+        for a in k.attributes.iter().filter(|a| a.required) {
+            if obj.attr(&a.key, a.standard).is_none_or(|v| !v.is_set()) {
+                let p = if a.standard { format!("/{}", a.name) } else { format!("/custom/{}", a.name) };
+                problems.push(invalid("missing_attribute", format!("`{}` is required", a.name), p));
+            }
+        }
+        self.resolve_links(org, k, &mut obj, base, &mut problems)?;
+        if !problems.is_empty() {
+            return Err(BuildError::Invalid(problems));
+        }
+        Ok(obj)
+    }
+
+    /// A message or note without a customer takes its conversation's.
+    fn inherit_customer(&self, org: u64, k: &Klass, obj: &mut Object) -> std::result::Result<(), BuildError> {
+        if !matches!(k.name.as_str(), "message" | "note") || obj.fields.contains_key("customer") {
+            return Ok(());
+        }
+        let Some(conv_id) = obj.reference("conversation").map(str::to_string) else { return Ok(()) };
+        if let Some(num) = self.store().num_by_id(org, &conv_id)? {
+            if let Some(conv) = self.store().object(org, num)? {
+                if conv.klass == "conversation" {
+                    if let Some(c) = conv.fields.get("customer") {
+                        obj.fields.insert("customer".into(), c.clone());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves references and relationships to nums (only the changed ones are looked up again,
+    /// so a dangling reference does not block unrelated updates) and checks directory ids.
+    fn resolve_links(&self, org: u64, k: &Klass, obj: &mut Object, base: Option<&Object>, problems: &mut Vec<Problem>) -> std::result::Result<(), BuildError> {
+        let mut links = BTreeMap::new();
+        for a in &k.attributes {
+            let Some(v) = obj.attr(&a.key, a.standard) else { continue };
+            let p = if a.standard { format!("/{}", a.name) } else { format!("/custom/{}", a.name) };
+            if a.ty == AttrType::Reference {
+                let unchanged = base.and_then(|b| b.attr(&a.key, a.standard)) == Some(v);
+                if unchanged {
+                    if let Some(nums) = base.and_then(|b| b.links.get(&a.key)) {
+                        links.insert(a.key.clone(), nums.clone());
+                        continue;
+                    }
+                }
+                let target = a.target.as_deref().unwrap_or_default();
+                let mut nums = Vec::new();
+                for e in v.elements().iter().filter_map(V::as_str).filter(|s| !s.is_empty()) {
+                    match self.lookup_num(org, e, target)? {
+                        Some(n) => nums.push(n),
+                        None => problems.push(invalid(
+                            "invalid_reference",
+                            format!("`{}` must name an existing {target} (`{e}` does not exist)", a.name),
+                            p.clone(),
+                        )),
+                    }
+                }
+                if !nums.is_empty() {
+                    links.insert(a.key.clone(), nums);
+                }
+            }
+            if let Some(dir) = a.directory {
+                check_directory(self, org, a, v, dir, &p, problems)?;
+            }
+        }
+        for r in &k.relationships {
+            let Some(v) = obj.relationships.get(&r.name) else { continue };
+            let unchanged = base.and_then(|b| b.relationships.get(&r.name)) == Some(v);
+            if unchanged {
+                if let Some(nums) = base.and_then(|b| b.links.get(&r.key)) {
+                    links.insert(r.key.clone(), nums.clone());
+                    continue;
+                }
+            }
+            let mut nums = Vec::new();
+            for id in v.ids() {
+                match self.lookup_num(org, id, &r.klass)? {
+                    Some(n) => nums.push(n),
+                    None => problems.push(invalid(
+                        "invalid_reference",
+                        format!("relationship `{}` must name an existing {} (`{id}` does not exist)", r.name, r.klass),
+                        format!("/relationships/{}", r.name),
+                    )),
+                }
+            }
+            if !nums.is_empty() {
+                links.insert(r.key.clone(), nums);
+            }
+        }
+        obj.links = links;
+        Ok(())
+    }
+
+    /// The num of an object of `klass` by id.
+    pub(crate) fn lookup_num(&self, org: u64, id: &str, klass: &str) -> crate::storage::Result<Option<u64>> {
+        let Some(num) = self.store().num_by_id(org, id)? else { return Ok(None) };
+        Ok(self.store().object(org, num)?.filter(|o| o.klass == klass).map(|o| o.num))
+    }
+}
+
+fn check_directory(app: &App, org: u64, a: &Attribute, v: &V, dir: DirectoryKind, p: &str, problems: &mut Vec<Problem>) -> std::result::Result<(), BuildError> {
+    for e in v.elements().iter().filter_map(V::as_str).filter(|s| !s.is_empty()) {
+        let team = dir == DirectoryKind::Team;
+        if !app.directory_has(org, team, e)? {
+            let what = if team { "team" } else { "user" };
+            problems.push(invalid("invalid_reference", format!("`{}` must name an existing {what} (`{e}` does not exist)", a.name), p));
+        }
+    }
+    Ok(())
+}
+
+fn check_if_match(current: &Object, if_match: Option<u64>) -> Result<()> {
+    match if_match {
+        Some(rev) if rev != current.rev => Err(Problem::new(
+            crate::error::ErrorKind::PreconditionFailed,
+            "precondition_failed",
+            format!("`If-Match` is \"{rev}\" but the object is at revision {}", current.rev),
+        )
+        .header("If-Match")
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Parses an `If-Match` header value (`"3"`, `3`, `W/"3"`).
+pub fn parse_if_match(v: &str) -> Option<u64> {
+    v.trim().trim_start_matches("W/").trim_matches('"').parse().ok()
+}

@@ -1,0 +1,113 @@
+//! Timelines: every object linked to a customer (or to a company and its customers), newest
+//! `createdAt` first, ties by id descending, across klasses, with cursor pagination.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::auth::{Action, Caller};
+use super::error::Result;
+use super::indexing::blocking;
+use super::search::{decode_cursor, encode_cursor, page_size, resolve_now};
+use super::App;
+use crate::error::Problem;
+use crate::index::collect::{SortKey, SortSource};
+use crate::index::schema;
+use crate::query::ast::{BodyKind, SearchRequest};
+use crate::query::filter::{Filter, Pred, Scalar, Target};
+use crate::query::validate::Validator;
+
+fn timeline_keys() -> Vec<SortKey> {
+    vec![SortKey { source: SortSource::I64(schema::CREATED.into()), desc: true }]
+}
+
+impl App {
+    /// `GET /v1/objects/{customer|company}/{id}/timeline?klasses=&pageSize=&cursor=`.
+    pub async fn timeline_get(&self, caller: &Caller, klass: &str, id: &str, q: &HashMap<String, String>) -> Result<Value> {
+        let mut req = SearchRequest::default();
+        if let Some(k) = q.get("klasses") {
+            req.klasses = Some(k.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
+        }
+        if let Some(ps) = q.get("pageSize") {
+            req.page_size = Some(ps.parse().map_err(|_| Problem::bad_request("invalid_page_size", "`pageSize` must be between 1 and 1000").param("pageSize"))?);
+        }
+        req.cursor = q.get("cursor").cloned().filter(|c| !c.is_empty());
+        self.timeline(caller, klass, id, req, true).await
+    }
+
+    /// `POST /v1/objects/{customer|company}/{id}/timeline` with filters in the body.
+    pub async fn timeline_post(&self, caller: &Caller, klass: &str, id: &str, body: &Value) -> Result<Value> {
+        let req = SearchRequest::parse_as(body, BodyKind::Timeline)?;
+        self.timeline(caller, klass, id, req, false).await
+    }
+
+    async fn timeline(&self, caller: &Caller, klass: &str, id: &str, req: SearchRequest, from_query: bool) -> Result<Value> {
+        caller.require(Action::Read)?;
+        if klass != "customer" && klass != "company" {
+            return Err(Problem::not_found("timeline of klass", klass).into());
+        }
+        let rt = self.runtime(&caller.org)?;
+        let schema = rt.schema();
+        let owner = self.load_object(caller.org.num, klass, id)?;
+        let klasses = req.klasses.clone().unwrap_or_default();
+        for (i, k) in klasses.iter().enumerate() {
+            if schema.klass(k).is_none() {
+                let p = Problem::bad_request("unknown_klass", format!("klass `{k}` does not exist"));
+                return Err(if from_query { p.param("klasses") } else { p.at(format!("/klasses/{i}")) }.into());
+            }
+        }
+        let now = resolve_now(self, req.now.as_deref(), "/now")?;
+        let filter = Validator::new(&schema, now).timeline_filter(&req)?;
+        let size = page_size(req.page_size, from_query)?;
+        let keys = timeline_keys();
+        let after = match &req.cursor {
+            Some(c) => Some(decode_cursor(&keys, c, if from_query { "cursor" } else { "/cursor" })?),
+            None => None,
+        };
+        let app = self.clone();
+        let klass = klass.to_string();
+        blocking(move || {
+            let snap = app.snapshot(&rt);
+            let (customers, company) = if klass == "customer" {
+                (vec![owner.num], None)
+            } else {
+                let of_company = Filter::Cond { target: Target::Id, pred: Pred::Set };
+                let _ = of_company;
+                let customers = snap
+                    .compile("customer", &company_filter(&owner.id))?
+                    .nums(&snap)?;
+                (customers, Some(owner.num))
+            };
+            let compiled = snap.compile_linked(&customers, company, &klasses, &filter)?;
+            let (total, mut hits) = compiled.top(&snap, keys.clone(), size + 1, after)?;
+            let next = if hits.len() > size {
+                hits.truncate(size);
+                hits.last().map(|h| encode_cursor(&keys, &h.position))
+            } else {
+                None
+            };
+            let mut data = Vec::with_capacity(hits.len());
+            for h in &hits {
+                if let Some(obj) = app.store().object(rt.org.num, h.num)? {
+                    data.push(app.render(&schema, &obj));
+                }
+            }
+            Ok(serde_json::json!({"data": data, "total": total, "nextCursor": next}))
+        })
+        .await
+    }
+}
+
+/// Customers whose `company` is the given id.
+fn company_filter(company_id: &str) -> Filter {
+    Filter::Cond {
+        target: Target::Attr(crate::query::filter::AttrRef {
+            name: "company".into(),
+            key: "company".into(),
+            ty: crate::model::AttrType::Reference,
+            list: false,
+            standard: true,
+        }),
+        pred: Pred::Eq(vec![Scalar::Str(company_id.to_string())]),
+    }
+}
