@@ -1,0 +1,1 @@
+//! Integration tests: directory (being written).
