@@ -13,6 +13,7 @@ pub mod klasses;
 pub mod metrics;
 pub mod objects;
 pub mod openapi;
+pub mod saved;
 pub mod search;
 pub mod system;
 
@@ -74,6 +75,7 @@ pub fn router(app: App, opts: ApiOptions) -> Router {
         .merge(klasses::routes())
         .merge(objects::routes())
         .merge(search::routes())
+        .merge(saved::routes())
         .layer(DefaultBodyLimit::max(opts.body_limit));
     Router::new()
         .merge(system::routes())

@@ -7,6 +7,7 @@ pub mod directory;
 pub mod ids;
 pub mod klass;
 pub mod object;
+pub mod saved;
 pub mod schema;
 pub mod time;
 pub mod value;

@@ -48,6 +48,26 @@ impl Snapshot {
         self.searcher.num_docs()
     }
 
+    /// Nums of the objects of `klass` whose link `key` holds `num` (the children of one object).
+    pub fn linked_to(&self, klass: &str, key: &str, num: u64) -> Result<Vec<u64>> {
+        let link_term = match LinkColumn::of(key) {
+            LinkColumn::Customer => Term::from_field_u64(self.schema.customer, num),
+            LinkColumn::Company => Term::from_field_u64(self.schema.company, num),
+            LinkColumn::Json(k) => {
+                let mut t = Term::from_field_json_path(self.schema.links, &k, false);
+                t.append_type_and_fast_value(num as i64);
+                t
+            }
+        };
+        let q = BooleanQuery::new(vec![
+            (Occur::Must, term_q(Term::from_field_text(self.schema.klass, klass))),
+            (Occur::Must, term_q(link_term)),
+        ]);
+        let mut v = self.searcher.search(&q, &Nums)?;
+        v.sort_unstable();
+        Ok(v)
+    }
+
     /// (num, updatedAt) of every live document, sorted by num.
     pub fn inventory(&self) -> Result<Vec<(u64, i64)>> {
         let mut v = self.searcher.search(&AllQuery, &crate::index::collect::Inventory)?;

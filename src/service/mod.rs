@@ -13,6 +13,7 @@ pub mod error;
 pub mod indexing;
 pub mod input;
 pub mod objects;
+pub mod reports;
 pub mod schema;
 pub mod search;
 pub mod standard;
