@@ -32,6 +32,22 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// The HTTP-like status number of a kind (used in bulk answers, which carry one per line).
+pub fn error_status(kind: ErrorKind) -> u16 {
+    match kind {
+        ErrorKind::BadRequest => 400,
+        ErrorKind::Unauthorized => 401,
+        ErrorKind::Forbidden => 403,
+        ErrorKind::NotFound => 404,
+        ErrorKind::Conflict => 409,
+        ErrorKind::PreconditionFailed => 412,
+        ErrorKind::PayloadTooLarge => 413,
+        ErrorKind::Unprocessable => 422,
+        ErrorKind::Unavailable => 503,
+        ErrorKind::Internal => 500,
+    }
+}
+
 /// Where in the request a problem lies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProblemSource {

@@ -32,3 +32,5 @@ pub mod query;
 pub mod service;
 pub mod storage;
 pub mod telemetry;
+
+pub use error::error_status;

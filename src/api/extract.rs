@@ -83,7 +83,7 @@ pub fn write_options(query: &std::collections::HashMap<String, String>, headers:
             }
         }
     };
-    Ok(WriteOptions { refresh: refresh(query)?, if_match, depth: 0 })
+    Ok(WriteOptions { refresh: refresh(query)?, if_match, ..WriteOptions::default() })
 }
 
 /// Reads an optional integer query parameter.

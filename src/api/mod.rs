@@ -6,6 +6,7 @@
 //!
 //! Handlers are thin: parse the request, call one service use case, shape the response.
 
+pub mod bulk;
 pub mod directory;
 pub mod error;
 pub mod extract;
@@ -76,11 +77,13 @@ pub fn router(app: App, opts: ApiOptions) -> Router {
         .merge(objects::routes())
         .merge(search::routes())
         .merge(saved::routes())
+        .merge(bulk::routes())
         .layer(DefaultBodyLimit::max(opts.body_limit));
     Router::new()
         .merge(system::routes())
         .merge(v1)
         .fallback(system::not_found)
+        .method_not_allowed_fallback(system::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(CatchPanicLayer::custom(system::panic_response))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, opts.timeout))

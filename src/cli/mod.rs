@@ -60,6 +60,30 @@ pub enum Command {
         #[arg(long = "http-allow", value_delimiter = ',')]
         http_allow: Vec<String>,
     },
+    /// Loads bulk NDJSON (or Kustomer's export shape) into an org (service stopped).
+    Import {
+        /// Data and configuration.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Org id or name.
+        #[arg(long, default_value = "default")]
+        org: String,
+        /// Files, or directories whose *.ndjson files import in name order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Writes an org as bulk NDJSON that `import` reads back (service stopped).
+    Export {
+        /// Data and configuration.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Org id or name.
+        #[arg(long, default_value = "default")]
+        org: String,
+        /// Output file (stdout by default).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Rebuilds an org's index from the store (service stopped).
     Reindex {
         /// Data and configuration.
@@ -145,6 +169,79 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             c.validate()?;
             crate::telemetry::init(c.log_format == "json");
             serve(c).await?;
+            Ok(0)
+        }
+        Command::Import { data, org, files } => {
+            crate::telemetry::init(false);
+            let c = load_config(&data)?;
+            let app = App::open(app_options(&c)?)?;
+            let rt = app.runtime_by_name(&org)?;
+            let files = crate::service::import::expand_inputs(&files)?;
+            let bar = progress_bar("import");
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes} {msg} eta {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            let started = std::time::Instant::now();
+            let (app2, org2, bar2) = (app.clone(), rt.org.clone(), bar.clone());
+            let summary = tokio::task::spawn_blocking(move || {
+                app2.import_files(&org2, &files, &mut |done, total, objects| {
+                    bar2.set_length(total);
+                    bar2.set_position(done);
+                    let rate = objects as f64 / started.elapsed().as_secs_f64().max(0.001);
+                    bar2.set_message(format!("{objects} objects, {rate:.0}/s"));
+                })
+            })
+            .await??;
+            bar.finish();
+            for (file, line) in &summary.resumed {
+                eprintln!("resumed {file} after line {line}");
+            }
+            eprintln!(
+                "imported {} lines in {:.1}s: {} created, {} updated, {} deleted, {} definitions, {} failed ({:.0} objects/s)",
+                summary.lines,
+                summary.seconds,
+                summary.created,
+                summary.updated,
+                summary.deleted,
+                summary.definitions,
+                summary.failed,
+                summary.objects() as f64 / summary.seconds.max(0.001)
+            );
+            for (field, n) in &summary.skipped {
+                eprintln!("skipped Kustomer field {field}: {n}");
+            }
+            for f in &summary.failures {
+                eprintln!("failed {f}");
+            }
+            if summary.failed as usize > summary.failures.len() {
+                eprintln!("... and {} more failures", summary.failed as usize - summary.failures.len());
+            }
+            app.shutdown().await;
+            Ok(if summary.failed == 0 { 0 } else { 1 })
+        }
+        Command::Export { data, org, out } => {
+            crate::telemetry::init(false);
+            let c = load_config(&data)?;
+            let app = App::open(app_options(&c)?)?;
+            let rt = app.runtime_by_name(&org)?;
+            let bar = progress_bar("export");
+            let (app2, org2, bar2) = (app.clone(), rt.org.clone(), bar.clone());
+            let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let mut w: Box<dyn std::io::Write> = match &out {
+                    Some(p) => Box::new(std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+                    None => Box::new(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock())),
+                };
+                Ok(app2.export_org(&org2, &mut w, &mut |done, total| {
+                    bar2.set_length(total);
+                    bar2.set_position(done);
+                })?)
+            })
+            .await??;
+            bar.finish();
+            eprintln!("exported {} definitions and {} objects", summary.definitions, summary.objects);
+            app.shutdown().await;
             Ok(0)
         }
         Command::Reindex { data, org } => {

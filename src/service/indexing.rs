@@ -184,10 +184,13 @@ async fn recover(app: &App, org: &Org, index: &Arc<OrgIndex>) -> Result<u64> {
     let log_gap = first > committed + 1 && last > committed;
     let ahead = committed > last;
     let empty_index = committed == 0 && index.searcher().num_docs() == 0 && store.scan_objects(org.num).next().is_some();
-    if log_gap || ahead || empty_index {
+    let dirty = super::import::index_dirty(app, org.num)?;
+    if log_gap || ahead || empty_index || dirty {
         tracing::warn!(org = %org.id, committed, first, last, "index cannot replay from the log; rebuilding from the store");
         let (app2, org2, index2) = (app.clone(), org.clone(), index.clone());
-        return blocking(move || rebuild(&app2, &org2, &index2, &mut |_, _| {})).await;
+        let seq = blocking(move || rebuild(&app2, &org2, &index2, &mut |_, _| {})).await?;
+        super::import::clear_dirty(app, org.num)?;
+        return Ok(seq);
     }
     Ok(committed)
 }

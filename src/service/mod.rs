@@ -8,10 +8,14 @@
 //! Never imports axum, sled or tantivy.
 
 pub mod auth;
+pub mod bulk;
 pub mod directory;
 pub mod error;
+pub mod export;
 pub mod indexing;
+pub mod import;
 pub mod input;
+pub mod kustomer;
 pub mod objects;
 pub mod reports;
 pub mod schema;

@@ -33,6 +33,8 @@ pub struct WriteOptions {
     pub if_match: Option<u64>,
     /// Automation depth (0 for people and integrations).
     pub depth: u8,
+    /// Skip the wait for fsync; the caller waits once for a batch (bulk).
+    pub defer_durability: bool,
 }
 
 /// How a body applies to an object.
@@ -229,7 +231,9 @@ impl App {
         let result_obj = after.clone().or_else(|| before.clone()).expect("one side");
         let mut w = [ObjectWrite { before, after, log: true, depth: opts.depth, changed }];
         let out = self.store().write_objects(rt.org.num, &mut w, now)?;
-        self.store().durable().await?;
+        if !opts.defer_durability {
+            self.store().durable().await?;
+        }
         rt.indexer.wake();
         if opts.refresh {
             if let Some(seq) = out[0].seq {
@@ -243,6 +247,12 @@ impl App {
 
     /// Checks `body` against the klass and produces the object to store.
     pub(crate) fn build(&self, org: u64, k: &Klass, body: &Value, base: Option<&Object>, mode: Mode) -> std::result::Result<Object, BuildError> {
+        self.build_with(&StoreLookup { app: self, org }, k, body, base, mode)
+    }
+
+    /// [`App::build`] with references resolved through `lookup` (a batch resolves ids created
+    /// earlier in the same batch).
+    pub(crate) fn build_with(&self, lookup: &dyn Lookup, k: &Klass, body: &Value, base: Option<&Object>, mode: Mode) -> std::result::Result<Object, BuildError> {
         let b = Body::new(body).map_err(|p| BuildError::Invalid(vec![p]))?;
         let now = self.now();
         let mut problems: Vec<Problem> = Vec::new();
@@ -466,41 +476,24 @@ impl App {
                 }
             }
         }
-        self.inherit_customer(org, k, &mut obj)?;
+        inherit_customer(lookup, k, &mut obj)?;
         for a in k.attributes.iter().filter(|a| a.required) {
             if obj.attr(&a.key, a.standard).is_none_or(|v| !v.is_set()) {
                 let p = if a.standard { format!("/{}", a.name) } else { format!("/custom/{}", a.name) };
                 problems.push(invalid("missing_attribute", format!("`{}` is required", a.name), p));
             }
         }
-        self.resolve_links(org, k, &mut obj, base, &mut problems)?;
+        self.resolve_links(lookup, k, &mut obj, base, &mut problems)?;
         if !problems.is_empty() {
             return Err(BuildError::Invalid(problems));
         }
         Ok(obj)
     }
 
-    /// A message or note without a customer takes its conversation's.
-    fn inherit_customer(&self, org: u64, k: &Klass, obj: &mut Object) -> std::result::Result<(), BuildError> {
-        if !matches!(k.name.as_str(), "message" | "note") || obj.fields.contains_key("customer") {
-            return Ok(());
-        }
-        let Some(conv_id) = obj.reference("conversation").map(str::to_string) else { return Ok(()) };
-        if let Some(num) = self.store().num_by_id(org, &conv_id)? {
-            if let Some(conv) = self.store().object(org, num)? {
-                if conv.klass == "conversation" {
-                    if let Some(c) = conv.fields.get("customer") {
-                        obj.fields.insert("customer".into(), c.clone());
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Resolves references and relationships to nums (only the changed ones are looked up again,
     /// so a dangling reference does not block unrelated updates) and checks directory ids.
-    fn resolve_links(&self, org: u64, k: &Klass, obj: &mut Object, base: Option<&Object>, problems: &mut Vec<Problem>) -> std::result::Result<(), BuildError> {
+    fn resolve_links(&self, lookup: &dyn Lookup, k: &Klass, obj: &mut Object, base: Option<&Object>, problems: &mut Vec<Problem>) -> std::result::Result<(), BuildError> {
+        let org = lookup.org();
         let mut links = BTreeMap::new();
         for a in &k.attributes {
             let Some(v) = obj.attr(&a.key, a.standard) else { continue };
@@ -516,7 +509,7 @@ impl App {
                 let target = a.target.as_deref().unwrap_or_default();
                 let mut nums = Vec::new();
                 for e in v.elements().iter().filter_map(V::as_str).filter(|s| !s.is_empty()) {
-                    match self.lookup_num(org, e, target)? {
+                    match lookup.num(e, target)? {
                         Some(n) => nums.push(n),
                         None => problems.push(invalid(
                             "invalid_reference",
@@ -544,7 +537,7 @@ impl App {
             }
             let mut nums = Vec::new();
             for id in v.ids() {
-                match self.lookup_num(org, id, &r.klass)? {
+                match lookup.num(id, &r.klass)? {
                     Some(n) => nums.push(n),
                     None => problems.push(invalid(
                         "invalid_reference",
@@ -563,8 +556,50 @@ impl App {
 
     /// The num of an object of `klass` by id.
     pub(crate) fn lookup_num(&self, org: u64, id: &str, klass: &str) -> crate::storage::Result<Option<u64>> {
-        let Some(num) = self.store().num_by_id(org, id)? else { return Ok(None) };
-        Ok(self.store().object(org, num)?.filter(|o| o.klass == klass).map(|o| o.num))
+        Ok(self.store().num_and_klass_by_id(org, id)?.filter(|(_, k)| k == klass).map(|(n, _)| n))
+    }
+}
+
+/// A message or note without a customer takes its conversation's.
+fn inherit_customer(lookup: &dyn Lookup, k: &Klass, obj: &mut Object) -> std::result::Result<(), BuildError> {
+    if !matches!(k.name.as_str(), "message" | "note") || obj.fields.contains_key("customer") {
+        return Ok(());
+    }
+    let Some(conv_id) = obj.reference("conversation").map(str::to_string) else { return Ok(()) };
+    if let Some(c) = lookup.customer_of_conversation(&conv_id)? {
+        obj.fields.insert("customer".into(), V::Str(c));
+    }
+    Ok(())
+}
+
+/// How a build finds the objects its references name.
+pub(crate) trait Lookup {
+    /// The org.
+    fn org(&self) -> u64;
+    /// The num of an object of `klass` by id.
+    fn num(&self, id: &str, klass: &str) -> crate::storage::Result<Option<u64>>;
+    /// The customer id of a conversation.
+    fn customer_of_conversation(&self, id: &str) -> crate::storage::Result<Option<String>>;
+}
+
+/// Lookups in the store.
+pub(crate) struct StoreLookup<'a> {
+    pub app: &'a App,
+    pub org: u64,
+}
+
+impl Lookup for StoreLookup<'_> {
+    fn org(&self) -> u64 {
+        self.org
+    }
+
+    fn num(&self, id: &str, klass: &str) -> crate::storage::Result<Option<u64>> {
+        self.app.lookup_num(self.org, id, klass)
+    }
+
+    fn customer_of_conversation(&self, id: &str) -> crate::storage::Result<Option<String>> {
+        let Some(num) = self.app.lookup_num(self.org, id, "conversation")? else { return Ok(None) };
+        Ok(self.app.store().object(self.org, num)?.and_then(|c| c.reference("customer").map(str::to_string)))
     }
 }
 

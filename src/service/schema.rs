@@ -23,12 +23,9 @@ fn def_problem(e: serde_path_to_error::Error<serde_json::Error>) -> Problem {
             _ => {}
         }
     }
+    // The path already ends at the offending key (an unknown field included).
     let inner = e.into_inner().to_string();
     let inner = inner.split(" at line ").next().unwrap_or(&inner).to_string();
-    // serde names unknown fields in its message; point at them.
-    if let Some(field) = inner.strip_prefix("unknown field `").and_then(|s| s.split('`').next()) {
-        pointer.push_str(&format!("/{field}"));
-    }
     Problem::invalid("invalid_definition", inner).at(pointer)
 }
 
@@ -131,7 +128,8 @@ impl App {
                     continue;
                 }
             }
-            match k.attributes.iter_mut().find(|a| !a.standard && a.name == d.name) {
+            // A standard attribute of the same name counts as existing: no second attribute of one name.
+            match k.attributes.iter_mut().find(|a| a.name == d.name) {
                 Some(existing) => {
                     if existing.ty != ty || existing.list != d.list || existing.target != d.klass {
                         return Err(Problem::conflict(
@@ -150,6 +148,11 @@ impl App {
                         existing.display_name = d.display_name;
                     }
                     if let Some(values) = d.values {
+                        if existing.standard && values != existing.values {
+                            return Err(Problem::conflict("standard_attribute", format!("the values of standard attribute `{}` cannot change", d.name))
+                                .at(format!("{at}/values"))
+                                .into());
+                        }
                         existing.values = values;
                     }
                 }

@@ -3,8 +3,8 @@
 //!
 //! The interface is narrow and free of sled types: typed reads, atomic batches of documents, and
 //! atomic object writes that also maintain lookup entries and append to the change log. Writes of
-//! one org are serialised by a per-org lock, so sled transactions never conflict and the change
-//! log is gap-free. Durability is explicit: [`Store::durable`] waits for a group fsync.
+//! one org are serialised by a per-org lock, so reads and the batch that follows cannot interleave with another write, and the change
+//! log is gap-free; each write is one atomic sled batch. Durability is explicit: [`Store::durable`] waits for a group fsync.
 //! Never imports tantivy or anything of HTTP.
 
 pub mod codec;
@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 pub use error::{Result, StorageError};
 
@@ -167,15 +166,43 @@ pub struct Store {
 const COUNTER_NUM: &[u8] = b"num";
 const COUNTER_SEQ: &[u8] = b"seq";
 
-fn tx_err(e: TransactionError<StorageError>) -> StorageError {
-    match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StorageError::Sled(e),
-    }
+/// An atomic write built under a lock: reads see the tree plus this write's own changes, and
+/// the changes land together in one sled batch (atomic, also across a crash). Every writer of an
+/// org holds that org's lock, so no other write can interleave between the reads and the batch.
+struct Tx<'a> {
+    kv: &'a sled::Tree,
+    overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    batch: sled::Batch,
 }
 
-fn abort<T>(e: StorageError) -> std::result::Result<T, ConflictableTransactionError<StorageError>> {
-    Err(ConflictableTransactionError::Abort(e))
+impl<'a> Tx<'a> {
+    fn new(kv: &'a sled::Tree) -> Tx<'a> {
+        Tx { kv, overlay: HashMap::new(), batch: sled::Batch::default() }
+    }
+
+    fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        match self.overlay.get(key.as_ref()) {
+            Some(v) => Ok(v.clone()),
+            None => Ok(self.kv.get(key)?.map(|v| v.to_vec())),
+        }
+    }
+
+    fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        let (key, value) = (key.into(), value.into());
+        self.batch.insert(key.clone(), value.clone());
+        self.overlay.insert(key, Some(value));
+    }
+
+    fn remove(&mut self, key: impl Into<Vec<u8>>) {
+        let key = key.into();
+        self.batch.remove(key.clone());
+        self.overlay.insert(key, None);
+    }
+
+    fn commit(self) -> Result<()> {
+        self.kv.apply_batch(self.batch)?;
+        Ok(())
+    }
 }
 
 impl Store {
@@ -234,25 +261,20 @@ impl Store {
         let last = self.inner.kv.get(&counter_key)?.and_then(|v| keys::read_u64(&v)).unwrap_or(0);
         org.num = last + 1;
         let docs = docs(org.num);
-        let org_ref = &org;
-        self.inner
-            .kv
-            .transaction(|tx| {
-                if tx.get(keys::global_key(global::ORG_ID, org_ref.id.as_bytes()))?.is_some() {
-                    return abort(StorageError::Duplicate { what: "org id", value: org_ref.id.clone() });
-                }
-                if tx.get(keys::global_key(global::ORG_NAME, org_ref.name.as_bytes()))?.is_some() {
-                    return abort(StorageError::Duplicate { what: "org name", value: org_ref.name.clone() });
-                }
-                let num = keys::u64_value(org_ref.num);
-                tx.insert(counter_key.as_slice(), &num)?;
-                tx.insert(keys::global_key(global::ORG, &num), codec::encode(org_ref))?;
-                tx.insert(keys::global_key(global::ORG_ID, org_ref.id.as_bytes()), &num)?;
-                tx.insert(keys::global_key(global::ORG_NAME, org_ref.name.as_bytes()), &num)?;
-                apply_ops(tx, org_ref.num, &docs)?;
-                Ok(())
-            })
-            .map_err(tx_err)?;
+        let mut tx = Tx::new(&self.inner.kv);
+        if tx.get(keys::global_key(global::ORG_ID, org.id.as_bytes()))?.is_some() {
+            return Err(StorageError::Duplicate { what: "org id", value: org.id.clone() });
+        }
+        if tx.get(keys::global_key(global::ORG_NAME, org.name.as_bytes()))?.is_some() {
+            return Err(StorageError::Duplicate { what: "org name", value: org.name.clone() });
+        }
+        let num = keys::u64_value(org.num);
+        tx.insert(counter_key, num);
+        tx.insert(keys::global_key(global::ORG, &num), codec::encode(&org));
+        tx.insert(keys::global_key(global::ORG_ID, org.id.as_bytes()), num);
+        tx.insert(keys::global_key(global::ORG_NAME, org.name.as_bytes()), num);
+        apply_ops(&mut tx, org.num, &docs)?;
+        tx.commit()?;
         Ok(org)
     }
 
@@ -327,7 +349,9 @@ impl Store {
     pub fn apply(&self, org: u64, ops: Vec<Op>) -> Result<()> {
         let lock = self.org_lock(org);
         let _g = lock.lock().expect("org lock");
-        self.inner.kv.transaction(|tx| apply_ops(tx, org, &ops)).map_err(tx_err)
+        let mut tx = Tx::new(&self.inner.kv);
+        apply_ops(&mut tx, org, &ops)?;
+        tx.commit()
     }
 
     /// Adds `n` to an org counter and returns the value before (attribute keys, ids).
@@ -349,17 +373,25 @@ impl Store {
 
     /// The num of an object by id.
     pub fn num_by_id(&self, org: u64, id: &str) -> Result<Option<u64>> {
-        self.get_u64(keys::org_key(org, okind::ID, id.as_bytes()))
+        Ok(self.num_and_klass_by_id(org, id)?.map(|(n, _)| n))
+    }
+
+    /// The num and klass of an object by id (one read, no object decoding).
+    pub fn num_and_klass_by_id(&self, org: u64, id: &str) -> Result<Option<(u64, String)>> {
+        Ok(self.inner.kv.get(keys::org_key(org, okind::ID, id.as_bytes()))?.and_then(|v| {
+            let num = keys::read_u64(v.get(..8)?)?;
+            Some((num, String::from_utf8_lossy(&v[8..]).into_owned()))
+        }))
     }
 
     /// The num of an object by klass and externalId.
     pub fn num_by_external_id(&self, org: u64, klass: &str, external_id: &str) -> Result<Option<u64>> {
-        self.get_u64(keys::external_id_key(org, klass, external_id))
+        self.get_u64_prefix(keys::external_id_key(org, klass, external_id))
     }
 
     /// The num of a customer by email (case-insensitive).
     pub fn num_by_email(&self, org: u64, email: &str) -> Result<Option<u64>> {
-        self.get_u64(keys::org_key(org, okind::EMAIL, email.to_lowercase().as_bytes()))
+        self.get_u64_prefix(keys::org_key(org, okind::EMAIL, email.to_lowercase().as_bytes()))
     }
 
     /// How many objects of a klass exist.
@@ -387,11 +419,17 @@ impl Store {
     /// [`StorageError::Stale`] when an object changed since it was read (or a create's id is taken
     /// by a concurrent write), [`StorageError::Duplicate`] when a unique value is taken.
     pub fn write_objects(&self, org: u64, writes: &mut [ObjectWrite], at: Millis) -> Result<Vec<WriteOutcome>> {
+        self.write_objects_with(org, writes, at, &[])
+    }
+
+    /// [`Store::write_objects`], with document operations applied in the same atomic batch
+    /// (an import's progress marker commits with its batch).
+    pub fn write_objects_with(&self, org: u64, writes: &mut [ObjectWrite], at: Millis, extra: &[Op]) -> Result<Vec<WriteOutcome>> {
         let lock = self.org_lock(org);
         let mut counters = lock.lock().expect("org lock");
         self.load_counters(org, &mut counters)?;
         let (start_num, start_seq) = (counters.next_num, counters.next_seq);
-        // Assign nums before the transaction so a retried closure sees the same ones.
+        // Creates without a num get the next ones.
         let mut next_num = start_num;
         for w in writes.iter_mut() {
             if let (None, Some(after)) = (&w.before, &mut w.after) {
@@ -401,24 +439,36 @@ impl Store {
                 }
             }
         }
-        let writes_ref = &*writes;
-        let outcomes = self
-            .inner
-            .kv
-            .transaction(|tx| {
-                let mut seq = start_seq;
-                let mut outcomes = Vec::with_capacity(writes_ref.len());
-                for w in writes_ref {
-                    outcomes.push(write_one(tx, org, w, at, &mut seq)?);
-                }
-                tx.insert(keys::org_key(org, okind::COUNTER, COUNTER_NUM), &keys::u64_value(next_num))?;
-                tx.insert(keys::org_key(org, okind::COUNTER, COUNTER_SEQ), &keys::u64_value(seq))?;
-                Ok(outcomes)
-            })
-            .map_err(tx_err)?;
+        let mut tx = Tx::new(&self.inner.kv);
+        let mut seq = start_seq;
+        let mut outcomes = Vec::with_capacity(writes.len());
+        let mut counts: HashMap<String, i64> = HashMap::new();
+        for w in writes.iter() {
+            outcomes.push(write_one(&mut tx, org, w, at, &mut seq, &mut counts)?);
+        }
+        for (klass, delta) in counts {
+            let key = klass_count_key(org, &klass);
+            let n = tx.get(&key)?.and_then(|v| keys::read_u64(&v)).unwrap_or(0) as i64;
+            tx.insert(key, keys::u64_value((n + delta).max(0) as u64));
+        }
+        tx.insert(keys::org_key(org, okind::COUNTER, COUNTER_NUM), keys::u64_value(next_num));
+        tx.insert(keys::org_key(org, okind::COUNTER, COUNTER_SEQ), keys::u64_value(seq));
+        apply_ops(&mut tx, org, extra)?;
+        tx.commit()?;
         counters.next_num = next_num;
         counters.next_seq = outcomes.iter().filter_map(|o| o.seq).max().map_or(start_seq, |s| s + 1);
         Ok(outcomes)
+    }
+
+    /// Reserves `n` nums for creates the caller numbers itself (imports); returns the first.
+    pub fn reserve_nums(&self, org: u64, n: u64) -> Result<u64> {
+        let lock = self.org_lock(org);
+        let mut counters = lock.lock().expect("org lock");
+        self.load_counters(org, &mut counters)?;
+        let first = counters.next_num;
+        self.inner.kv.insert(keys::org_key(org, okind::COUNTER, COUNTER_NUM), &keys::u64_value(first + n))?;
+        counters.next_num = first + n;
+        Ok(first)
     }
 
     // ---- change log ----
@@ -488,6 +538,10 @@ impl Store {
         Ok(())
     }
 
+    fn get_u64_prefix(&self, key: Vec<u8>) -> Result<Option<u64>> {
+        Ok(self.inner.kv.get(key)?.and_then(|v| keys::read_u64(v.get(..8)?)))
+    }
+
     fn get_u64(&self, key: Vec<u8>) -> Result<Option<u64>> {
         Ok(self.inner.kv.get(key)?.and_then(|v| keys::read_u64(&v)))
     }
@@ -496,8 +550,6 @@ impl Store {
         self.inner.kv.get(key)?.map(|v| codec::decode(&v, what)).transpose()
     }
 }
-
-type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StorageError>>;
 
 fn klass_count_key(org: u64, klass: &str) -> Vec<u8> {
     keys::org_key(org, okind::COUNTER, format!("klass:{klass}").as_bytes())
@@ -519,67 +571,61 @@ fn unique_what(key: &UniqueKey) -> (&'static str, String) {
     }
 }
 
-fn add_count(tx: &TransactionalTree, org: u64, klass: &str, delta: i64) -> TxResult<()> {
-    let key = klass_count_key(org, klass);
-    let n = tx.get(&key)?.and_then(|v| keys::read_u64(&v)).unwrap_or(0) as i64;
-    tx.insert(key, &keys::u64_value((n + delta).max(0) as u64))?;
-    Ok(())
-}
-
-fn write_one(tx: &TransactionalTree, org: u64, w: &ObjectWrite, at: Millis, seq: &mut u64) -> TxResult<WriteOutcome> {
+fn write_one(tx: &mut Tx<'_>, org: u64, w: &ObjectWrite, at: Millis, seq: &mut u64, counts: &mut HashMap<String, i64>) -> Result<WriteOutcome> {
     let num = match (&w.before, &w.after) {
         (Some(b), _) => b.num,
         (None, Some(a)) => a.num,
-        (None, None) => return abort(StorageError::Missing { what: "object", id: String::new() }),
+        (None, None) => return Err(StorageError::Missing { what: "object", id: String::new() }),
     };
     let obj_key = keys::org_num_key(org, okind::OBJECT, num);
     let current = tx.get(&obj_key)?;
     match (&w.before, current) {
         (Some(b), Some(cur)) => {
-            let cur: Object = match codec::decode(&cur, "object") {
-                Ok(c) => c,
-                Err(e) => return abort(e),
-            };
+            let cur: Object = codec::decode(&cur, "object")?;
             if cur.rev != b.rev {
-                return abort(StorageError::Stale);
+                return Err(StorageError::Stale);
             }
         }
-        (Some(b), None) => return abort(StorageError::Missing { what: "object", id: b.id.clone() }),
-        (None, Some(_)) => return abort(StorageError::Stale),
+        (Some(b), None) => return Err(StorageError::Missing { what: "object", id: b.id.clone() }),
+        (None, Some(_)) => return Err(StorageError::Stale),
         (None, None) => {}
     }
     let before_keys = w.before.as_ref().map(Object::unique_keys).unwrap_or_default();
     let after_keys = w.after.as_ref().map(Object::unique_keys).unwrap_or_default();
     for k in &before_keys {
         if !after_keys.contains(k) {
-            tx.remove(unique_key_bytes(org, k))?;
+            tx.remove(unique_key_bytes(org, k));
         }
     }
     for k in &after_keys {
         if !before_keys.contains(k) {
             let kb = unique_key_bytes(org, k);
             if let Some(existing) = tx.get(&kb)? {
-                if keys::read_u64(&existing) != Some(num) {
+                if existing.get(..8).and_then(keys::read_u64) != Some(num) {
                     let (what, value) = unique_what(k);
-                    return abort(StorageError::Duplicate { what, value });
+                    return Err(StorageError::Duplicate { what, value });
                 }
             }
-            tx.insert(kb, &keys::u64_value(num))?;
+            let mut value = keys::u64_value(num).to_vec();
+            if let (UniqueKey::Id(_), Some(a)) = (k, &w.after) {
+                value.extend_from_slice(a.klass.as_bytes());
+            }
+            tx.insert(kb, value);
         }
     }
     let op = match (&w.before, &w.after) {
         (None, Some(a)) => {
-            tx.insert(obj_key, codec::encode(a))?;
-            add_count(tx, org, &a.klass, 1)?;
+            tx.insert(obj_key, codec::encode(a));
+            *counts.entry(a.klass.clone()).or_insert(0) += 1;
             ChangeOp::Created
         }
         (Some(_), Some(a)) => {
-            tx.insert(obj_key, codec::encode(a))?;
+            tx.insert(obj_key, codec::encode(a));
             ChangeOp::Updated
         }
         (Some(b), None) => {
-            tx.remove(obj_key)?;
-            add_count(tx, org, &b.klass, -1)?;
+            tx.remove(obj_key);
+            *counts.entry(b.klass.clone()).or_insert(0) -= 1;
             ChangeOp::Deleted
         }
         (None, None) => unreachable!("checked above"),
@@ -599,14 +645,14 @@ fn write_one(tx: &TransactionalTree, org: u64, w: &ObjectWrite, at: Millis, seq:
             changed: w.changed.clone(),
             depth: w.depth,
         };
-        tx.insert(keys::org_num_key(org, okind::LOG, *seq), codec::encode(&rec))?;
+        tx.insert(keys::org_num_key(org, okind::LOG, *seq), codec::encode(&rec));
         out.seq = Some(*seq);
         *seq += 1;
     }
     Ok(out)
 }
 
-fn apply_ops(tx: &TransactionalTree, org: u64, ops: &[Op]) -> TxResult<()> {
+fn apply_ops(tx: &mut Tx<'_>, org: u64, ops: &[Op]) -> Result<()> {
     for op in ops {
         match op {
             Op::PutDoc { coll, id, value, expect } => {
@@ -615,25 +661,25 @@ fn apply_ops(tx: &TransactionalTree, org: u64, ops: &[Op]) -> TxResult<()> {
                     Expect::Any => {}
                     Expect::Absent => {
                         if tx.get(&key)?.is_some() {
-                            return abort(StorageError::Duplicate { what: coll_name(*coll), value: id.clone() });
+                            return Err(StorageError::Duplicate { what: coll_name(*coll), value: id.clone() });
                         }
                     }
                     Expect::Present => {
                         if tx.get(&key)?.is_none() {
-                            return abort(StorageError::Missing { what: coll_name(*coll), id: id.clone() });
+                            return Err(StorageError::Missing { what: coll_name(*coll), id: id.clone() });
                         }
                     }
                 }
-                tx.insert(key, value.as_slice())?;
+                tx.insert(key, value.clone());
             }
             Op::DeleteDoc { coll, id } => {
-                tx.remove(keys::doc_key(org, *coll as u8, id))?;
+                tx.remove(keys::doc_key(org, *coll as u8, id));
             }
             Op::PutApiKey(k) => {
-                tx.insert(keys::global_key(global::API_KEY, &k.hash), codec::encode(k))?;
+                tx.insert(keys::global_key(global::API_KEY, &k.hash), codec::encode(k));
             }
             Op::DeleteApiKey(hash) => {
-                tx.remove(keys::global_key(global::API_KEY, hash))?;
+                tx.remove(keys::global_key(global::API_KEY, hash));
             }
         }
     }

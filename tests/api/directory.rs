@@ -168,6 +168,8 @@ async fn an_org_needs_a_unique_name() {
     app.post("/v1/orgs", ADMIN_KEY, json!({"name": "acme"})).await.expect(201);
     let r = app.post("/v1/orgs", ADMIN_KEY, json!({"name": "acme"})).await;
     assert_error(&r, 409);
+    let r = app.post("/v1/orgs", ADMIN_KEY, json!({"name": "default"})).await;
+    assert_error(&r, 409);
     let r = app.post("/v1/orgs", ADMIN_KEY, json!({})).await;
     assert_invalid(&r, 422, "/name");
     let r = app.post("/v1/orgs", ADMIN_KEY, json!({"name": ""})).await;
@@ -397,6 +399,24 @@ async fn the_last_admin_cannot_be_demoted_or_deleted() {
     // A non-admin's role change does not count against the last admin.
     app.user_key(&k2, "ag", "agent", &[]).await;
     app.patch("/v1/users/ag", &k2, json!({"role": "analyst"})).await.expect(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
+    for round in 0..5 {
+        let app = std::sync::Arc::new(TestApp::new().await);
+        let k2 = app.user_key(ADMIN_KEY, "admin2", "admin", &[]).await;
+        let (a1, a2) = (app.clone(), app.clone());
+        let t1 = tokio::spawn(async move { a1.patch("/v1/users/admin", &k2, json!({"role": "agent"})).await });
+        let t2 = tokio::spawn(async move { a2.delete("/v1/users/admin2", ADMIN_KEY).await });
+        let (r1, r2) = (t1.await.unwrap(), t2.await.unwrap());
+        let ok = [&r1, &r2].iter().filter(|r| r.status.is_success()).count();
+        assert_eq!(ok, 1, "round {round}: {} {} / {} {}", r1.status, r1.text, r2.status, r2.text);
+        // ADMIN_KEY stays valid either way (as admin, or as an agent, who may read users).
+        let users = app.get("/v1/users", ADMIN_KEY).await.expect(200);
+        let admins = users["data"].as_array().unwrap().iter().filter(|u| u["role"] == "admin").count();
+        assert_eq!(admins, 1, "round {round}: {users}");
+    }
 }
 
 #[tokio::test]

@@ -1,0 +1,429 @@
+//! Offline import (`kindred import`, service stopped): bulk lines or Kustomer's export shape,
+//! validated exactly like the API, written in batches of one sled transaction each (with a resume
+//! marker), and indexed directly with the bulk writer.
+//!
+//! Crash safety: the org's index is flagged dirty before the first write and clean after the final
+//! commit; a dirty index is rebuilt from the store when the org is next opened. A batch and its
+//! resume marker commit together, so a rerun resumes after the last batch and never half-writes
+//! an object.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::auth::Caller;
+use super::bulk::{line_body, parse_line, BulkLine, BulkOp, LineResult};
+use super::error::{Result, ServiceError};
+use super::objects::{BuildError, Lookup, Mode, StoreLookup};
+use super::{App, OrgRuntime};
+use crate::error::Problem;
+use crate::index::{mapper, IndexOp};
+use crate::model::{Object, Org, Role, User};
+use crate::storage::{Collection, Expect, ObjectWrite, Op};
+
+/// Lines per batch (one sled transaction).
+pub const BATCH: usize = 2000;
+
+/// What an import did.
+#[derive(Debug, Default, Clone)]
+pub struct ImportSummary {
+    /// Lines read (blank lines not counted).
+    pub lines: u64,
+    /// Objects created.
+    pub created: u64,
+    /// Objects updated.
+    pub updated: u64,
+    /// Objects deleted.
+    pub deleted: u64,
+    /// Definitions applied.
+    pub definitions: u64,
+    /// Lines that failed.
+    pub failed: u64,
+    /// The first failures: `file:line: status title (pointer)`.
+    pub failures: Vec<String>,
+    /// Kustomer fields skipped, by `type.field`.
+    pub skipped: BTreeMap<String, u64>,
+    /// Files resumed, with the line they resumed after.
+    pub resumed: Vec<(String, u64)>,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+impl ImportSummary {
+    /// Objects written.
+    pub fn objects(&self) -> u64 {
+        self.created + self.updated + self.deleted
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Marker {
+    offset: u64,
+    line: u64,
+}
+
+const DIRTY: &str = "index_dirty:";
+
+/// Whether an org's index was left dirty by an interrupted import.
+pub fn index_dirty(app: &App, org: u64) -> Result<bool> {
+    Ok(app.store().meta(&format!("{DIRTY}{org}"))?.is_some_and(|v| !v.is_empty()))
+}
+
+/// Clears the dirty flag (after a rebuild).
+pub fn clear_dirty(app: &App, org: u64) -> Result<()> {
+    // An empty value means clean.
+    app.store().set_meta(&format!("{DIRTY}{org}"), b"")?;
+    Ok(())
+}
+
+/// A batch's lookups: ids created or changed earlier in the batch first, then the store.
+struct BatchLookup<'a> {
+    store: StoreLookup<'a>,
+    pending: HashMap<String, Object>,
+}
+
+impl Lookup for BatchLookup<'_> {
+    fn org(&self) -> u64 {
+        self.store.org
+    }
+
+    fn num(&self, id: &str, klass: &str) -> crate::storage::Result<Option<u64>> {
+        match self.pending.get(id) {
+            Some(o) => Ok((o.klass == klass).then_some(o.num)),
+            None => self.store.num(id, klass),
+        }
+    }
+
+    fn customer_of_conversation(&self, id: &str) -> crate::storage::Result<Option<String>> {
+        match self.pending.get(id) {
+            Some(o) if o.klass == "conversation" => Ok(o.reference("customer").map(str::to_string)),
+            Some(_) => Ok(None),
+            None => self.store.customer_of_conversation(id),
+        }
+    }
+}
+
+struct Pending {
+    file: String,
+    line: u64,
+    op: BulkOp,
+    klass: String,
+    id: Option<String>,
+    external_id: Option<String>,
+    object: Value,
+}
+
+impl App {
+    /// Imports files into an org. `progress(bytes_done, bytes_total, objects)` is called as it goes.
+    pub fn import_files(&self, org: &Org, files: &[PathBuf], progress: &mut dyn FnMut(u64, u64, u64)) -> Result<ImportSummary> {
+        let started = Instant::now();
+        let rt = self.runtime(org)?;
+        let now = self.now();
+        let caller = Caller {
+            org: org.clone(),
+            user: User { id: "import".into(), name: "import".into(), email: "import@localhost".into(), role: Role::Admin, teams: vec![], created_at: now, updated_at: now },
+            key_id: "import".into(),
+            platform: false,
+        };
+        let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+        let mut done_before = 0u64;
+        let mut summary = ImportSummary::default();
+        self.store().set_meta(&format!("{DIRTY}{}", org.num), b"1")?;
+        rt.index.set_bulk(true)?;
+        for path in files {
+            let name = path.display().to_string();
+            let marker_id = format!("import:{}", std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()).display());
+            let file = std::fs::File::open(path).map_err(|e| ServiceError::Internal(format!("{name}: {e}")))?;
+            let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+            let mut offset = 0u64;
+            let mut line_no = 0u64;
+            if let Some(m) = self.store().get_doc::<Marker>(org.num, Collection::State, &marker_id)? {
+                reader.seek(SeekFrom::Start(m.offset)).map_err(|e| ServiceError::Internal(format!("{name}: {e}")))?;
+                offset = m.offset;
+                line_no = m.line;
+                summary.resumed.push((name.clone(), m.line));
+            }
+            let mut batch: Vec<Pending> = Vec::with_capacity(BATCH);
+            let mut buf = Vec::with_capacity(4096);
+            loop {
+                buf.clear();
+                let n = reader.read_until(b'\n', &mut buf).map_err(|e| ServiceError::Internal(format!("{name}: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                offset += n as u64;
+                line_no += 1;
+                let text = trim_ascii(&buf);
+                if text.is_empty() {
+                    continue;
+                }
+                summary.lines += 1;
+                let parsed = serde_json::from_slice::<Value>(text)
+                    .map_err(|e| Problem::bad_request("malformed_json", format!("not valid JSON: {e}")))
+                    .and_then(|v| {
+                        if super::kustomer::is_kustomer(&v) {
+                            super::kustomer::convert(&v, &mut summary.skipped)
+                        } else {
+                            parse_line(&v)
+                        }
+                    });
+                match parsed {
+                    Err(p) => fail(&mut summary, &name, line_no, &LineResult { status: 400, id: None, errors: vec![p] }),
+                    Ok(BulkLine::Definition { op, resource, object }) => {
+                        self.flush_batch(&rt, &mut batch, &mut summary, Some((&marker_id, offset - n as u64, line_no - 1)))?;
+                        match self.apply_definition(&caller, op, resource, &object) {
+                            Ok(_) => summary.definitions += 1,
+                            Err(e) => fail(&mut summary, &name, line_no, &LineResult::failed(&e)),
+                        }
+                    }
+                    Ok(BulkLine::Object { op, klass, id, external_id, object }) => {
+                        batch.push(Pending { file: name.clone(), line: line_no, op, klass, id, external_id, object });
+                        if batch.len() >= BATCH {
+                            self.flush_batch(&rt, &mut batch, &mut summary, Some((&marker_id, offset, line_no)))?;
+                            progress(done_before + offset, total, summary.objects());
+                        }
+                    }
+                }
+            }
+            self.flush_batch(&rt, &mut batch, &mut summary, Some((&marker_id, offset, line_no)))?;
+            done_before += offset;
+            progress(done_before, total, summary.objects());
+        }
+        rt.index.commit(self.store().last_seq(org.num)?)?;
+        rt.index.close_writer()?;
+        rt.index.set_bulk(false)?;
+        // Finished: forget resume markers, mark the index clean, make it all durable.
+        let mut ops = Vec::new();
+        for path in files {
+            let marker_id = format!("import:{}", std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()).display());
+            ops.push(Op::delete(Collection::State, marker_id));
+        }
+        self.store().apply(org.num, ops)?;
+        clear_dirty(self, org.num)?;
+        self.store().set_cursor(org.num, "index", self.store().last_seq(org.num)?)?;
+        self.store().flush()?;
+        summary.seconds = started.elapsed().as_secs_f64();
+        Ok(summary)
+    }
+
+    fn flush_batch(&self, rt: &OrgRuntime, batch: &mut Vec<Pending>, summary: &mut ImportSummary, marker: Option<(&str, u64, u64)>) -> Result<()> {
+        let marker_op = marker.map(|(id, offset, line)| Op::put(Collection::State, id.to_string(), &Marker { offset, line }, Expect::Any));
+        if batch.is_empty() {
+            if let Some(op) = marker_op {
+                self.store().apply(rt.org.num, vec![op])?;
+            }
+            return Ok(());
+        }
+        let org = rt.org.num;
+        let mut lookup = BatchLookup { store: StoreLookup { app: self, org }, pending: HashMap::new() };
+        let mut next_num = self.store().reserve_nums(org, batch.len() as u64)?;
+        let mut writes: Vec<ObjectWrite> = Vec::with_capacity(batch.len());
+        let mut lines: Vec<(String, u64)> = Vec::with_capacity(batch.len());
+        let mut slot: HashMap<String, usize> = HashMap::new();
+        let mut ext_pending: HashMap<(String, String), String> = HashMap::new();
+        for p in batch.drain(..) {
+            match self.import_one(rt, &mut lookup, &mut ext_pending, &p, &mut next_num) {
+                Ok((before, after)) => {
+                    let id = after.as_ref().or(before.as_ref()).map(|o| o.id.clone()).unwrap_or_default();
+                    match slot.get(&id) {
+                        // Changed earlier in this batch: the batch writes it once, in its last state.
+                        Some(&i) => writes[i].after = after,
+                        None => {
+                            slot.insert(id, writes.len());
+                            lines.push((p.file.clone(), p.line));
+                            writes.push(ObjectWrite { before, after, log: false, depth: 0, changed: vec![] });
+                        }
+                    }
+                }
+                Err(e) => fail(summary, &p.file, p.line, &LineResult::failed(&e)),
+            }
+        }
+        // Created and deleted within the batch: nothing to write.
+        let mut i = 0;
+        while i < writes.len() {
+            if writes[i].before.is_none() && writes[i].after.is_none() {
+                writes.remove(i);
+                lines.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        let now = self.now();
+        let extra: Vec<Op> = marker_op.into_iter().collect();
+        match self.store().write_objects_with(org, &mut writes, now, &extra) {
+            Ok(_) => {}
+            Err(_) => {
+                // Something in the batch conflicts: write line by line to name the culprits.
+                let mut kept = Vec::new();
+                for (w, l) in writes.into_iter().zip(lines) {
+                    let mut one = [w];
+                    match self.store().write_objects(org, &mut one, now) {
+                        Ok(_) => {
+                            let [w] = one;
+                            kept.push(w);
+                        }
+                        Err(e) => fail(summary, &l.0, l.1, &LineResult::failed(&e.into())),
+                    }
+                }
+                if !extra.is_empty() {
+                    self.store().apply(org, extra)?;
+                }
+                writes = kept;
+            }
+        }
+        let schema = rt.schema();
+        let mut ops = Vec::with_capacity(writes.len());
+        for w in &writes {
+            match (&w.before, &w.after) {
+                (None, Some(a)) => {
+                    summary.created += 1;
+                    if let Some(k) = schema.klass(&a.klass) {
+                        ops.push(IndexOp::Add { doc: mapper::to_document(rt.index.schema(), k, a) });
+                    }
+                }
+                (Some(_), Some(a)) => {
+                    summary.updated += 1;
+                    if let Some(k) = schema.klass(&a.klass) {
+                        ops.push(IndexOp::Upsert { num: a.num, doc: mapper::to_document(rt.index.schema(), k, a) });
+                    }
+                }
+                (Some(b), None) => {
+                    summary.deleted += 1;
+                    ops.push(IndexOp::Delete { num: b.num });
+                }
+                (None, None) => {}
+            }
+        }
+        rt.index.apply(ops)?;
+        Ok(())
+    }
+
+    /// One line's (stored version, new version); the stored version is the one before the batch.
+    fn import_one(&self, rt: &OrgRuntime, lookup: &mut BatchLookup<'_>, ext_pending: &mut HashMap<(String, String), String>, p: &Pending, next_num: &mut u64) -> Result<(Option<Object>, Option<Object>)> {
+        let org = rt.org.num;
+        let body = line_body(&p.id, &p.external_id, &p.object).map_err(|e| ServiceError::from(e.nested_under("/object")))?;
+        // The current version: earlier in this batch, or stored.
+        let existing_id = match (&p.id, &p.external_id) {
+            (Some(id), _) => Some(id.clone()),
+            (None, Some(ext)) => match ext_pending.get(&(p.klass.clone(), ext.clone())) {
+                Some(id) => Some(id.clone()),
+                None => match self.store().num_by_external_id(org, &p.klass, ext)? {
+                    Some(num) => self.store().object(org, num)?.map(|o| o.id),
+                    None => None,
+                },
+            },
+            (None, None) => None,
+        };
+        let current: Option<Object> = match &existing_id {
+            Some(id) => match lookup.pending.get(id) {
+                Some(o) => Some(o.clone()),
+                None => match self.store().num_and_klass_by_id(org, id)? {
+                    Some((num, _)) => self.store().object(org, num)?,
+                    None => None,
+                },
+            },
+            None => None,
+        };
+        if let Some(c) = &current {
+            if c.klass != p.klass {
+                return Err(Problem::conflict("duplicate_id", format!("id `{}` is an object of klass `{}`", c.id, c.klass)).into());
+            }
+        }
+        let (base, mode) = match (p.op, &current) {
+            (BulkOp::Create, Some(c)) => return Err(Problem::conflict("duplicate_id", format!("id `{}` already exists", c.id)).into()),
+            (BulkOp::Create, None) | (BulkOp::Upsert, None) => (None, Mode::Create),
+            (BulkOp::Upsert | BulkOp::Update, Some(c)) => (Some(c.clone()), Mode::Patch),
+            (BulkOp::Update | BulkOp::Delete, None) => {
+                return Err(Problem::not_found(&p.klass, p.id.as_deref().or(p.external_id.as_deref()).unwrap_or("?")).into())
+            }
+            (BulkOp::Delete, Some(c)) => {
+                let stored = self.stored_version(org, &c.id)?;
+                lookup.pending.remove(&c.id);
+                return Ok((stored, None));
+            }
+        };
+        if p.op == BulkOp::Upsert && current.is_none() && p.id.is_none() && p.external_id.is_none() {
+            return Err(Problem::bad_request("invalid_line", "`upsert` needs `id` or `externalId`").at("/id").into());
+        }
+        let mut obj = loop {
+            let k = rt.schema().klass(&p.klass).cloned().ok_or_else(|| self.missing_klass(rt, &p.klass))?;
+            match self.build_with(lookup, &k, &body, base.as_ref(), mode) {
+                Ok(o) => break o,
+                Err(BuildError::Declare(names)) => self.declare_suffix_attributes(rt, &p.klass, &names)?,
+                Err(BuildError::Invalid(ps)) => return Err(ServiceError::Rejected(ps.into_iter().map(|x| x.nested_under("/object")).collect())),
+                Err(BuildError::Failed(e)) => return Err(e),
+            }
+        };
+        if base.is_none() {
+            obj.num = *next_num;
+            *next_num += 1;
+        }
+        if let Some(ext) = &obj.external_id {
+            ext_pending.insert((obj.klass.clone(), ext.clone()), obj.id.clone());
+        }
+        let stored = match &base {
+            Some(b) => self.stored_version(org, &b.id)?,
+            None => None,
+        };
+        lookup.pending.insert(obj.id.clone(), obj.clone());
+        Ok((stored, Some(obj)))
+    }
+
+    /// The stored version of an object (None when it was created in this batch).
+    fn stored_version(&self, org: u64, id: &str) -> Result<Option<Object>> {
+        Ok(match self.store().num_and_klass_by_id(org, id)? {
+            Some((num, _)) => self.store().object(org, num)?,
+            None => None,
+        })
+    }
+
+    fn missing_klass(&self, _rt: &OrgRuntime, klass: &str) -> ServiceError {
+        Problem::invalid("unknown_klass", format!("klass `{klass}` does not exist")).at("/klass").into()
+    }
+}
+
+fn fail(summary: &mut ImportSummary, file: &str, line: u64, r: &LineResult) {
+    summary.failed += 1;
+    if summary.failures.len() < 50 {
+        let p = &r.errors[0];
+        let at = match &p.source {
+            Some(crate::error::ProblemSource::Pointer(ptr)) => format!(" ({ptr})"),
+            _ => String::new(),
+        };
+        summary.failures.push(format!("{file}:{line}: {} {}{at}", r.status, p.title));
+    }
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    let mut s = b;
+    while let Some((l, rest)) = s.split_last() {
+        if l.is_ascii_whitespace() {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+/// Files to import: each path, or the `*.ndjson` files of a directory in name order.
+pub fn expand_inputs(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "ndjson" || x == "jsonl"))
+                .collect();
+            entries.sort();
+            out.extend(entries);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
