@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+// glibc malloc spent ~45% of an import's CPU (sled copies leaf nodes on every insert, tantivy
+// allocates per token); mimalloc cuts that sharply.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let cli = kindred::cli::Cli::parse();

@@ -209,6 +209,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 summary.failed,
                 summary.objects() as f64 / summary.seconds.max(0.001)
             );
+            eprintln!(
+                "time: parse {:.1}s, validate {:.1}s, store {:.1}s, index {:.1}s",
+                summary.parse_seconds, summary.build_seconds, summary.store_seconds, summary.index_seconds
+            );
             for (field, n) in &summary.skipped {
                 eprintln!("skipped Kustomer field {field}: {n}");
             }

@@ -50,6 +50,14 @@ pub struct ImportSummary {
     pub resumed: Vec<(String, u64)>,
     /// Seconds.
     pub seconds: f64,
+    /// Seconds spent reading and parsing lines.
+    pub parse_seconds: f64,
+    /// Seconds spent validating and building objects.
+    pub build_seconds: f64,
+    /// Seconds spent writing the store.
+    pub store_seconds: f64,
+    /// Seconds spent handing documents to the index (and the final commit).
+    pub index_seconds: f64,
 }
 
 impl ImportSummary {
@@ -149,6 +157,7 @@ impl App {
             let mut batch: Vec<Pending> = Vec::with_capacity(BATCH);
             let mut buf = Vec::with_capacity(4096);
             loop {
+                let t0 = Instant::now();
                 buf.clear();
                 let n = reader.read_until(b'\n', &mut buf).map_err(|e| ServiceError::Internal(format!("{name}: {e}")))?;
                 if n == 0 {
@@ -170,6 +179,7 @@ impl App {
                             parse_line(&v)
                         }
                     });
+                summary.parse_seconds += t0.elapsed().as_secs_f64();
                 match parsed {
                     Err(p) => fail(&mut summary, &name, line_no, &LineResult { status: 400, id: None, errors: vec![p] }),
                     Ok(BulkLine::Definition { op, resource, object }) => {
@@ -192,8 +202,10 @@ impl App {
             done_before += offset;
             progress(done_before, total, summary.objects());
         }
+        let t0 = Instant::now();
         rt.index.commit(self.store().last_seq(org.num)?)?;
         rt.index.close_writer()?;
+        summary.index_seconds += t0.elapsed().as_secs_f64();
         rt.index.set_bulk(false)?;
         // Finished: forget resume markers, mark the index clean, make it all durable.
         let mut ops = Vec::new();
@@ -224,6 +236,7 @@ impl App {
         let mut lines: Vec<(String, u64)> = Vec::with_capacity(batch.len());
         let mut slot: HashMap<String, usize> = HashMap::new();
         let mut ext_pending: HashMap<(String, String), String> = HashMap::new();
+        let t0 = Instant::now();
         for p in batch.drain(..) {
             match self.import_one(rt, &mut lookup, &mut ext_pending, &p, &mut next_num) {
                 Ok((before, after)) => {
@@ -251,6 +264,8 @@ impl App {
                 i += 1;
             }
         }
+        summary.build_seconds += t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
         let now = self.now();
         let extra: Vec<Op> = marker_op.into_iter().collect();
         match self.store().write_objects_with(org, &mut writes, now, &extra) {
@@ -274,6 +289,8 @@ impl App {
                 writes = kept;
             }
         }
+        summary.store_seconds += t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
         let schema = rt.schema();
         let mut ops = Vec::with_capacity(writes.len());
         for w in &writes {
@@ -298,6 +315,7 @@ impl App {
             }
         }
         rt.index.apply(ops)?;
+        summary.index_seconds += t0.elapsed().as_secs_f64();
         Ok(())
     }
 

@@ -1,19 +1,34 @@
 //! Versioned value encoding: one version byte, then MessagePack with field names, so that fields
-//! added later (with serde defaults) still read old values.
+//! added later (with serde defaults) still read old values. Version 2 compresses values over
+//! [`COMPRESS_OVER`] bytes with LZ4 (objects halve; sled copies leaves on every insert, so small
+//! values make writes cheaper too). Version 1 (uncompressed) is still read.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::StorageError;
 
-/// Current encoding version.
-const VERSION: u8 = 1;
+/// Uncompressed MessagePack.
+const PLAIN: u8 = 1;
+/// LZ4-compressed MessagePack (with the uncompressed size in front).
+const LZ4: u8 = 2;
+/// Values larger than this are compressed.
+pub const COMPRESS_OVER: usize = 96;
 
 /// Encodes a value.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![VERSION];
-    rmp_serde::encode::write_named(&mut out, value).expect("encoding to a Vec cannot fail for our types");
-    out
+    let mut plain = vec![PLAIN];
+    rmp_serde::encode::write_named(&mut plain, value).expect("encoding to a Vec cannot fail for our types");
+    if plain.len() <= COMPRESS_OVER {
+        return plain;
+    }
+    let mut out = vec![LZ4];
+    out.extend_from_slice(&lz4_flex::block::compress_prepend_size(&plain[1..]));
+    if out.len() < plain.len() {
+        out
+    } else {
+        plain
+    }
 }
 
 /// Decodes a value written by [`encode`].
@@ -22,8 +37,13 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// [`StorageError::Corrupt`] when the bytes are not a value of this version and type.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, StorageError> {
     match bytes.split_first() {
-        Some((&VERSION, rest)) => rmp_serde::from_slice(rest)
+        Some((&PLAIN, rest)) => rmp_serde::from_slice(rest)
             .map_err(|e| StorageError::Corrupt { what, detail: e.to_string() }),
+        Some((&LZ4, rest)) => {
+            let plain = lz4_flex::block::decompress_size_prepended(rest)
+                .map_err(|e| StorageError::Corrupt { what, detail: e.to_string() })?;
+            rmp_serde::from_slice(&plain).map_err(|e| StorageError::Corrupt { what, detail: e.to_string() })
+        }
         Some((v, _)) => Err(StorageError::Corrupt { what, detail: format!("unknown encoding version {v}") }),
         None => Err(StorageError::Corrupt { what, detail: "empty value".into() }),
     }
@@ -68,6 +88,18 @@ mod tests {
             let back: ChangeRecord = decode(&encode(&rec), "change").unwrap();
             prop_assert_eq!(back, rec);
         }
+    }
+
+    #[test]
+    fn large_values_are_compressed_and_plain_ones_still_read() {
+        let long = "refund delayed ".repeat(40);
+        let bytes = encode(&long);
+        assert_eq!(bytes[0], LZ4);
+        assert!(bytes.len() < long.len() / 2);
+        assert_eq!(decode::<String>(&bytes, "s").unwrap(), long);
+        let mut v1 = vec![PLAIN];
+        rmp_serde::encode::write_named(&mut v1, &long).unwrap();
+        assert_eq!(decode::<String>(&v1, "s").unwrap(), long);
     }
 
     #[test]
