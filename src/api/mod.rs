@@ -137,6 +137,11 @@ pub fn json_status(status: StatusCode, v: serde_json::Value) -> Response {
     (status, axum::Json(v)).into_response()
 }
 
+/// A response of pre-serialized JSON.
+pub fn json_bytes(b: crate::service::search::JsonBytes) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], b.0).into_response()
+}
+
 /// A JSON object response with an `ETag` of its revision.
 pub fn json_rev(status: StatusCode, v: serde_json::Value, rev: u64) -> Response {
     let mut r = (status, axum::Json(v)).into_response();

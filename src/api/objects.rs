@@ -73,7 +73,7 @@ async fn get_sub(State(s): State<ApiState>, Auth(c): Auth, Path((klass, a, b)): 
             let (v, rev) = s.app.get_customer_by_email(&c, email)?;
             Ok(json_rev(StatusCode::OK, v, rev))
         }
-        (_, id, "timeline") => Ok(axum::Json(s.app.timeline_get(&c, &klass, id, &q).await?).into_response()),
+        (_, id, "timeline") => Ok(super::json_bytes(s.app.timeline_get(&c, &klass, id, &q).await?)),
         (_, id, "saved-searches") => Ok(axum::Json(s.app.object_segments(&c, &klass, id).await?).into_response()),
         _ => Err(no_route()),
     }
@@ -93,5 +93,5 @@ async fn post_sub(State(s): State<ApiState>, Auth(c): Auth, Path((klass, id, b))
     if b != "timeline" {
         return Err(no_route());
     }
-    Ok(axum::Json(s.app.timeline_post(&c, &klass, &id, &body).await?).into_response())
+    Ok(super::json_bytes(s.app.timeline_post(&c, &klass, &id, &body).await?))
 }

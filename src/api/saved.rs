@@ -51,7 +51,7 @@ async fn remove(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>
 async fn results(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>, Query(q): Params) -> ApiResult<Response> {
     let size = int_param(&q, "pageSize")?;
     let cursor = q.get("cursor").cloned().filter(|c| !c.is_empty());
-    Ok(json_status(StatusCode::OK, s.app.saved_results(&c, &id, size, cursor).await?))
+    Ok(super::json_bytes(s.app.saved_results(&c, &id, size, cursor).await?))
 }
 
 async fn count(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>) -> ApiResult<Response> {

@@ -24,7 +24,7 @@ pub fn routes() -> Router<ApiState> {
 }
 
 async fn search(State(s): State<ApiState>, Auth(c): Auth, JsonBody(b): JsonBody) -> ApiResult<Response> {
-    Ok(json_status(StatusCode::OK, s.app.search(&c, &b).await?))
+    Ok(super::json_bytes(s.app.search(&c, &b).await?))
 }
 
 async fn count(State(s): State<ApiState>, Auth(c): Auth, JsonBody(b): JsonBody) -> ApiResult<Response> {

@@ -3,6 +3,7 @@
 //! Each command builds the same service the server runs, so an import or a reindex goes through
 //! the same validation and mapping as the API.
 
+pub mod bench;
 pub mod gen;
 
 use std::path::PathBuf;
@@ -101,6 +102,21 @@ pub enum Command {
         /// Org id or name.
         #[arg(long, default_value = "default")]
         org: String,
+    },
+    /// Loads the DATASET.md org if needed and measures Q1-Q7 and the write paths over HTTP.
+    Bench {
+        /// Data directory (generated and imported when it holds no store).
+        #[arg(long)]
+        data: PathBuf,
+        /// Customers to generate when the data directory is empty (scale S: 100000).
+        #[arg(long, default_value_t = 100_000)]
+        customers: u64,
+        /// Measured iterations per query.
+        #[arg(long, default_value_t = 200)]
+        iterations: usize,
+        /// Skip the write benchmarks.
+        #[arg(long)]
+        skip_writes: bool,
     },
     /// Writes the DATASET.md benchmark org as NDJSON files.
     Gen {
@@ -276,6 +292,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("{}", serde_json::to_string_pretty(&report.to_json())?);
             app.shutdown().await;
             Ok(if report.ok() { 0 } else { 1 })
+        }
+        Command::Bench { data, customers, iterations, skip_writes } => {
+            bench::run(bench::BenchOptions { data, customers, iterations, skip_writes }).await?;
+            Ok(0)
         }
         Command::Gen { customers, seed, out } => {
             let started = std::time::Instant::now();

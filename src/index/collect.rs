@@ -20,7 +20,9 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn, TermOrdHit};
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
+use super::columns::ColumnCache;
 use super::mapper::LinkColumn;
+use std::sync::Arc;
 use super::schema;
 
 /// Most sort keys a search may have.
@@ -82,8 +84,23 @@ pub struct Hit {
     pub num: u64,
     /// Score (0 unless sorting by score).
     pub score: Score,
-    /// Sort position (the cursor after this hit).
-    pub position: Position,
+    /// Sort values, one per key.
+    pub parts: Vec<KeyPart>,
+    /// The id, when the merge needed it to break a tie across segments.
+    pub id: Option<String>,
+    /// Segment ordinal and doc, to read the id from the index when needed.
+    pub seg: SegmentOrdinal,
+    /// Doc in its segment.
+    pub doc: DocId,
+    id_rank: u128,
+}
+
+impl Hit {
+    /// The cursor position after this hit, given its id (read from the stored object, which the
+    /// caller fetches anyway, so the index's id dictionary is rarely decoded).
+    pub fn position(&self, id: &str) -> Position {
+        Position { parts: self.parts.clone(), id: id.to_string() }
+    }
 }
 
 /// Maps an f64 to a u64 with the same order.
@@ -172,14 +189,13 @@ enum SegColumn {
 }
 
 impl SegColumn {
-    fn open(source: &SortSource, seg: &SegmentReader) -> tantivy::Result<SegColumn> {
-        let ff = seg.fast_fields();
+    fn open(source: &SortSource, seg: &SegmentReader, cache: &ColumnCache) -> tantivy::Result<SegColumn> {
         Ok(match source {
             SortSource::Score => SegColumn::Score,
-            SortSource::I64(name) => SegColumn::I64(ff.column_opt::<i64>(name)?),
-            SortSource::F64(name) => SegColumn::F64(ff.column_opt::<f64>(name)?),
-            SortSource::Bool(name) => SegColumn::Bool(ff.column_opt::<bool>(name)?),
-            SortSource::Str(name) => SegColumn::Str(ff.str(name)?),
+            SortSource::I64(name) => SegColumn::I64(cache.i64(seg, name)?),
+            SortSource::F64(name) => SegColumn::F64(cache.f64(seg, name)?),
+            SortSource::Bool(name) => SegColumn::Bool(cache.bool(seg, name)?),
+            SortSource::Str(name) => SegColumn::Str(cache.str(seg, name)?),
         })
     }
 
@@ -240,18 +256,24 @@ pub struct TopCollector {
     keys: Vec<SortKey>,
     limit: usize,
     after: Option<Position>,
+    cache: Arc<ColumnCache>,
 }
 
 impl TopCollector {
     /// A collector; `keys` must have at most [`MAX_SORT_KEYS`] entries.
-    pub fn new(keys: Vec<SortKey>, limit: usize, after: Option<Position>) -> TopCollector {
+    pub fn new(keys: Vec<SortKey>, limit: usize, after: Option<Position>, cache: Arc<ColumnCache>) -> TopCollector {
         assert!(keys.len() <= MAX_SORT_KEYS, "validated by the query layer");
-        TopCollector { keys, limit, after }
+        TopCollector { keys, limit, after, cache }
     }
+}
+
+fn missing(what: &str) -> tantivy::TantivyError {
+    tantivy::TantivyError::SchemaError(format!("{what} column missing"))
 }
 
 /// The per-segment part of [`TopCollector`].
 pub struct SegTop {
+    seg_ord: SegmentOrdinal,
     columns: Vec<SegColumn>,
     desc: Vec<bool>,
     id_desc: bool,
@@ -263,17 +285,17 @@ pub struct SegTop {
     count: u64,
 }
 
+/// What one segment found: its count, its best hits, and its id column.
+pub type SegFruit = (u64, Vec<Hit>, Option<StrColumn>);
+
 impl Collector for TopCollector {
     type Fruit = (u64, Vec<Hit>);
     type Child = SegTop;
 
-    fn for_segment(&self, _ord: SegmentOrdinal, seg: &SegmentReader) -> tantivy::Result<SegTop> {
-        let columns = self.keys.iter().map(|k| SegColumn::open(&k.source, seg)).collect::<tantivy::Result<Vec<_>>>()?;
-        let ids = seg
-            .fast_fields()
-            .str(schema::ID)?
-            .ok_or_else(|| tantivy::TantivyError::SchemaError("id column missing".into()))?;
-        let nums = seg.fast_fields().u64(schema::NUM)?;
+    fn for_segment(&self, seg_ord: SegmentOrdinal, seg: &SegmentReader) -> tantivy::Result<SegTop> {
+        let columns = self.keys.iter().map(|k| SegColumn::open(&k.source, seg, &self.cache)).collect::<tantivy::Result<Vec<_>>>()?;
+        let ids = self.cache.str(seg, schema::ID)?.ok_or_else(|| missing("id"))?;
+        let nums = self.cache.u64(seg, schema::NUM)?.ok_or_else(|| missing("num"))?;
         let desc: Vec<bool> = self.keys.iter().map(|k| k.desc).collect();
         let id_desc = desc.first().copied().unwrap_or(false);
         let after = match &self.after {
@@ -291,6 +313,7 @@ impl Collector for TopCollector {
             }
         };
         Ok(SegTop {
+            seg_ord,
             columns,
             desc,
             id_desc,
@@ -307,17 +330,64 @@ impl Collector for TopCollector {
         self.keys.iter().any(|k| k.source == SortSource::Score)
     }
 
-    fn merge_fruits(&self, fruits: Vec<(u64, Vec<Hit>)>) -> tantivy::Result<(u64, Vec<Hit>)> {
+    fn merge_fruits(&self, fruits: Vec<SegFruit>) -> tantivy::Result<(u64, Vec<Hit>)> {
         let total = fruits.iter().map(|f| f.0).sum();
-        let mut hits: Vec<Hit> = fruits.into_iter().flat_map(|f| f.1).collect();
-        hits.sort_by(|a, b| compare_positions(&a.position, &b.position, &self.keys));
+        let mut id_columns: Vec<(SegmentOrdinal, StrColumn)> = Vec::new();
+        let mut hits: Vec<Hit> = Vec::new();
+        for (_, seg_hits, ids) in fruits {
+            if let (Some(ids), Some(first)) = (ids, seg_hits.first()) {
+                id_columns.push((first.seg, ids));
+            }
+            hits.extend(seg_hits);
+        }
+        let parts_order = |a: &Hit, b: &Hit| {
+            let pa = Position { parts: a.parts.clone(), id: String::new() };
+            let pb = Position { parts: b.parts.clone(), id: String::new() };
+            compare_positions(&pa, &pb, &self.keys)
+        };
+        hits.sort_by(parts_order);
+        // Equal sort values: order by id. Inside one segment the id's ordinal orders like its
+        // bytes; across segments the ids themselves are read.
+        let id_desc = self.keys.first().is_some_and(|k| k.desc);
+        let mut start = 0;
+        while start < hits.len() {
+            let mut end = start + 1;
+            while end < hits.len() && parts_order(&hits[start], &hits[end]) == Ordering::Equal {
+                end += 1;
+            }
+            if end - start > 1 {
+                let group = &mut hits[start..end];
+                if group.iter().all(|h| h.seg == group[0].seg) {
+                    group.sort_by_key(|h| h.id_rank);
+                } else {
+                    for h in group.iter_mut() {
+                        if let Some((_, col)) = id_columns.iter().find(|(s, _)| *s == h.seg) {
+                            let mut id = String::new();
+                            if let Some(o) = col.ords().first(h.doc) {
+                                let _ = col.ord_to_str(o, &mut id);
+                            }
+                            h.id = Some(id);
+                        }
+                    }
+                    group.sort_by(|a, b| {
+                        let o = a.id.as_deref().unwrap_or("").as_bytes().cmp(b.id.as_deref().unwrap_or("").as_bytes());
+                        if id_desc {
+                            o.reverse()
+                        } else {
+                            o
+                        }
+                    });
+                }
+            }
+            start = end;
+        }
         hits.truncate(self.limit);
         Ok((total, hits))
     }
 }
 
 impl SegmentCollector for SegTop {
-    type Fruit = (u64, Vec<Hit>);
+    type Fruit = SegFruit;
 
     #[inline]
     fn collect(&mut self, doc: DocId, score: Score) {
@@ -363,19 +433,15 @@ impl SegmentCollector for SegTop {
         }
     }
 
-    fn harvest(self) -> (u64, Vec<Hit>) {
+    fn harvest(self) -> SegFruit {
         let mut hits = Vec::with_capacity(self.heap.len());
-        for (_, doc, score_bits) in self.heap.into_vec() {
+        for (rank, doc, score_bits) in self.heap.into_vec() {
             let score = f32::from_bits(score_bits);
             let parts = self.columns.iter().map(|c| c.part(doc, score)).collect();
-            let mut id = String::new();
-            if let Some(o) = self.ids.ords().first(doc) {
-                let _ = self.ids.ord_to_str(o, &mut id);
-            }
             let num = self.nums.first(doc).unwrap_or(0);
-            hits.push(Hit { num, score, position: Position { parts, id } });
+            hits.push(Hit { num, score, parts, id: None, seg: self.seg_ord, doc, id_rank: rank.id });
         }
-        (self.count, hits)
+        (self.count, hits, Some(self.ids))
     }
 }
 
@@ -391,14 +457,13 @@ pub enum LinkReader {
 
 impl LinkReader {
     /// Opens the column of a link in a segment.
-    pub fn open(link: &LinkColumn, seg: &SegmentReader) -> tantivy::Result<LinkReader> {
-        let ff = seg.fast_fields();
+    pub fn open(link: &LinkColumn, seg: &SegmentReader, cache: &ColumnCache) -> tantivy::Result<LinkReader> {
         Ok(match link {
-            LinkColumn::Json(_) => match ff.column_opt::<i64>(&link.column_name())? {
+            LinkColumn::Json(_) => match cache.i64(seg, &link.column_name())? {
                 Some(c) => LinkReader::I64(c),
                 None => LinkReader::Empty,
             },
-            _ => match ff.column_opt::<u64>(&link.column_name())? {
+            _ => match cache.u64(seg, &link.column_name())? {
                 Some(c) => LinkReader::U64(c),
                 None => LinkReader::Empty,
             },
@@ -439,7 +504,7 @@ fn dedup_each(values: impl Iterator<Item = u64>, f: &mut impl FnMut(u64)) {
 }
 
 /// Counts, for every num a matching doc links to, how many matching docs link to it.
-pub struct LinkCounts(pub LinkColumn);
+pub struct LinkCounts(pub LinkColumn, pub Arc<ColumnCache>);
 
 /// The per-segment part of [`LinkCounts`].
 pub struct SegLinkCounts {
@@ -452,7 +517,7 @@ impl Collector for LinkCounts {
     type Child = SegLinkCounts;
 
     fn for_segment(&self, _ord: SegmentOrdinal, seg: &SegmentReader) -> tantivy::Result<SegLinkCounts> {
-        Ok(SegLinkCounts { reader: LinkReader::open(&self.0, seg)?, counts: FxHashMap::default() })
+        Ok(SegLinkCounts { reader: LinkReader::open(&self.0, seg, &self.1)?, counts: FxHashMap::default() })
     }
 
     fn requires_scoring(&self) -> bool {
@@ -486,7 +551,7 @@ impl SegmentCollector for SegLinkCounts {
 }
 
 /// Collects the nums of every matching doc.
-pub struct Nums;
+pub struct Nums(pub Arc<ColumnCache>);
 
 /// The per-segment part of [`Nums`].
 pub struct SegNums {
@@ -499,7 +564,7 @@ impl Collector for Nums {
     type Child = SegNums;
 
     fn for_segment(&self, _ord: SegmentOrdinal, seg: &SegmentReader) -> tantivy::Result<SegNums> {
-        Ok(SegNums { nums: seg.fast_fields().u64(schema::NUM)?, out: Vec::new() })
+        Ok(SegNums { nums: self.0.u64(seg, schema::NUM)?.ok_or_else(|| missing("num"))?, out: Vec::new() })
     }
 
     fn requires_scoring(&self) -> bool {

@@ -11,7 +11,9 @@
 
 pub mod analysis;
 pub mod collect;
+pub mod columns;
 pub mod error;
+pub mod filter_query;
 pub mod mapper;
 pub mod org_index;
 pub mod schema;

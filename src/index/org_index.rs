@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tantivy::directory::MmapDirectory;
@@ -12,6 +12,7 @@ use tantivy::indexer::LogMergePolicy;
 use tantivy::schema::Term;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
 
+use super::columns::ColumnCache;
 use super::error::{IndexError, Result};
 use super::schema::IndexSchema;
 use super::settings::IndexSettings;
@@ -53,6 +54,8 @@ pub struct OrgIndex {
     settings: IndexSettings,
     committed: AtomicU64,
     dir: PathBuf,
+    columns: Arc<ColumnCache>,
+    fresh: bool,
 }
 
 impl OrgIndex {
@@ -63,10 +66,11 @@ impl OrgIndex {
     pub fn open(dir: &Path, settings: &IndexSettings) -> Result<OrgIndex> {
         std::fs::create_dir_all(dir)?;
         let mmap = MmapDirectory::open(dir)?;
-        let index = if Index::exists(&mmap)? {
-            Index::open(mmap)?
-        } else {
+        let fresh = !Index::exists(&mmap)?;
+        let index = if fresh {
             Index::create(mmap, IndexSchema::build().schema, tantivy::IndexSettings::default())?
+        } else {
+            Index::open(mmap)?
         };
         let schema = IndexSchema::from_schema(index.schema()).map_err(IndexError::Directory)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
@@ -79,12 +83,24 @@ impl OrgIndex {
             settings: settings.clone(),
             committed: AtomicU64::new(committed),
             dir: dir.to_path_buf(),
+            columns: Arc::new(ColumnCache::default()),
+            fresh,
         })
     }
 
     /// The schema's field handles.
     pub fn schema(&self) -> &IndexSchema {
         &self.schema
+    }
+
+    /// Whether this index was created empty when opened (it was missing).
+    pub fn was_created(&self) -> bool {
+        self.fresh
+    }
+
+    /// Opened columns of this index's segments.
+    pub fn columns(&self) -> &Arc<ColumnCache> {
+        &self.columns
     }
 
     /// The change-log sequence the last commit covers.
@@ -177,6 +193,8 @@ impl OrgIndex {
         prepared.set_payload(&seq.to_string());
         prepared.commit()?;
         self.reader.reload()?;
+        let live = self.reader.searcher().segment_readers().iter().map(|s| s.segment_id()).collect();
+        self.columns.retain(&live);
         self.committed.store(seq, Ordering::Release);
         Ok(())
     }

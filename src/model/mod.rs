@@ -15,6 +15,6 @@ pub mod value;
 pub use directory::{ApiKey, Org, Role, Team, User};
 pub use klass::{AttrType, Attribute, Cardinality, Klass, Relationship};
 pub use change::{ChangeOp, ChangeRecord};
-pub use object::{Object, RelValue, UniqueKey};
+pub use object::{Object, ObjectView, RelValue, UniqueKey};
 pub use schema::{OrgSchema, Relation, Side};
 pub use value::Value;

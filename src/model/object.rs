@@ -293,3 +293,140 @@ impl Object {
         keys
     }
 }
+
+/// Serializes an object to its API JSON without building an intermediate `serde_json::Value`
+/// (the same shape as [`Object::to_json`]); `score` adds `_score`.
+pub struct ObjectView<'a> {
+    /// The object.
+    pub obj: &'a Object,
+    /// Its klass: attribute order and which values are still declared.
+    pub klass: Option<&'a Klass>,
+    /// Relevance, for free-text searches.
+    pub score: Option<f32>,
+}
+
+struct ValueView<'a>(&'a Value);
+
+impl serde::Serialize for ValueView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Str(v) => s.serialize_str(v),
+            Value::Num(n) if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 => s.serialize_i64(*n as i64),
+            Value::Num(n) if n.is_finite() => s.serialize_f64(*n),
+            Value::Num(_) => s.serialize_none(),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Date(ms) => s.serialize_str(&format_time(*ms)),
+            Value::List(items) => s.collect_seq(items.iter().map(ValueView)),
+        }
+    }
+}
+
+struct CustomView<'a>(&'a Object, Option<&'a Klass>);
+
+impl serde::Serialize for CustomView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        match self.1 {
+            Some(k) => {
+                for a in k.attributes.iter().filter(|a| !a.standard) {
+                    if let Some(v) = self.0.custom.get(&a.key) {
+                        m.serialize_entry(&a.name, &ValueView(v))?;
+                    }
+                }
+            }
+            None => {
+                for (name, v) in &self.0.custom {
+                    m.serialize_entry(name, &ValueView(v))?;
+                }
+            }
+        }
+        m.end()
+    }
+}
+
+struct RelsView<'a>(&'a Object, Option<&'a Klass>);
+
+impl serde::Serialize for RelsView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for (name, v) in &self.0.relationships {
+            let declared = self.1.map(|k| k.relationship(name));
+            match (declared, v) {
+                (Some(None), _) => continue,
+                (Some(Some(r)), RelValue::One(id)) if r.cardinality == Cardinality::Many => m.serialize_entry(name, &[id])?,
+                (_, RelValue::One(id)) => m.serialize_entry(name, id)?,
+                (_, RelValue::Many(ids)) => m.serialize_entry(name, ids)?,
+            }
+        }
+        m.end()
+    }
+}
+
+impl serde::Serialize for ObjectView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let o = self.obj;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("id", &o.id)?;
+        m.serialize_entry("klass", &o.klass)?;
+        if let Some(ext) = &o.external_id {
+            m.serialize_entry("externalId", ext)?;
+        }
+        match self.klass {
+            Some(k) => {
+                for a in k.attributes.iter().filter(|a| a.standard) {
+                    if let Some(v) = o.fields.get(&a.key) {
+                        m.serialize_entry(&a.name, &ValueView(v))?;
+                    }
+                }
+            }
+            None => {
+                for (name, v) in &o.fields {
+                    m.serialize_entry(name, &ValueView(v))?;
+                }
+            }
+        }
+        m.serialize_entry("custom", &CustomView(o, self.klass))?;
+        m.serialize_entry("relationships", &RelsView(o, self.klass))?;
+        m.serialize_entry("tags", &o.tags)?;
+        m.serialize_entry("createdAt", &format_time(o.created_at))?;
+        m.serialize_entry("updatedAt", &format_time(o.updated_at))?;
+        m.serialize_entry("rev", &o.rev)?;
+        if let Some(score) = self.score {
+            m.serialize_entry("_score", &score)?;
+        }
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::*;
+
+    #[test]
+    fn the_view_serializes_like_to_json() {
+        let mut o = Object {
+            num: 1,
+            id: "o-1".into(),
+            klass: "order".into(),
+            external_id: Some("X-1".into()),
+            fields: BTreeMap::new(),
+            custom: BTreeMap::new(),
+            relationships: BTreeMap::new(),
+            tags: vec!["a".into()],
+            created_at: 1_700_000_000_123,
+            updated_at: 1_700_000_000_456,
+            rev: 3,
+            links: BTreeMap::new(),
+        };
+        o.fields.insert("title".into(), Value::Str("T".into()));
+        o.custom.insert("c1".into(), Value::Num(2.0));
+        o.custom.insert("c2".into(), Value::List(vec![Value::Date(0), Value::Date(1)]));
+        o.relationships.insert("ships".into(), RelValue::Many(vec!["s1".into()]));
+        let view = serde_json::to_value(ObjectView { obj: &o, klass: None, score: None }).unwrap();
+        assert_eq!(view, o.to_json(None));
+    }
+}

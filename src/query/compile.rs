@@ -24,6 +24,8 @@ use tantivy::{DocId, Searcher, SegmentReader};
 use super::filter::{CountRange, Filter, Pred, Scalar, Target, TextWord};
 use super::validate::SortTarget;
 use crate::index::collect::{Hit, LinkCounts, LinkReader, Nums, Position, SortKey, SortSource, TopCollector};
+use crate::index::columns::ColumnCache;
+use crate::index::filter_query::{Counter, FilterQuery, PredicateFactory, SegmentPredicate};
 use crate::index::error::Result;
 use crate::index::mapper::LinkColumn;
 use crate::index::schema::{self, IndexSchema, EXTERNAL_ID_KEY, TAGS_KEY};
@@ -35,12 +37,17 @@ pub struct Snapshot {
     searcher: Searcher,
     schema: IndexSchema,
     term_set_max: usize,
+    columns: Arc<ColumnCache>,
 }
 
 impl Snapshot {
     /// A snapshot of an org index's last commit.
     pub fn of(index: &crate::index::OrgIndex, term_set_max: usize) -> Snapshot {
-        Snapshot { searcher: index.searcher(), schema: index.schema().clone(), term_set_max }
+        Snapshot { searcher: index.searcher(), schema: index.schema().clone(), term_set_max, columns: index.columns().clone() }
+    }
+
+    fn compiler(&self) -> Compiler<'_> {
+        Compiler { s: &self.schema, searcher: &self.searcher, term_set_max: self.term_set_max, columns: &self.columns, ctx: None }
     }
 
     /// Number of live documents.
@@ -63,9 +70,24 @@ impl Snapshot {
             (Occur::Must, term_q(Term::from_field_text(self.schema.klass, klass))),
             (Occur::Must, term_q(link_term)),
         ]);
-        let mut v = self.searcher.search(&q, &Nums)?;
+        let mut v = self.searcher.search(&q, &Nums(self.columns.clone()))?;
         v.sort_unstable();
         Ok(v)
+    }
+
+    /// The id of a hit, read from the index (when its object is no longer in the store).
+    pub fn hit_id(&self, hit: &Hit) -> String {
+        let mut id = String::new();
+        if let Some(h) = &hit.id {
+            return h.clone();
+        }
+        let seg = self.searcher.segment_reader(hit.seg);
+        if let Ok(Some(col)) = self.columns.str(seg, schema::ID) {
+            if let Some(o) = col.ords().first(hit.doc) {
+                let _ = col.ord_to_str(o, &mut id);
+            }
+        }
+        id
     }
 
     /// (num, updatedAt) of every live document, sorted by num.
@@ -77,14 +99,13 @@ impl Snapshot {
 
     /// Compiles the filter over the objects of `klass`.
     pub fn compile(&self, klass: &str, f: &Filter) -> Result<Compiled> {
-        let c = Compiler { s: &self.schema, searcher: &self.searcher, term_set_max: self.term_set_max };
-        Ok(Compiled { query: c.klass_query(klass, f)?, scored: f.has_text() })
+        Ok(Compiled { query: self.compiler().klass_query(klass, f)?, scored: f.has_text() })
     }
 
     /// Compiles a filter over every object of the listed klasses linked to one customer (by
     /// `customer`) or, with `company`, also to any of a set of customers (timelines).
     pub fn compile_linked(&self, customers: &[u64], company: Option<u64>, klasses: &[String], f: &Filter) -> Result<Compiled> {
-        let c = Compiler { s: &self.schema, searcher: &self.searcher, term_set_max: self.term_set_max };
+        let c = self.compiler();
         let mut linked: Vec<(Occur, Box<dyn Query>)> = customers
             .iter()
             .map(|n| (Occur::Should, term_q(Term::from_field_u64(self.schema.customer, *n))))
@@ -117,17 +138,17 @@ pub struct Compiled {
 impl Compiled {
     /// The exact total and the first `limit` hits after `after`.
     pub fn top(&self, snap: &Snapshot, keys: Vec<SortKey>, limit: usize, after: Option<Position>) -> Result<(u64, Vec<Hit>)> {
-        Ok(snap.searcher.search(&*self.query, &TopCollector::new(keys, limit, after))?)
+        Ok(snap.searcher.search(&*self.query, &TopCollector::new(keys, limit, after, snap.columns.clone()))?)
     }
 
     /// The exact number of matches.
     pub fn count(&self, snap: &Snapshot) -> Result<u64> {
-        Ok(snap.searcher.search(&*self.query, &Count)? as u64)
+        Ok(snap.searcher.search(&*self.query, &Counter)?)
     }
 
     /// The nums of every match, ascending.
     pub fn nums(&self, snap: &Snapshot) -> Result<Vec<u64>> {
-        let mut v = snap.searcher.search(&*self.query, &Nums)?;
+        let mut v = snap.searcher.search(&*self.query, &Nums(snap.columns.clone()))?;
         v.sort_unstable();
         Ok(v)
     }
@@ -193,10 +214,14 @@ pub fn agg_column(t: &Target) -> Option<String> {
     })
 }
 
+#[derive(Clone)]
 struct Compiler<'a> {
     s: &'a IndexSchema,
     searcher: &'a Searcher,
     term_set_max: usize,
+    columns: &'a Arc<ColumnCache>,
+    /// Klass of the objects being filtered, when known (joins walk its postings).
+    ctx: Option<String>,
 }
 
 fn term_q(t: Term) -> Box<dyn Query> {
@@ -210,16 +235,24 @@ fn bool_q(clauses: Vec<(Occur, Box<dyn Query>)>) -> Box<dyn Query> {
 impl Compiler<'_> {
     /// `klass = k AND f`, with free text scored and everything else constant.
     fn klass_query(&self, klass: &str, f: &Filter) -> Result<Box<dyn Query>> {
+        let this = Compiler { ctx: Some(klass.to_string()), ..self.clone() };
+        this.klass_query_in(klass, f)
+    }
+
+    fn klass_query_in(&self, klass: &str, f: &Filter) -> Result<Box<dyn Query>> {
         let klass_term = term_q(Term::from_field_text(self.s.klass, klass));
         let children: Vec<&Filter> = match f {
             Filter::And(cs) => cs.iter().collect(),
             other => vec![other],
         };
         let (texts, rest): (Vec<&Filter>, Vec<&Filter>) = children.into_iter().partition(|c| matches!(c, Filter::Text(_)));
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, klass_term)];
-        for c in rest {
-            self.push_and_child(c, &mut clauses)?;
+        // A positive condition on a custom attribute already implies the klass (custom keys are
+        // unique to their klass): walking the klass's postings would only add seeks.
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        if !rest.iter().any(|c| implies_klass(c)) {
+            clauses.push((Occur::Must, klass_term));
         }
+        self.push_and_children(&rest, !texts.is_empty(), &mut clauses)?;
         if texts.is_empty() {
             return Ok(bool_q(clauses));
         }
@@ -231,13 +264,145 @@ impl Compiler<'_> {
         Ok(bool_q(scored))
     }
 
-    fn push_and_child(&self, c: &Filter, clauses: &mut Vec<(Occur, Box<dyn Query>)>) -> Result<()> {
+    /// Adds the children of an `and`. Ranges are walked by tantivy only when nothing more
+    /// selective can lead: then the range expected to match the fewest docs leads and the others
+    /// are checked on its candidates.
+    fn push_and_children(&self, cs: &[&Filter], text: bool, clauses: &mut Vec<(Occur, Box<dyn Query>)>) -> Result<()> {
+        let mut led = text || cs.iter().any(|c| selective(c));
+        if !led {
+            let leader = cs
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| match c {
+                    Filter::Cond { target, pred: Pred::Range(lo, hi) } => Some((i, self.range_fraction(target, lo, hi))),
+                    _ => None,
+                })
+                .min_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
+            if let Some((i, _)) = leader {
+                clauses.push((Occur::Must, self.filter(cs[i])?));
+                led = true;
+                for (j, c) in cs.iter().enumerate() {
+                    if j != i {
+                        self.push_and_child(c, led, clauses)?;
+                    }
+                }
+                if !clauses.iter().any(|(o, _)| *o == Occur::Must) {
+                    clauses.push((Occur::Must, Box::new(AllQuery)));
+                }
+                return Ok(());
+            }
+        }
+        for c in cs {
+            self.push_and_child(c, led, clauses)?;
+        }
+        if !clauses.iter().any(|(o, _)| *o == Occur::Must) {
+            clauses.push((Occur::Must, Box::new(AllQuery)));
+        }
+        Ok(())
+    }
+
+    /// Estimated share of a column's values inside a range (linear between min and max).
+    fn range_fraction(&self, target: &Target, lo: &Bound<Scalar>, hi: &Bound<Scalar>) -> f64 {
+        let column = match target {
+            Target::CreatedAt => schema::CREATED.to_string(),
+            Target::UpdatedAt => schema::UPDATED.to_string(),
+            Target::Attr(a) => IndexSchema::column("kw", &a.key),
+            _ => return 1.0,
+        };
+        let float = matches!(target, Target::Attr(a) if a.ty == AttrType::Number);
+        let (mut inside, mut total) = (0.0f64, 0.0f64);
+        for seg in self.searcher.segment_readers() {
+            let (min, max, n) = if float {
+                match self.columns.f64(seg, &column) {
+                    Ok(Some(c)) => (c.min_value(), c.max_value(), c.values.num_vals() as f64),
+                    _ => continue,
+                }
+            } else {
+                match self.columns.i64(seg, &column) {
+                    Ok(Some(c)) => (c.min_value() as f64, c.max_value() as f64, c.values.num_vals() as f64),
+                    _ => continue,
+                }
+            };
+            let l = match lo {
+                Bound::Included(v) | Bound::Excluded(v) => num_of(v).max(min),
+                Bound::Unbounded => min,
+            };
+            let h = match hi {
+                Bound::Included(v) | Bound::Excluded(v) => num_of(v).min(max),
+                Bound::Unbounded => max,
+            };
+            let share = if max > min { ((h - l) / (max - min)).clamp(0.0, 1.0) } else { 1.0 };
+            inside += share * n;
+            total += n;
+        }
+        if total == 0.0 {
+            0.0
+        } else {
+            inside / total
+        }
+    }
+
+    /// Adds one child of an `and`. `led`: a selective sibling drives the intersection, so a
+    /// range is cheaper checked on its candidates through a cached column than walked by
+    /// tantivy's range doc set (which maps rows to docs on sparse JSON columns).
+    fn push_and_child(&self, c: &Filter, led: bool, clauses: &mut Vec<(Occur, Box<dyn Query>)>) -> Result<()> {
         match c {
             Filter::All => {}
             Filter::Not(inner) => clauses.push((Occur::MustNot, self.filter(inner)?)),
+            Filter::Cond { target, pred: Pred::Range(lo, hi) } if led => match self.range_predicate(target, lo, hi) {
+                Some(q) => clauses.push((Occur::Must, q)),
+                None => clauses.push((Occur::Must, self.filter(c)?)),
+            },
             other => clauses.push((Occur::Must, self.filter(other)?)),
         }
         Ok(())
+    }
+
+    /// A range checked per candidate doc on a cached fast-field column.
+    fn range_predicate(&self, target: &Target, lo: &Bound<Scalar>, hi: &Bound<Scalar>) -> Option<Box<dyn Query>> {
+        let (column, float) = match target {
+            Target::CreatedAt => (schema::CREATED.to_string(), false),
+            Target::UpdatedAt => (schema::UPDATED.to_string(), false),
+            Target::Attr(a) => match a.ty {
+                AttrType::Number => (IndexSchema::column("kw", &a.key), true),
+                AttrType::Integer | AttrType::Date => (IndexSchema::column("kw", &a.key), false),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let f = |b: &Bound<Scalar>| -> Bound<f64> {
+            match b {
+                Bound::Included(v) => Bound::Included(num_of(v)),
+                Bound::Excluded(v) => Bound::Excluded(num_of(v)),
+                Bound::Unbounded => Bound::Unbounded,
+            }
+        };
+        let i = |b: &Bound<Scalar>| -> Bound<i64> {
+            match b {
+                Bound::Included(v) => Bound::Included(int_of(v)),
+                Bound::Excluded(v) => Bound::Excluded(int_of(v)),
+                Bound::Unbounded => Bound::Unbounded,
+            }
+        };
+        let cache = self.columns.clone();
+        let q: DocPredicateQuery = if float {
+            let range = (f(lo), f(hi));
+            FunctionPredicate::from(move |seg: &SegmentReader| {
+                let col = cache.f64(seg, &column)?;
+                let range = range;
+                Ok(move |doc: DocId| col.as_ref().is_some_and(|c| c.values_for_doc(doc).any(|v| std::ops::RangeBounds::contains(&range, &v))))
+            })
+            .into()
+        } else {
+            let range = (i(lo), i(hi));
+            FunctionPredicate::from(move |seg: &SegmentReader| {
+                let col = cache.i64(seg, &column)?;
+                let range = range;
+                Ok(move |doc: DocId| col.as_ref().is_some_and(|c| c.values_for_doc(doc).any(|v| std::ops::RangeBounds::contains(&range, &v))))
+            })
+            .into()
+        };
+        Some(Box::new(q))
     }
 
     fn filter(&self, f: &Filter) -> Result<Box<dyn Query>> {
@@ -246,12 +411,8 @@ impl Compiler<'_> {
             Filter::Nothing => Box::new(EmptyQuery),
             Filter::And(cs) => {
                 let mut clauses = Vec::with_capacity(cs.len() + 1);
-                for c in cs {
-                    self.push_and_child(c, &mut clauses)?;
-                }
-                if !clauses.iter().any(|(o, _)| *o == Occur::Must) {
-                    clauses.push((Occur::Must, Box::new(AllQuery)));
-                }
+                let refs: Vec<&Filter> = cs.iter().collect();
+                self.push_and_children(&refs, false, &mut clauses)?;
                 bool_q(clauses)
             }
             Filter::Or(cs) => bool_q(cs.iter().map(|c| Ok((Occur::Should, self.filter(c)?))).collect::<Result<_>>()?),
@@ -402,25 +563,26 @@ impl Compiler<'_> {
         match rel.side {
             Side::Child => {
                 // Related objects link to context objects: count per context num.
-                let counts: FxHashMap<u64, u32> = self.searcher.search(&*sub, &LinkCounts(link))?;
+                let counts: FxHashMap<u64, u32> = self.searcher.search(&*sub, &LinkCounts(link, self.columns.clone()))?;
                 if count.is_any() && counts.len() <= self.term_set_max {
                     let terms = counts.keys().map(|n| Term::from_field_u64(self.s.num, *n)).collect();
                     return Ok(self.any_of(terms));
                 }
                 let counts = Arc::new(counts);
-                let pred = FunctionPredicate::from(move |seg: &SegmentReader| {
-                    let nums = seg.fast_fields().u64(schema::NUM)?;
+                let cache = self.columns.clone();
+                let factory: PredicateFactory = Arc::new(move |seg: &SegmentReader| {
+                    let nums = cache.u64(seg, schema::NUM)?.ok_or_else(|| tantivy::TantivyError::SchemaError("num column missing".into()))?;
                     let counts = counts.clone();
-                    Ok(move |doc: DocId| {
+                    Ok(Box::new(move |doc: DocId| {
                         let n = nums.first(doc).and_then(|num| counts.get(&num).copied()).unwrap_or(0);
                         count.contains(n as u64)
-                    })
+                    }) as SegmentPredicate)
                 });
-                Ok(Box::new(DocPredicateQuery::from(pred)))
+                Ok(Box::new(FilterQuery::new(self.ctx_query(), factory)))
             }
             Side::Parent => {
                 // Context objects link to related objects: collect the related nums.
-                let set: FxHashSet<u64> = self.searcher.search(&*sub, &Nums)?.into_iter().collect();
+                let set: FxHashSet<u64> = self.searcher.search(&*sub, &Nums(self.columns.clone()))?.into_iter().collect();
                 if count.is_any() && set.len() <= self.term_set_max {
                     let terms = set
                         .iter()
@@ -437,10 +599,11 @@ impl Compiler<'_> {
                     return Ok(self.any_of(terms));
                 }
                 let set = Arc::new(set);
-                let pred = FunctionPredicate::from(move |seg: &SegmentReader| {
-                    let reader = LinkReader::open(&link, seg)?;
+                let cache = self.columns.clone();
+                let factory: PredicateFactory = Arc::new(move |seg: &SegmentReader| {
+                    let reader = LinkReader::open(&link, seg, &cache)?;
                     let set = set.clone();
-                    Ok(move |doc: DocId| {
+                    Ok(Box::new(move |doc: DocId| {
                         let mut n = 0u64;
                         reader.for_each(doc, |v| {
                             if set.contains(&v) {
@@ -448,11 +611,49 @@ impl Compiler<'_> {
                             }
                         });
                         count.contains(n)
-                    })
+                    }) as SegmentPredicate)
                 });
-                Ok(Box::new(DocPredicateQuery::from(pred)))
+                Ok(Box::new(FilterQuery::new(self.ctx_query(), factory)))
             }
         }
+    }
+
+    /// The objects being filtered: their klass's postings, or every doc when unknown.
+    fn ctx_query(&self) -> Box<dyn Query> {
+        match &self.ctx {
+            Some(k) => term_q(Term::from_field_text(self.s.klass, k)),
+            None => Box::new(AllQuery),
+        }
+    }
+}
+
+/// Whether a filter holds only for objects of the klass it was validated for.
+fn implies_klass(f: &Filter) -> bool {
+    match f {
+        Filter::Cond { target: Target::Attr(a), .. } => !a.standard,
+        Filter::And(cs) => cs.iter().any(implies_klass),
+        Filter::Or(cs) => !cs.is_empty() && cs.iter().all(implies_klass),
+        _ => false,
+    }
+}
+
+/// Whether a filter matches few docs through postings (terms), so it can lead an intersection.
+fn selective(f: &Filter) -> bool {
+    match f {
+        Filter::Cond { pred, .. } => matches!(pred, Pred::Eq(_) | Pred::Contains(_) | Pred::Prefix(_) | Pred::TreePrefix(_)),
+        Filter::Join { count, .. } => count.min > 0,
+        Filter::Text(_) => true,
+        Filter::And(cs) => cs.iter().any(selective),
+        Filter::Or(cs) => !cs.is_empty() && cs.iter().all(selective),
+        _ => false,
+    }
+}
+
+fn num_of(v: &Scalar) -> f64 {
+    match v {
+        Scalar::Num(f) => *f,
+        Scalar::Int(i) => *i as f64,
+        _ => 0.0,
     }
 }
 

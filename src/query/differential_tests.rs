@@ -443,12 +443,17 @@ proptest! {
         let mut seen = Vec::new();
         let mut after = None;
         let mut positions = Vec::new();
+        let id_of = |num: u64| fx.objects.iter().find(|o| o.num == num).unwrap().id.clone();
         loop {
             let (total, hits) = compiled.top(&snap, keys.clone(), page, after.clone()).unwrap();
             prop_assert_eq!(total as usize, spec.orders.len());
             if hits.is_empty() { break; }
-            for h in &hits { seen.push(h.num); positions.push(h.position.clone()); }
-            after = Some(hits.last().unwrap().position.clone());
+            for h in &hits {
+                seen.push(h.num);
+                positions.push(h.position(&id_of(h.num)));
+                prop_assert_eq!(snap.hit_id(h), id_of(h.num));
+            }
+            after = Some(hits.last().unwrap().position(&id_of(hits.last().unwrap().num)));
             prop_assert!(seen.len() <= spec.orders.len(), "paging does not end");
         }
         let unique: BTreeSet<u64> = seen.iter().copied().collect();

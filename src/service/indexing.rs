@@ -181,11 +181,13 @@ async fn recover(app: &App, org: &Org, index: &Arc<OrgIndex>) -> Result<u64> {
     let store = app.store();
     let last = store.last_seq(org.num)?;
     let first = store.first_seq(org.num)?;
-    let log_gap = first > committed + 1 && last > committed;
+    // Replay covers (committed, last] only when the log still holds all of it.
+    let log_gap = committed < last && (first == 0 || first > committed + 1);
     let ahead = committed > last;
-    let empty_index = committed == 0 && index.searcher().num_docs() == 0 && store.scan_objects(org.num).next().is_some();
+    // A missing index directory (created empty just now) cannot know what was imported unlogged.
+    let lost = index.was_created() && store.scan_objects(org.num).next().is_some();
     let dirty = super::import::index_dirty(app, org.num)?;
-    if log_gap || ahead || empty_index || dirty {
+    if log_gap || ahead || lost || dirty {
         tracing::warn!(org = %org.id, committed, first, last, "index cannot replay from the log; rebuilding from the store");
         let (app2, org2, index2) = (app.clone(), org.clone(), index.clone());
         let seq = blocking(move || rebuild(&app2, &org2, &index2, &mut |_, _| {})).await?;

@@ -201,7 +201,7 @@ impl App {
     }
 
     /// `GET /v1/saved-searches/{id}/results`.
-    pub async fn saved_results(&self, caller: &Caller, id: &str, page_size: Option<u64>, cursor: Option<String>) -> Result<Value> {
+    pub async fn saved_results(&self, caller: &Caller, id: &str, page_size: Option<u64>, cursor: Option<String>) -> Result<super::search::JsonBytes> {
         if let Some(n) = page_size {
             super::search::page_size(Some(n), true)?;
         }

@@ -24,6 +24,35 @@ use crate::query::compile::{sort_keys, Snapshot};
 use crate::query::filter::Filter;
 use crate::query::validate::Validator;
 
+/// A response body already serialized as JSON (result pages are written straight from the
+/// stored objects, without an intermediate `serde_json::Value`).
+#[derive(Debug, Clone)]
+pub struct JsonBytes(pub Vec<u8>);
+
+impl JsonBytes {
+    /// Parses it back (tests and callers that need a value).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_slice(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+#[derive(serde::Serialize)]
+struct PageOut<'a> {
+    data: Vec<crate::model::ObjectView<'a>>,
+    total: u64,
+    #[serde(rename = "nextCursor")]
+    next_cursor: Option<String>,
+}
+
+/// Serializes a page of objects.
+pub fn page_json(schema: &OrgSchema, objects: &[(crate::model::Object, Option<f32>)], total: u64, next_cursor: Option<String>) -> JsonBytes {
+    let data = objects
+        .iter()
+        .map(|(o, score)| crate::model::ObjectView { obj: o, klass: schema.klass(&o.klass), score: *score })
+        .collect();
+    JsonBytes(serde_json::to_vec(&PageOut { data, total, next_cursor }).expect("serializing a page"))
+}
+
 /// Default page size.
 pub const DEFAULT_PAGE: u64 = 50;
 /// Largest page size.
@@ -137,36 +166,41 @@ impl App {
     }
 
     /// Runs a prepared search: `{"data", "total", "nextCursor"}`.
-    pub async fn run_search(&self, p: Prepared) -> Result<Value> {
+    pub async fn run_search(&self, p: Prepared) -> Result<JsonBytes> {
         let app = self.clone();
         blocking(move || {
             let snap = app.snapshot(&p.rt);
             let compiled = snap.compile(&p.klass.name, &p.filter)?;
             let (total, mut hits) = compiled.top(&snap, p.keys.clone(), p.page_size + 1, p.after.clone())?;
-            let next = if hits.len() > p.page_size {
-                hits.truncate(p.page_size);
-                hits.last().map(|h| encode_cursor(&p.keys, &h.position))
-            } else {
-                None
-            };
+            let more = hits.len() > p.page_size;
+            hits.truncate(p.page_size);
             let org = p.rt.org.num;
             let mut data = Vec::with_capacity(hits.len());
+            let mut last_id = None;
             for h in &hits {
-                if let Some(obj) = app.store().object(org, h.num)? {
-                    let mut j = app.render(&p.schema, &obj);
-                    if compiled.scored() {
-                        j["_score"] = serde_json::json!(h.score);
+                match app.store().object(org, h.num)? {
+                    Some(obj) => {
+                        last_id = Some(obj.id.clone());
+                        data.push((obj, compiled.scored().then_some(h.score)));
                     }
-                    data.push(j);
+                    // Deleted since the index saw it: skipped, but the cursor still moves past it.
+                    None => last_id = None,
                 }
             }
-            Ok(serde_json::json!({"data": data, "total": total, "nextCursor": next}))
+            let next = match (more, hits.last()) {
+                (true, Some(h)) => {
+                    let id = last_id.unwrap_or_else(|| snap.hit_id(h));
+                    Some(encode_cursor(&p.keys, &h.position(&id)))
+                }
+                _ => None,
+            };
+            Ok(page_json(&p.schema, &data, total, next))
         })
         .await
     }
 
     /// `POST /v1/search`.
-    pub async fn search(&self, caller: &Caller, body: &Value) -> Result<Value> {
+    pub async fn search(&self, caller: &Caller, body: &Value) -> Result<JsonBytes> {
         let p = self.prepare_search(caller, body, BodyKind::Search)?;
         self.run_search(p).await
     }
@@ -308,14 +342,16 @@ fn export(app: &App, p: &Prepared, format: ExportFormat, tx: &mpsc::Sender<std::
         w.write_record(&cols).map_err(|e| ServiceError::Internal(e.to_string()))?;
         w.flush().map_err(|e| ServiceError::Internal(e.to_string()))?;
     }
-    let emit = |objs: &mut dyn Iterator<Item = Value>, buf: &mut Vec<u8>| -> Result<bool> {
-        for j in objs {
+    let emit = |objs: &mut dyn Iterator<Item = crate::model::Object>, buf: &mut Vec<u8>| -> Result<bool> {
+        for o in objs {
             match format {
                 ExportFormat::Ndjson => {
-                    serde_json::to_writer(&mut *buf, &j).map_err(|e| ServiceError::Internal(e.to_string()))?;
+                    let view = crate::model::ObjectView { obj: &o, klass: p.schema.klass(&o.klass), score: None };
+                    serde_json::to_writer(&mut *buf, &view).map_err(|e| ServiceError::Internal(e.to_string()))?;
                     buf.push(b'\n');
                 }
                 ExportFormat::Csv => {
+                    let j = app.render(&p.schema, &o);
                     let mut w = csv::Writer::from_writer(&mut *buf);
                     w.write_record(cols.iter().map(|c| csv_cell(&j, c))).map_err(|e| ServiceError::Internal(e.to_string()))?;
                     w.flush().map_err(|e| ServiceError::Internal(e.to_string()))?;
@@ -334,7 +370,7 @@ fn export(app: &App, p: &Prepared, format: ExportFormat, tx: &mpsc::Sender<std::
             let mut objs = Vec::with_capacity(chunk.len());
             for n in chunk {
                 if let Some(o) = app.store().object(org, *n)? {
-                    objs.push(app.render(&p.schema, &o));
+                    objs.push(o);
                 }
             }
             if !emit(&mut objs.into_iter(), &mut buf)? {
@@ -346,11 +382,11 @@ fn export(app: &App, p: &Prepared, format: ExportFormat, tx: &mpsc::Sender<std::
         loop {
             let (_, hits) = compiled.top(&snap, p.keys.clone(), 5000, after.clone())?;
             let Some(last) = hits.last() else { break };
-            after = Some(last.position.clone());
+            after = Some(last.position(&snap.hit_id(last)));
             let mut objs = Vec::with_capacity(hits.len());
             for h in &hits {
                 if let Some(o) = app.store().object(org, h.num)? {
-                    objs.push(app.render(&p.schema, &o));
+                    objs.push(o);
                 }
             }
             if !emit(&mut objs.into_iter(), &mut buf)? {

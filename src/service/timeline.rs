@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::auth::{Action, Caller};
 use super::error::Result;
 use super::indexing::blocking;
-use super::search::{decode_cursor, encode_cursor, page_size, resolve_now};
+use super::search::{decode_cursor, encode_cursor, page_json, page_size, resolve_now, JsonBytes};
 use super::App;
 use crate::error::Problem;
 use crate::index::collect::{SortKey, SortSource};
@@ -23,7 +23,7 @@ fn timeline_keys() -> Vec<SortKey> {
 
 impl App {
     /// `GET /v1/objects/{customer|company}/{id}/timeline?klasses=&pageSize=&cursor=`.
-    pub async fn timeline_get(&self, caller: &Caller, klass: &str, id: &str, q: &HashMap<String, String>) -> Result<Value> {
+    pub async fn timeline_get(&self, caller: &Caller, klass: &str, id: &str, q: &HashMap<String, String>) -> Result<JsonBytes> {
         let mut req = SearchRequest::default();
         if let Some(k) = q.get("klasses") {
             req.klasses = Some(k.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
@@ -36,12 +36,12 @@ impl App {
     }
 
     /// `POST /v1/objects/{customer|company}/{id}/timeline` with filters in the body.
-    pub async fn timeline_post(&self, caller: &Caller, klass: &str, id: &str, body: &Value) -> Result<Value> {
+    pub async fn timeline_post(&self, caller: &Caller, klass: &str, id: &str, body: &Value) -> Result<JsonBytes> {
         let req = SearchRequest::parse_as(body, BodyKind::Timeline)?;
         self.timeline(caller, klass, id, req, false).await
     }
 
-    async fn timeline(&self, caller: &Caller, klass: &str, id: &str, req: SearchRequest, from_query: bool) -> Result<Value> {
+    async fn timeline(&self, caller: &Caller, klass: &str, id: &str, req: SearchRequest, from_query: bool) -> Result<JsonBytes> {
         caller.require(Action::Read)?;
         if klass != "customer" && klass != "company" {
             return Err(Problem::not_found("timeline of klass", klass).into());
@@ -71,8 +71,6 @@ impl App {
             let (customers, company) = if klass == "customer" {
                 (vec![owner.num], None)
             } else {
-                let of_company = Filter::Cond { target: Target::Id, pred: Pred::Set };
-                let _ = of_company;
                 let customers = snap
                     .compile("customer", &company_filter(&owner.id))?
                     .nums(&snap)?;
@@ -82,17 +80,17 @@ impl App {
             let (total, mut hits) = compiled.top(&snap, keys.clone(), size + 1, after)?;
             let next = if hits.len() > size {
                 hits.truncate(size);
-                hits.last().map(|h| encode_cursor(&keys, &h.position))
+                hits.last().map(|h| encode_cursor(&keys, &h.position(&snap.hit_id(h))))
             } else {
                 None
             };
             let mut data = Vec::with_capacity(hits.len());
             for h in &hits {
                 if let Some(obj) = app.store().object(rt.org.num, h.num)? {
-                    data.push(app.render(&schema, &obj));
+                    data.push((obj, None));
                 }
             }
-            Ok(serde_json::json!({"data": data, "total": total, "nextCursor": next}))
+            Ok(page_json(&schema, &data, total, next))
         })
         .await
     }
