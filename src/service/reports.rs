@@ -20,7 +20,9 @@ use crate::model::time::{format_time, next_unit, parse_duration, parse_time, tru
 use crate::model::{AttrType, Klass};
 use crate::query::ast::{escape_pointer, BodyKind, SearchRequest};
 use crate::query::compile::{agg_column, Compiled, Snapshot};
-use crate::query::filter::{AttrRef, Target};
+use std::ops::Bound;
+
+use crate::query::filter::{AttrRef, Filter, Pred, Scalar, Target};
 
 /// Most buckets a report may produce.
 pub const MAX_BUCKETS: u32 = 10_000;
@@ -380,25 +382,61 @@ impl App {
         blocking(move || {
             let snap = app.snapshot(&prepared.rt);
             let compiled = snap.compile(&prepared.klass.name, &prepared.filter)?;
-            run_report(&snap, &compiled, &mut aggs)
+            run_report(&snap, &compiled, &prepared.filter, &mut aggs)
         })
         .await
     }
 }
 
-fn run_report(snap: &Snapshot, compiled: &Compiled, aggs: &mut [Agg]) -> Result<Value> {
+/// The bounds a filter puts on a date column, when it bounds it on both sides at the top level
+/// (then calendar buckets need no first pass to find the first and last date).
+fn filter_bounds(f: &Filter, column: &str) -> Option<(f64, f64)> {
+    let children: Vec<&Filter> = match f {
+        Filter::And(cs) => cs.iter().collect(),
+        other => vec![other],
+    };
+    for c in children {
+        if let Filter::Cond { target, pred: Pred::Range(lo, hi) } = c {
+            if agg_column(target).as_deref() == Some(column) {
+                let v = |b: &Bound<Scalar>| match b {
+                    Bound::Included(Scalar::Int(i)) | Bound::Excluded(Scalar::Int(i)) => Some(*i as f64),
+                    _ => None,
+                };
+                if let (Some(l), Some(h)) = (v(lo), v(hi)) {
+                    return Some((l, h));
+                }
+            }
+        }
+    }
+    None
+}
+
+fn run_report(snap: &Snapshot, compiled: &Compiled, filter: &Filter, aggs: &mut [Agg]) -> Result<Value> {
     if aggs.is_empty() {
         return Ok(json!({"total": compiled.count(snap)?, "aggs": {}}));
     }
     let mut columns = Vec::new();
     collect_calendar_columns(aggs, &mut columns);
     if !columns.is_empty() {
+        let mut bounds = Map::new();
         let mut req = Map::new();
         for c in &columns {
-            req.insert(c.clone(), json!({"stats": {"field": c}}));
+            match filter_bounds(filter, c) {
+                // Bounded by the filter to a span of at most a few years of days: no first pass.
+                Some((lo, hi)) if hi - lo <= 1000.0 * 86_400_000.0 => {
+                    bounds.insert(c.clone(), json!({"min": lo, "max": hi}));
+                }
+                _ => {
+                    req.insert(c.clone(), json!({"stats": {"field": c}}));
+                }
+            }
         }
-        let (_, bounds) = compiled.aggregate(snap, Value::Object(req), MAX_BUCKETS)?;
-        let bounds = bounds.as_object().cloned().unwrap_or_default();
+        if !req.is_empty() {
+            let (_, found) = compiled.aggregate(snap, Value::Object(req), MAX_BUCKETS)?;
+            if let Value::Object(m) = found {
+                bounds.extend(m);
+            }
+        }
         let n = fill_calendars(aggs, &bounds).map_err(|m| ServiceError::from(Problem::bad_request("too_many_buckets", m).at("/aggs")))?;
         if n > MAX_BUCKETS as u64 {
             return Err(Problem::bad_request("too_many_buckets", format!("the report would make more than {MAX_BUCKETS} buckets")).at("/aggs").into());

@@ -8,3 +8,10 @@ mod klasses;
 mod objects;
 mod process;
 mod search;
+
+mod bulk;
+mod import;
+mod openapi;
+mod reports;
+mod saved;
+mod timeline;

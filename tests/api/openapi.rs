@@ -1,0 +1,1 @@
+//! Integration tests: openapi (being written).

@@ -1,0 +1,1 @@
+//! Integration tests: saved (being written).
