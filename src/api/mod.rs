@@ -6,6 +6,7 @@
 //!
 //! Handlers are thin: parse the request, call one service use case, shape the response.
 
+pub mod automation;
 pub mod bulk;
 pub mod directory;
 pub mod error;
@@ -79,9 +80,11 @@ pub fn router(app: App, opts: ApiOptions) -> Router {
         .merge(saved::routes())
         .merge(bulk::routes())
         .layer(DefaultBodyLimit::max(opts.body_limit));
+    let hooks = automation::routes(opts.hook_body_limit).layer(DefaultBodyLimit::max(opts.body_limit));
     Router::new()
         .merge(system::routes())
         .merge(v1)
+        .merge(hooks)
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))

@@ -325,6 +325,11 @@ async fn serve(c: Config) -> anyhow::Result<()> {
     let app = App::open(app_options(&c)?).context("opening the data directory")?;
     app.open_all()?;
     let listener = tokio::net::TcpListener::bind(&c.listen).await.with_context(|| format!("binding {}", c.listen))?;
+    if let Some(addr) = &c.smtp_listen {
+        let smtp = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding SMTP {addr}"))?;
+        tracing::info!(smtp = %addr, domain = %c.smtp_domain, "accepting mail for email hooks");
+        tokio::spawn(crate::service::automation::email::serve_smtp(smtp, app.clone()));
+    }
     tracing::info!(listen = %c.listen, data = %c.data_dir.display(), "kindred is serving");
     let opts = crate::api::ApiOptions {
         body_limit: c.body_limit,

@@ -2,6 +2,7 @@
 //!
 //! Nothing here does I/O, reads the clock or imports an engine or web crate: callers pass `now`.
 
+pub mod automation;
 pub mod change;
 pub mod directory;
 pub mod ids;

@@ -8,6 +8,7 @@
 //! Never imports axum, sled or tantivy.
 
 pub mod auth;
+pub mod automation;
 pub mod bulk;
 pub mod directory;
 pub mod error;
@@ -107,6 +108,10 @@ pub struct OrgRuntime {
     pub index: Arc<OrgIndex>,
     /// The org's indexer.
     pub indexer: IndexerHandle,
+    /// The org's automation engine.
+    pub automation: automation::engine::AutomationHandle,
+    /// Business rules, cached until one changes.
+    pub(crate) rules: RwLock<Option<Arc<Vec<crate::model::automation::BusinessRule>>>>,
 }
 
 impl OrgRuntime {
@@ -205,15 +210,19 @@ impl App {
             return Ok(rt.clone());
         }
         let (indexer, task) = indexing::spawn(self.clone(), org.clone(), index.clone(), self.inner.shutdown.subscribe());
+        let automation = automation::engine::AutomationHandle::default();
+        let engine = automation::engine::spawn(self.clone(), org.clone(), automation.clone(), self.inner.shutdown.subscribe());
         let rt = Arc::new(OrgRuntime {
             org: org.clone(),
             schema: RwLock::new(Arc::new(schema)),
             admin_write: Mutex::new(()),
             index,
             indexer,
+            automation,
+            rules: RwLock::new(None),
         });
         orgs.insert(org.num, rt.clone());
-        self.inner.tasks.lock().expect("tasks lock").push(task);
+        self.inner.tasks.lock().expect("tasks lock").extend([task, engine]);
         Ok(rt)
     }
 

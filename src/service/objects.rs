@@ -130,7 +130,8 @@ impl App {
     pub async fn create_object(&self, caller: &Caller, klass: &str, body: &Value, opts: WriteOptions) -> Result<Value> {
         caller.require(Action::WriteObjects)?;
         let rt = self.runtime(&caller.org)?;
-        let obj = self.build_with_declarations(&rt, klass, body, None, Mode::Create)?;
+        let mut obj = self.build_with_declarations(&rt, klass, body, None, Mode::Create)?;
+        self.run_rules(&rt, "created", &mut obj)?;
         let stored = self.write(&rt, None, Some(obj), opts).await?;
         Ok(self.render(&rt.schema(), &stored))
     }
@@ -142,7 +143,8 @@ impl App {
         for _ in 0..16 {
             let current = self.load_object(caller.org.num, klass, id)?;
             check_if_match(&current, opts.if_match)?;
-            let next = self.build_with_declarations(&rt, klass, body, Some(&current), mode)?;
+            let mut next = self.build_with_declarations(&rt, klass, body, Some(&current), mode)?;
+            self.run_rules(&rt, "updated", &mut next)?;
             match self.write(&rt, Some(current), Some(next), opts).await {
                 Err(ServiceError::Storage(StorageError::Stale)) if opts.if_match.is_none() => continue,
                 Err(e) => return Err(e),
@@ -183,7 +185,8 @@ impl App {
                 Some(num) => {
                     let current = self.store().object(caller.org.num, num)?.ok_or_else(|| Problem::not_found(klass, ext))?;
                     check_if_match(&current, opts.if_match)?;
-                    let next = self.build_with_declarations(&rt, klass, body, Some(&current), Mode::Patch)?;
+                    let mut next = self.build_with_declarations(&rt, klass, body, Some(&current), Mode::Patch)?;
+                    self.run_rules(&rt, "updated", &mut next)?;
                     match self.write(&rt, Some(current), Some(next), opts).await {
                         Err(ServiceError::Storage(StorageError::Stale)) if opts.if_match.is_none() => continue,
                         Err(e) => return Err(e),
@@ -195,7 +198,8 @@ impl App {
                     if let Value::Object(m) = &mut b {
                         m.insert("externalId".into(), Value::String(ext.to_string()));
                     }
-                    let obj = self.build_with_declarations(&rt, klass, &b, None, Mode::Create)?;
+                    let mut obj = self.build_with_declarations(&rt, klass, &b, None, Mode::Create)?;
+                    self.run_rules(&rt, "created", &mut obj)?;
                     match self.write(&rt, None, Some(obj), opts).await {
                         // Created concurrently by someone else: merge into theirs.
                         Err(ServiceError::Storage(StorageError::Duplicate { what: "externalId", .. })) => continue,
@@ -206,6 +210,12 @@ impl App {
             }
         }
         Err(ServiceError::Unavailable("the object is changing too often to upsert; retry".into()))
+    }
+
+    /// Runs the business rules of the object's klass on it.
+    fn run_rules(&self, rt: &OrgRuntime, op: &str, obj: &mut Object) -> Result<()> {
+        let k = self.klass_for(rt, &obj.klass.clone())?;
+        self.apply_rules(rt, &k, op, obj)
     }
 
     /// Builds an object, declaring Kustomer-suffix attributes first when the body uses new ones.
@@ -235,6 +245,7 @@ impl App {
             self.store().durable().await?;
         }
         rt.indexer.wake();
+        rt.automation.wake();
         if opts.refresh {
             if let Some(seq) = out[0].seq {
                 rt.indexer.wait_for(seq, WAIT_FOR_TIMEOUT).await?;

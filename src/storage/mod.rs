@@ -103,6 +103,8 @@ pub enum Op {
     PutApiKey(ApiKey),
     /// Remove an API key by hash.
     DeleteApiKey(Vec<u8>),
+    /// Move a change-log consumer's cursor (with the effects of what it consumed).
+    PutCursor(String, u64),
 }
 
 impl Op {
@@ -680,6 +682,9 @@ fn apply_ops(tx: &mut Tx<'_>, org: u64, ops: &[Op]) -> Result<()> {
             }
             Op::DeleteApiKey(hash) => {
                 tx.remove(keys::global_key(global::API_KEY, hash));
+            }
+            Op::PutCursor(consumer, seq) => {
+                tx.insert(keys::org_key(org, okind::CURSOR, consumer.as_bytes()), keys::u64_value(*seq));
             }
         }
     }
