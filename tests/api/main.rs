@@ -9,6 +9,7 @@ mod objects;
 mod process;
 mod search;
 
+mod automation;
 mod bulk;
 mod import;
 mod openapi;
