@@ -45,12 +45,12 @@ use tantivy::query::{
     BooleanQuery, Query, RangeQuery, TermQuery,
 };
 use tantivy::schema::{
-    DateOptions, DateTimePrecision, Field, IndexRecordOption, NumericOptions, Schema,
-    TextFieldIndexing, TextOptions, FAST, INDEXED, STRING, TEXT,
+    DateOptions, DateTimePrecision, Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
+    FAST, INDEXED, STRING, TEXT,
 };
 use tantivy::{
-    DateTime, DocAddress, DocId, Index, IndexReader, Order, ReloadPolicy, Score, Searcher,
-    SegmentOrdinal, SegmentReader, TantivyDocument, Term,
+    DateTime, DocAddress, DocId, Index, IndexReader, Order, ReloadPolicy, Score, Searcher, SegmentOrdinal,
+    SegmentReader, TantivyDocument, Term,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -175,11 +175,7 @@ fn build_schema() -> Schema {
 
 impl Fields {
     fn of(schema: &Schema) -> anyhow::Result<Fields> {
-        let f = |n: &str| {
-            schema
-                .get_field(n)
-                .with_context(|| format!("index lacks field {n}"))
-        };
+        let f = |n: &str| schema.get_field(n).with_context(|| format!("index lacks field {n}"));
         Ok(Fields {
             klass: f("klass")?,
             id: f("id")?,
@@ -292,15 +288,9 @@ fn parse_ms(s: &str) -> anyhow::Result<i64> {
     // fast path for the generator's `YYYY-MM-DDTHH:MM:SS.mmmZ`
     if b.len() == 24 && b[10] == b'T' && b[19] == b'.' && b[23] == b'Z' {
         let n = |r: std::ops::Range<usize>| s[r].parse::<i64>();
-        if let (Ok(y), Ok(mo), Ok(d), Ok(h), Ok(mi), Ok(se), Ok(ms)) = (
-            n(0..4),
-            n(5..7),
-            n(8..10),
-            n(11..13),
-            n(14..16),
-            n(17..19),
-            n(20..23),
-        ) {
+        if let (Ok(y), Ok(mo), Ok(d), Ok(h), Ok(mi), Ok(se), Ok(ms)) =
+            (n(0..4), n(5..7), n(8..10), n(11..13), n(14..16), n(17..19), n(20..23))
+        {
             // days from civil (H. Hinnant)
             let y = if mo <= 2 { y - 1 } else { y };
             let era = y.div_euclid(400);
@@ -312,11 +302,8 @@ fn parse_ms(s: &str) -> anyhow::Result<i64> {
             return Ok(days * DAY_MS + h * 3_600_000 + mi * 60_000 + se * 1000 + ms);
         }
     }
-    let t = tantivy::time::OffsetDateTime::parse(
-        s,
-        &tantivy::time::format_description::well_known::Rfc3339,
-    )
-    .with_context(|| format!("bad time {s}"))?;
+    let t = tantivy::time::OffsetDateTime::parse(s, &tantivy::time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("bad time {s}"))?;
     Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
@@ -351,13 +338,7 @@ impl Expected {
                 }
             }
             "order" => {
-                let placed = c
-                    .placed_at
-                    .as_deref()
-                    .map(parse_ms)
-                    .transpose()
-                    .ok()
-                    .flatten();
+                let placed = c.placed_at.as_deref().map(parse_ms).transpose().ok().flatten();
                 if let (Some(t), Some(total), Some(cn)) = (placed, c.total_num, customer) {
                     if total >= 200.0 && t >= DEC_1_2025 {
                         self.q3.insert(cn);
@@ -422,12 +403,7 @@ fn to_doc(f: &Fields, l: &Line) -> anyhow::Result<(TantivyDocument, Option<u64>,
     if let Some(x) = &l.external_id {
         d.add_text(f.external_id, x);
     }
-    let created = o
-        .created_at
-        .as_deref()
-        .map(parse_ms)
-        .transpose()?
-        .unwrap_or(0);
+    let created = o.created_at.as_deref().map(parse_ms).transpose()?.unwrap_or(0);
     d.add_date(f.created_at, date(created));
     if let Some(x) = &o.updated_at {
         d.add_date(f.updated_at, date(parse_ms(x)?));
@@ -514,8 +490,7 @@ fn load(index: &Index, data: &Path) -> anyhow::Result<(u64, Expected)> {
                 break;
             }
             lineno += 1;
-            let l: Line = serde_json::from_str(&buf)
-                .with_context(|| format!("{}:{lineno}", path.display()))?;
+            let l: Line = serde_json::from_str(&buf).with_context(|| format!("{}:{lineno}", path.display()))?;
             let (doc, customer, created) = to_doc(&f, &l)?;
             expected.observe(&l, customer, created);
             writer.add_document(doc)?;
@@ -540,11 +515,7 @@ fn dir_size(p: &Path) -> std::io::Result<u64> {
     for e in std::fs::read_dir(p)? {
         let e = e?;
         let m = e.metadata()?;
-        n += if m.is_dir() {
-            dir_size(&e.path())?
-        } else {
-            m.len()
-        };
+        n += if m.is_dir() { dir_size(&e.path())? } else { m.len() };
     }
     Ok(n)
 }
@@ -687,12 +658,7 @@ impl Bench<'_> {
     }
 
     /// Total + top `n` by a date fast field, newest first; ids resolved.
-    fn top_by_date(
-        &self,
-        q: &dyn Query,
-        field: &str,
-        n: usize,
-    ) -> tantivy::Result<(u64, Vec<u64>)> {
+    fn top_by_date(&self, q: &dyn Query, field: &str, n: usize) -> tantivy::Result<(u64, Vec<u64>)> {
         let top = TopDocs::with_limit(n).order_by_fast_field::<DateTime>(field, Order::Desc);
         let (total, hits) = self.searcher.search(q, &(Count, top))?;
         let addrs: Vec<DocAddress> = hits.into_iter().map(|h| h.1).collect();
@@ -773,10 +739,8 @@ impl Bench<'_> {
             let col = seg.fast_fields().u64("obj_num")?;
             let bits = bits.clone();
             Ok(move |doc: DocId| {
-                col.first(doc).is_some_and(|v| {
-                    bits.get((v / 64) as usize)
-                        .is_some_and(|w| w & (1 << (v % 64)) != 0)
-                })
+                col.first(doc)
+                    .is_some_and(|v| bits.get((v / 64) as usize).is_some_and(|w| w & (1 << (v % 64)) != 0))
             })
         });
         let customers = BooleanQuery::intersection(vec![
@@ -821,12 +785,10 @@ impl Bench<'_> {
         }))
         .map_err(|e| tantivy::TantivyError::InvalidArgument(e.to_string()))?;
         let q = self.term(self.f.klass, "conversation");
-        let res = self.searcher.search(
-            &q,
-            &AggregationCollector::from_aggs(aggs, Default::default()),
-        )?;
-        let v = serde_json::to_value(res)
-            .map_err(|e| tantivy::TantivyError::InternalError(e.to_string()))?;
+        let res = self
+            .searcher
+            .search(&q, &AggregationCollector::from_aggs(aggs, Default::default()))?;
+        let v = serde_json::to_value(res).map_err(|e| tantivy::TantivyError::InternalError(e.to_string()))?;
         let total = v["channel"]["buckets"]
             .as_array()
             .map(|b| b.iter().filter_map(|x| x["doc_count"].as_u64()).sum())
@@ -845,12 +807,10 @@ impl Bench<'_> {
             Bound::Included(Term::from_field_date(self.f.placed_at, date(JAN_1_2025))),
             Bound::Excluded(Term::from_field_date(self.f.placed_at, date(JAN_1_2026))),
         );
-        let res = self.searcher.search(
-            &q,
-            &AggregationCollector::from_aggs(aggs, Default::default()),
-        )?;
-        let v = serde_json::to_value(res)
-            .map_err(|e| tantivy::TantivyError::InternalError(e.to_string()))?;
+        let res = self
+            .searcher
+            .search(&q, &AggregationCollector::from_aggs(aggs, Default::default()))?;
+        let v = serde_json::to_value(res).map_err(|e| tantivy::TantivyError::InternalError(e.to_string()))?;
         let total = v["months"]["buckets"]
             .as_array()
             .map(|b| b.iter().filter_map(|x| x["doc_count"].as_u64()).sum())
@@ -873,12 +833,10 @@ impl Bench<'_> {
         }))
         .map_err(|e| tantivy::TantivyError::InvalidArgument(e.to_string()))?;
         let q = self.term(self.f.klass, "order");
-        let res = self.searcher.search(
-            &q,
-            &AggregationCollector::from_aggs(aggs, Default::default()),
-        )?;
-        let v = serde_json::to_value(res)
-            .map_err(|e| tantivy::TantivyError::InternalError(e.to_string()))?;
+        let res = self
+            .searcher
+            .search(&q, &AggregationCollector::from_aggs(aggs, Default::default()))?;
+        let v = serde_json::to_value(res).map_err(|e| tantivy::TantivyError::InternalError(e.to_string()))?;
         let total = v["months"]["buckets"]
             .as_array()
             .map(|b| {
@@ -892,10 +850,7 @@ impl Bench<'_> {
     }
 
     fn q7(&self, field: Field, value: &str) -> tantivy::Result<(u64, Vec<u64>)> {
-        let q = TermQuery::new(
-            Term::from_field_text(field, value),
-            IndexRecordOption::Basic,
-        );
+        let q = TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic);
         let (total, hits) = self
             .searcher
             .search(&q, &(Count, TopDocs::with_limit(1).order_by_score()))?;
@@ -979,10 +934,8 @@ fn email_of(data: &Path, n: u64) -> anyhow::Result<String> {
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; a filter argument is accepted and ignored.
-    let data = PathBuf::from(
-        std::env::var("KINDRED_BENCH_DATA").unwrap_or_else(|_| "target/bench-data/s".into()),
-    );
-    if !data.join(OBJECT_FILES[0]).exists() {
+    let data = PathBuf::from(std::env::var("KINDRED_BENCH_DATA").unwrap_or_else(|_| "target/bench-data/s".into()));
+    if !data.join(OBJECT_FILES[0]).is_file() {
         bail!(
             "no generated org in {} (run `kindred gen --customers 100000 --seed 42 --out {}` or set KINDRED_BENCH_DATA)",
             data.display(),
@@ -1001,7 +954,7 @@ fn main() -> anyhow::Result<()> {
     };
     println!("data {}  index {}", data.display(), index_dir.display());
 
-    let (index, expected) = if index_dir.join("meta.json").exists() {
+    let (index, expected) = if index_dir.join("meta.json").is_file() {
         println!("reusing the existing index (no load figures, no cross-check)");
         (Index::open_in_dir(&index_dir)?, None)
     } else {
@@ -1011,10 +964,7 @@ fn main() -> anyhow::Result<()> {
         (index, Some(expected))
     };
     let size = dir_size(&index_dir)?;
-    let reader: IndexReader = index
-        .reader_builder()
-        .reload_policy(ReloadPolicy::Manual)
-        .try_into()?;
+    let reader: IndexReader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
     let searcher = reader.searcher();
     println!(
         "index: {:.1} MiB on disk, {} docs, {} segments",
@@ -1066,9 +1016,7 @@ fn main() -> anyhow::Result<()> {
         measure("Q1 queue", e.map(|e| e.q1), || b.q1())?,
         measure("Q1 alt: priority terms", e.map(|e| e.q1), || b.q1_terms())?,
         measure("Q2 segment", e.map(|e| e.q2), || b.q2())?,
-        measure("Q3 join segment", e.map(|e| e.q3.len() as u64), || {
-            b.q3(customers)
-        })?,
+        measure("Q3 join segment", e.map(|e| e.q3.len() as u64), || b.q3(customers))?,
         measure("Q4 full text", e.map(|e| e.q4), || b.q4())?,
         measure(
             "Q5 timeline",
@@ -1079,9 +1027,7 @@ fn main() -> anyhow::Result<()> {
         measure("Q6b monthly sums", q6b_expected, || b.q6b())?,
         measure("Q6b alt: range agg", q6b_expected, || b.q6b_range())?,
         measure("Q7a customer by id", Some(1), || b.q7(b.f.id, &q7_id))?,
-        measure("Q7b customer by email", Some(1), || {
-            b.q7(b.f.email, &q7_email)
-        })?,
+        measure("Q7b customer by email", Some(1), || b.q7(b.f.email, &q7_email))?,
     ];
 
     // deep checks of the aggregations against the NDJSON
@@ -1102,8 +1048,7 @@ fn main() -> anyhow::Result<()> {
         }
         for (row, v) in [(7, b.q6b()?.1), (8, b.q6b_range()?.1)] {
             // the range agg adds open-ended buckets (other years): keep the bounded ones
-            let is_month =
-                |b: &&serde_json::Value| row == 7 || b["from"].is_number() && b["to"].is_number();
+            let is_month = |b: &&serde_json::Value| row == 7 || b["from"].is_number() && b["to"].is_number();
             let buckets: Vec<_> = v["months"]["buckets"]
                 .as_array()
                 .into_iter()
@@ -1112,16 +1057,10 @@ fn main() -> anyhow::Result<()> {
                 .cloned()
                 .collect();
             let ok = buckets.len() == e.q6b_cents.len()
-                && buckets
-                    .iter()
-                    .zip(&e.q6b_cents)
-                    .all(|(b, (_, (n, cents)))| {
-                        b["doc_count"].as_u64() == Some(*n)
-                            && (b["total"]["value"].as_f64().unwrap_or(-1.0)
-                                - *cents as f64 / 100.0)
-                                .abs()
-                                < 0.01
-                    });
+                && buckets.iter().zip(&e.q6b_cents).all(|(b, (_, (n, cents)))| {
+                    b["doc_count"].as_u64() == Some(*n)
+                        && (b["total"]["value"].as_f64().unwrap_or(-1.0) - *cents as f64 / 100.0).abs() < 0.01
+                });
             if !ok {
                 rows[row].check = "MISMATCH in buckets".into();
             }

@@ -41,12 +41,30 @@ fn main() {
     let schema = org.schema();
     let now = kindred::model::time::parse_time("2026-01-01T00:00:00Z", 0).unwrap();
     let queries: Vec<(&str, Value)> = vec![
-        ("Q1", json!({"queryContext": "conversation", "and": [{"status": {"equals": "open"}}, {"assignedTeam": {"equals": "team-3"}}, {"priority": {"gte": 3}}], "sort": [{"updatedAt": "desc"}]})),
-        ("Q2", json!({"queryContext": "customer", "and": [{"custom.tierStr": {"equals": "gold"}}, {"custom.countryStr": {"in": ["US", "CA"]}}, {"custom.ltvNum": {"gte": 500}}], "sort": [{"custom.ltvNum": "desc"}]})),
-        ("Q3", json!({"queryContext": "customer", "and": [{"has": {"klass": "order", "and": [{"custom.totalNum": {"gte": 200}}, {"custom.placedAt": {"gte": "2025-12-01"}}]}}]})),
-        ("Q4", json!({"queryContext": "message", "and": [{"body": {"contains": "refund delayed"}}, {"createdAt": {"gte": "2025-10-01"}}], "sort": [{"createdAt": "desc"}]})),
-        ("Q4 words only", json!({"queryContext": "message", "and": [{"body": {"contains": "refund delayed"}}]})),
-        ("Q4 split words", json!({"queryContext": "message", "and": [{"body": {"contains": "refund"}}, {"body": {"contains": "delayed"}}]})),
+        (
+            "Q1",
+            json!({"queryContext": "conversation", "and": [{"status": {"equals": "open"}}, {"assignedTeam": {"equals": "team-3"}}, {"priority": {"gte": 3}}], "sort": [{"updatedAt": "desc"}]}),
+        ),
+        (
+            "Q2",
+            json!({"queryContext": "customer", "and": [{"custom.tierStr": {"equals": "gold"}}, {"custom.countryStr": {"in": ["US", "CA"]}}, {"custom.ltvNum": {"gte": 500}}], "sort": [{"custom.ltvNum": "desc"}]}),
+        ),
+        (
+            "Q3",
+            json!({"queryContext": "customer", "and": [{"has": {"klass": "order", "and": [{"custom.totalNum": {"gte": 200}}, {"custom.placedAt": {"gte": "2025-12-01"}}]}}]}),
+        ),
+        (
+            "Q4",
+            json!({"queryContext": "message", "and": [{"body": {"contains": "refund delayed"}}, {"createdAt": {"gte": "2025-10-01"}}], "sort": [{"createdAt": "desc"}]}),
+        ),
+        (
+            "Q4 words only",
+            json!({"queryContext": "message", "and": [{"body": {"contains": "refund delayed"}}]}),
+        ),
+        (
+            "Q4 split words",
+            json!({"queryContext": "message", "and": [{"body": {"contains": "refund"}}, {"body": {"contains": "delayed"}}]}),
+        ),
         ("customers", json!({"queryContext": "customer"})),
     ];
     let snap = app.snapshot(&org);
@@ -73,12 +91,26 @@ fn main() {
         println!("| {name} | {tv:.1} | {tc:.1} | {tn:.1} | {tt:.1} | {total} |");
     }
     let nums: Vec<u64> = (20000..20050).collect();
-    let (tf, objs) = time(200, || nums.iter().map(|n| app.store().object(org.org.num, *n).unwrap().unwrap()).collect::<Vec<_>>());
-    let (tr, rendered) = time(200, || objs.iter().map(|o| o.to_json(schema.klass(&o.klass))).collect::<Vec<_>>());
+    let (tf, objs) = time(200, || {
+        nums.iter()
+            .map(|n| app.store().object(org.org.num, *n).unwrap().unwrap())
+            .collect::<Vec<_>>()
+    });
+    let (tr, rendered) = time(200, || {
+        objs.iter()
+            .map(|o| o.to_json(schema.klass(&o.klass)))
+            .collect::<Vec<_>>()
+    });
     let (ts, bytes) = time(200, || serde_json::to_vec(&rendered).unwrap());
-    println!("\n50 objects ({}): fetch+decode {tf:.1} µs, render {tr:.1} µs, serialize {ts:.1} µs ({} bytes)", objs[0].klass, bytes.len());
+    println!(
+        "\n50 objects ({}): fetch+decode {tf:.1} µs, render {tr:.1} µs, serialize {ts:.1} µs ({} bytes)",
+        objs[0].klass,
+        bytes.len()
+    );
     let obj = app.store().object(org.org.num, 1000).unwrap().unwrap();
     let k = schema.klass(&obj.klass).unwrap();
-    let (tm, _) = time(2000, || kindred::index::mapper::to_document(org.index.schema(), k, &obj));
+    let (tm, _) = time(2000, || {
+        kindred::index::mapper::to_document(org.index.schema(), k, &obj)
+    });
     println!("\ndocument mapping ({}): {tm:.2} µs", obj.klass);
 }

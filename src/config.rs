@@ -102,9 +102,14 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut c = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?
             }
             None => Config::default(),
         };
@@ -114,7 +119,10 @@ impl Config {
 
     fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn num<T: std::str::FromStr>(key: &'static str, v: String) -> Result<T, ConfigError> {
-            v.parse().map_err(|_| ConfigError::Invalid { key, message: format!("`{v}` is not a number") })
+            v.parse().map_err(|_| ConfigError::Invalid {
+                key,
+                message: format!("`{v}` is not a number"),
+            })
         }
         if let Some(v) = get("KINDRED_DATA") {
             self.data_dir = PathBuf::from(v);
@@ -141,7 +149,11 @@ impl Config {
             self.smtp_domain = v;
         }
         if let Some(v) = get("KINDRED_HTTP_ALLOW") {
-            self.http_allow = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            self.http_allow = v
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
         }
         if let Some(v) = get("KINDRED_LOG_FORMAT") {
             self.log_format = v;
@@ -154,7 +166,12 @@ impl Config {
     /// # Errors
     /// The first value out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, message: &str| Err(ConfigError::Invalid { key, message: message.into() });
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.into(),
+            })
+        };
         if self.body_limit < 1024 {
             return invalid("body_limit", "must be at least 1024 bytes");
         }
@@ -207,7 +224,10 @@ mod tests {
 
     #[test]
     fn short_admin_keys_are_refused() {
-        let c = Config { admin_key: Some("short".into()), ..Config::default() };
+        let c = Config {
+            admin_key: Some("short".into()),
+            ..Config::default()
+        };
         assert!(c.validate().is_err());
     }
 }

@@ -75,7 +75,12 @@ pub struct Problem {
 impl Problem {
     /// Builds a problem without a source.
     pub fn new(kind: ErrorKind, code: impl Into<Cow<'static, str>>, title: impl Into<String>) -> Self {
-        Problem { kind, code: code.into(), title: title.into(), source: None }
+        Problem {
+            kind,
+            code: code.into(),
+            title: title.into(),
+            source: None,
+        }
     }
 
     /// Attaches a JSON pointer into the request body.
@@ -118,7 +123,11 @@ impl Problem {
 
     /// A 404 for something absent or invisible to the caller.
     pub fn not_found(what: &str, id: &str) -> Self {
-        Problem::new(ErrorKind::NotFound, "not_found", format!("{what} `{id}` does not exist"))
+        Problem::new(
+            ErrorKind::NotFound,
+            "not_found",
+            format!("{what} `{id}` does not exist"),
+        )
     }
 
     /// A 409.

@@ -20,16 +20,28 @@ use crate::error::{ErrorKind, Problem};
 pub fn routes(hook_limit: usize) -> Router<ApiState> {
     Router::new()
         .route("/v1/business-rules", post(create_rule).get(list_rules))
-        .route("/v1/business-rules/{id}", get(get_rule).patch(update_rule).delete(delete_rule))
+        .route(
+            "/v1/business-rules/{id}",
+            get(get_rule).patch(update_rule).delete(delete_rule),
+        )
         .route("/v1/workflows", post(create_workflow).get(list_workflows))
-        .route("/v1/workflows/{id}", get(get_workflow).patch(update_workflow).delete(delete_workflow))
+        .route(
+            "/v1/workflows/{id}",
+            get(get_workflow).patch(update_workflow).delete(delete_workflow),
+        )
         .route("/v1/workflows/{id}/runs", get(list_runs))
         .route("/v1/workflow-runs/{id}", get(get_run))
         .route("/v1/events", post(post_event))
         .route("/v1/hooks", post(create_hook).get(list_hooks))
         .route("/v1/hooks/{id}", get(get_hook).delete(delete_hook))
-        .route("/hooks/web/{id}/{secret}", post(web_hook).layer(DefaultBodyLimit::max(hook_limit)))
-        .route("/hooks/email/{id}/{secret}", post(email_hook).layer(DefaultBodyLimit::max(hook_limit)))
+        .route(
+            "/hooks/web/{id}/{secret}",
+            post(web_hook).layer(DefaultBodyLimit::max(hook_limit)),
+        )
+        .route(
+            "/hooks/email/{id}/{secret}",
+            post(email_hook).layer(DefaultBodyLimit::max(hook_limit)),
+        )
 }
 
 async fn create_rule(State(s): State<ApiState>, Auth(c): Auth, JsonBody(b): JsonBody) -> ApiResult<Response> {
@@ -41,7 +53,12 @@ async fn list_rules(State(s): State<ApiState>, Auth(c): Auth) -> ApiResult<Respo
 async fn get_rule(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>) -> ApiResult<Response> {
     Ok(json_status(StatusCode::OK, s.app.get_rule(&c, &id)?))
 }
-async fn update_rule(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>, JsonBody(b): JsonBody) -> ApiResult<Response> {
+async fn update_rule(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody,
+) -> ApiResult<Response> {
     Ok(json_status(StatusCode::OK, s.app.update_rule(&c, &id, &b)?))
 }
 async fn delete_rule(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
@@ -57,7 +74,12 @@ async fn list_workflows(State(s): State<ApiState>, Auth(c): Auth) -> ApiResult<R
 async fn get_workflow(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>) -> ApiResult<Response> {
     Ok(json_status(StatusCode::OK, s.app.get_workflow(&c, &id)?))
 }
-async fn update_workflow(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>, JsonBody(b): JsonBody) -> ApiResult<Response> {
+async fn update_workflow(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody,
+) -> ApiResult<Response> {
     Ok(json_status(StatusCode::OK, s.app.update_workflow(&c, &id, &b)?))
 }
 async fn delete_workflow(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
@@ -88,7 +110,14 @@ async fn delete_hook(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<St
 }
 
 fn too_large() -> ApiError {
-    ApiError(Problem::new(ErrorKind::PayloadTooLarge, "payload_too_large", "the hook body is larger than the limit").into())
+    ApiError(
+        Problem::new(
+            ErrorKind::PayloadTooLarge,
+            "payload_too_large",
+            "the hook body is larger than the limit",
+        )
+        .into(),
+    )
 }
 
 /// Parses `a=1&b=x+y` (repeated keys become lists).
@@ -96,7 +125,11 @@ fn form(body: &str) -> Value {
     let mut m = Map::new();
     for pair in body.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let dec = |s: &str| urlencoding::decode(&s.replace('+', " ")).map(|c| c.into_owned()).unwrap_or_else(|_| s.to_string());
+        let dec = |s: &str| {
+            urlencoding::decode(&s.replace('+', " "))
+                .map(|c| c.into_owned())
+                .unwrap_or_else(|_| s.to_string())
+        };
         let (k, v) = (dec(k), Value::String(dec(v)));
         match m.get_mut(&k) {
             Some(Value::Array(a)) => a.push(v),
@@ -109,10 +142,26 @@ fn form(body: &str) -> Value {
     Value::Object(m)
 }
 
-async fn web_hook(State(s): State<ApiState>, Path((id, secret)): Path<(String, String)>, Query(q): Query<HashMap<String, String>>, headers: HeaderMap, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> ApiResult<Response> {
-    let body = body.map_err(|e| if e.status() == StatusCode::PAYLOAD_TOO_LARGE { too_large() } else { ApiError(Problem::bad_request("invalid_body", e.to_string()).into()) })?;
+async fn web_hook(
+    State(s): State<ApiState>,
+    Path((id, secret)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Response> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            ApiError(Problem::bad_request("invalid_body", e.to_string()).into())
+        }
+    })?;
     let (rt, hook) = s.app.resolve_hook(&id, &secret, "web")?;
-    let ctype = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_lowercase();
+    let ctype = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_lowercase();
     let text = String::from_utf8_lossy(&body).into_owned();
     let parsed = if ctype.contains("application/x-www-form-urlencoded") {
         form(&text)
@@ -131,11 +180,22 @@ async fn web_hook(State(s): State<ApiState>, Path((id, secret)): Path<(String, S
     Ok(json_status(StatusCode::ACCEPTED, s.app.deliver_hook(&rt, &hook, data)?))
 }
 
-async fn email_hook(State(s): State<ApiState>, Path((id, secret)): Path<(String, String)>, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> ApiResult<Response> {
-    let body = body.map_err(|e| if e.status() == StatusCode::PAYLOAD_TOO_LARGE { too_large() } else { ApiError(Problem::bad_request("invalid_body", e.to_string()).into()) })?;
+async fn email_hook(
+    State(s): State<ApiState>,
+    Path((id, secret)): Path<(String, String)>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Response> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            ApiError(Problem::bad_request("invalid_body", e.to_string()).into())
+        }
+    })?;
     let (rt, hook) = s.app.resolve_hook(&id, &secret, "email")?;
-    let data = crate::service::automation::email::parse_message(&body)
-        .ok_or_else(|| ApiError(Problem::bad_request("invalid_message", "the body is not an RFC 822 message").into()))?;
+    let data = crate::service::automation::email::parse_message(&body).ok_or_else(|| {
+        ApiError(Problem::bad_request("invalid_message", "the body is not an RFC 822 message").into())
+    })?;
     Ok(json_status(StatusCode::ACCEPTED, s.app.deliver_hook(&rt, &hook, data)?))
 }
 
@@ -145,6 +205,9 @@ mod tests {
 
     #[test]
     fn forms_decode_and_repeat() {
-        assert_eq!(form("name=Ada+L%C3%B6&tag=a&tag=b"), json!({"name": "Ada Lö", "tag": ["a", "b"]}));
+        assert_eq!(
+            form("name=Ada+L%C3%B6&tag=a&tag=b"),
+            json!({"name": "Ada Lö", "tag": ["a", "b"]})
+        );
     }
 }

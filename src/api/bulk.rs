@@ -28,7 +28,12 @@ pub fn routes() -> Router<ApiState> {
     Router::new().route("/v1/bulk", post(bulk).layer(DefaultBodyLimit::disable()))
 }
 
-async fn bulk(State(s): State<ApiState>, Auth(caller): Auth, Query(q): Query<HashMap<String, String>>, body: Body) -> ApiResult<Response> {
+async fn bulk(
+    State(s): State<ApiState>,
+    Auth(caller): Auth,
+    Query(q): Query<HashMap<String, String>>,
+    body: Body,
+) -> ApiResult<Response> {
     let wait = refresh(&q)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let limit = s.opts.bulk_line_limit;
@@ -86,7 +91,10 @@ async fn bulk(State(s): State<ApiState>, Auth(caller): Auth, Query(q): Query<Has
                         Err(e) => LineResult {
                             status: 400,
                             id: None,
-                            errors: vec![Problem::bad_request("malformed_json", format!("line {line_no} is not valid JSON: {e}"))],
+                            errors: vec![Problem::bad_request(
+                                "malformed_json",
+                                format!("line {line_no} is not valid JSON: {e}"),
+                            )],
                         }
                         .to_json(line_no, problem_json),
                     }
@@ -137,7 +145,11 @@ fn too_long(line: u64, limit: usize) -> serde_json::Value {
     LineResult {
         status: 413,
         id: None,
-        errors: vec![Problem::new(ErrorKind::PayloadTooLarge, "line_too_large", format!("line {line} is longer than {limit} bytes"))],
+        errors: vec![Problem::new(
+            ErrorKind::PayloadTooLarge,
+            "line_too_large",
+            format!("line {line} is longer than {limit} bytes"),
+        )],
     }
     .to_json(line, problem_json)
 }
@@ -148,7 +160,12 @@ fn push(out: &mut Vec<u8>, v: &serde_json::Value) {
 }
 
 /// Waits for the batch to be durable, then sends its answers. False when the client is gone.
-async fn flush(app: &crate::service::App, tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>, out: &mut Vec<u8>, pending: &mut usize) -> bool {
+async fn flush(
+    app: &crate::service::App,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    out: &mut Vec<u8>,
+    pending: &mut usize,
+) -> bool {
     if *pending == 0 {
         return true;
     }

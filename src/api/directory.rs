@@ -43,7 +43,12 @@ async fn get_user(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<Strin
     Ok(json_status(StatusCode::OK, s.app.get_user(&c, &id)?))
 }
 
-async fn update_user(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>, JsonBody(b): JsonBody) -> ApiResult<Response> {
+async fn update_user(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody,
+) -> ApiResult<Response> {
     Ok(json_status(StatusCode::OK, s.app.update_user(&c, &id, &b)?))
 }
 
@@ -60,7 +65,11 @@ async fn list_keys(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<Stri
     Ok(json_status(StatusCode::OK, s.app.list_keys(&c, &id)?))
 }
 
-async fn revoke_key(State(s): State<ApiState>, Auth(c): Auth, Path((id, key)): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn revoke_key(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path((id, key)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     s.app.revoke_key(&c, &id, &key)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -77,7 +86,12 @@ async fn get_team(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<Strin
     Ok(json_status(StatusCode::OK, s.app.get_team(&c, &id)?))
 }
 
-async fn update_team(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>, JsonBody(b): JsonBody) -> ApiResult<Response> {
+async fn update_team(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody,
+) -> ApiResult<Response> {
     Ok(json_status(StatusCode::OK, s.app.update_team(&c, &id, &b)?))
 }
 

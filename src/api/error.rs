@@ -51,7 +51,10 @@ pub fn error_body(e: &ServiceError) -> (StatusCode, serde_json::Value) {
     match e.problems() {
         Some(problems) if !problems.is_empty() => {
             let st = status(problems[0].kind);
-            (st, json!({"errors": problems.iter().map(problem_json).collect::<Vec<_>>()}))
+            (
+                st,
+                json!({"errors": problems.iter().map(problem_json).collect::<Vec<_>>()}),
+            )
         }
         _ => {
             let id = request_id();

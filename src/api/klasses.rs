@@ -30,7 +30,12 @@ async fn read(State(s): State<ApiState>, Auth(c): Auth, Path(name): Path<String>
     Ok(json_status(StatusCode::OK, s.app.get_klass(&c, &name)?))
 }
 
-async fn update(State(s): State<ApiState>, Auth(c): Auth, Path(name): Path<String>, JsonBody(b): JsonBody) -> ApiResult<Response> {
+async fn update(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path(name): Path<String>,
+    JsonBody(b): JsonBody,
+) -> ApiResult<Response> {
     Ok(json_status(StatusCode::OK, s.app.update_klass(&c, &name, &b)?))
 }
 
@@ -39,7 +44,11 @@ async fn remove(State(s): State<ApiState>, Auth(c): Auth, Path(name): Path<Strin
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn remove_attribute(State(s): State<ApiState>, Auth(c): Auth, Path((name, attr)): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn remove_attribute(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path((name, attr)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     s.app.delete_attribute(&c, &name, &attr)?;
     Ok(StatusCode::NO_CONTENT)
 }

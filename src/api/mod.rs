@@ -48,7 +48,12 @@ pub struct ApiOptions {
 
 impl Default for ApiOptions {
     fn default() -> Self {
-        ApiOptions { body_limit: 1 << 20, bulk_line_limit: 1 << 20, hook_body_limit: 256 << 10, timeout: Duration::from_secs(60) }
+        ApiOptions {
+            body_limit: 1 << 20,
+            bulk_line_limit: 1 << 20,
+            hook_body_limit: 256 << 10,
+            timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -71,7 +76,11 @@ impl FromRef<ApiState> for App {
 
 /// The whole API.
 pub fn router(app: App, opts: ApiOptions) -> Router {
-    let state = ApiState { app, metrics: Arc::new(metrics::Metrics::default()), opts: Arc::new(opts.clone()) };
+    let state = ApiState {
+        app,
+        metrics: Arc::new(metrics::Metrics::default()),
+        opts: Arc::new(opts.clone()),
+    };
     let v1 = Router::new()
         .merge(directory::routes())
         .merge(klasses::routes())
@@ -89,7 +98,10 @@ pub fn router(app: App, opts: ApiOptions) -> Router {
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(CatchPanicLayer::custom(system::panic_response))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, opts.timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            opts.timeout,
+        ))
         .with_state(state)
 }
 
@@ -104,9 +116,15 @@ async fn track(State(state): State<ApiState>, req: Request, next: Next) -> Respo
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let method = req.method().as_str().to_string();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
     let span = tracing::info_span!("request", request_id = %id, %method, %route);
-    let mut resp = error::REQUEST_ID.scope(id.clone(), tracing::Instrument::instrument(next.run(req), span.clone())).await;
+    let mut resp = error::REQUEST_ID
+        .scope(id.clone(), tracing::Instrument::instrument(next.run(req), span.clone()))
+        .await;
     let status = resp.status().as_u16();
     let took = started.elapsed();
     state.metrics.record(&method, &route, status, took);
@@ -127,7 +145,12 @@ async fn track(State(state): State<ApiState>, req: Request, next: Next) -> Respo
 ///
 /// # Errors
 /// When the listener fails.
-pub async fn serve(listener: tokio::net::TcpListener, app: App, opts: ApiOptions, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: App,
+    opts: ApiOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let router = router(app.clone(), opts);
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
     tracing::info!("http stopped; committing indexes and flushing the store");

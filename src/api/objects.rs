@@ -20,50 +20,104 @@ use crate::service::objects::Mode;
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/objects/{klass}", post(create))
-        .route("/v1/objects/{klass}/{id}", get(read).patch(patch).put(replace).delete(remove))
+        .route(
+            "/v1/objects/{klass}/{id}",
+            get(read).patch(patch).put(replace).delete(remove),
+        )
         .route("/v1/objects/{klass}/{a}/{b}", get(get_sub).put(put_sub).post(post_sub))
 }
 
 type Params = Query<HashMap<String, String>>;
 
-async fn create(State(s): State<ApiState>, Auth(c): Auth, Path(klass): Path<String>, Query(q): Params, headers: HeaderMap, JsonBody(b): JsonBody) -> ApiResult<Response> {
+async fn create(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path(klass): Path<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody,
+) -> ApiResult<Response> {
     let opts = write_options(&q, &headers)?;
     let v = s.app.create_object(&c, &klass, &b, opts).await?;
     let rev = v["rev"].as_u64().unwrap_or(1);
     Ok(json_rev(StatusCode::CREATED, v, rev))
 }
 
-async fn read(State(s): State<ApiState>, Auth(c): Auth, Path((klass, id)): Path<(String, String)>) -> ApiResult<Response> {
+async fn read(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path((klass, id)): Path<(String, String)>,
+) -> ApiResult<Response> {
     let (v, rev) = s.app.get_object(&c, &klass, &id)?;
     Ok(json_rev(StatusCode::OK, v, rev))
 }
 
-async fn update(s: ApiState, c: crate::service::Caller, klass: String, id: String, q: HashMap<String, String>, headers: HeaderMap, b: serde_json::Value, mode: Mode) -> ApiResult<Response> {
+async fn update(
+    s: ApiState,
+    c: crate::service::Caller,
+    (klass, id): (String, String),
+    q: HashMap<String, String>,
+    headers: HeaderMap,
+    b: serde_json::Value,
+    mode: Mode,
+) -> ApiResult<Response> {
     let opts = write_options(&q, &headers)?;
     let v = s.app.update_object(&c, &klass, &id, &b, mode, opts).await?;
     let rev = v["rev"].as_u64().unwrap_or(0);
     Ok(json_rev(StatusCode::OK, v, rev))
 }
 
-async fn patch(State(s): State<ApiState>, Auth(c): Auth, Path((klass, id)): Path<(String, String)>, Query(q): Params, headers: HeaderMap, JsonBody(b): JsonBody) -> ApiResult<Response> {
-    update(s, c, klass, id, q, headers, b, Mode::Patch).await
+async fn patch(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path((klass, id)): Path<(String, String)>,
+    Query(q): Params,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody,
+) -> ApiResult<Response> {
+    update(s, c, (klass, id), q, headers, b, Mode::Patch).await
 }
 
-async fn replace(State(s): State<ApiState>, Auth(c): Auth, Path((klass, id)): Path<(String, String)>, Query(q): Params, headers: HeaderMap, JsonBody(b): JsonBody) -> ApiResult<Response> {
-    update(s, c, klass, id, q, headers, b, Mode::Replace).await
+async fn replace(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path((klass, id)): Path<(String, String)>,
+    Query(q): Params,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody,
+) -> ApiResult<Response> {
+    update(s, c, (klass, id), q, headers, b, Mode::Replace).await
 }
 
-async fn remove(State(s): State<ApiState>, Auth(c): Auth, Path((klass, id)): Path<(String, String)>, Query(q): Params, headers: HeaderMap) -> ApiResult<StatusCode> {
+async fn remove(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path((klass, id)): Path<(String, String)>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
     let opts = write_options(&q, &headers)?;
     s.app.delete_object(&c, &klass, &id, opts).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 fn no_route() -> ApiError {
-    ApiError(Problem::new(ErrorKind::NotFound, "no_route", "no such endpoint (see /v1/openapi.json)").into())
+    ApiError(
+        Problem::new(
+            ErrorKind::NotFound,
+            "no_route",
+            "no such endpoint (see /v1/openapi.json)",
+        )
+        .into(),
+    )
 }
 
-async fn get_sub(State(s): State<ApiState>, Auth(c): Auth, Path((klass, a, b)): Path<(String, String, String)>, Query(q): Params) -> ApiResult<Response> {
+async fn get_sub(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path((klass, a, b)): Path<(String, String, String)>,
+    Query(q): Params,
+) -> ApiResult<Response> {
     match (klass.as_str(), a.as_str(), b.as_str()) {
         (_, "by-external-id", ext) => {
             let (v, rev) = s.app.get_by_external_id(&c, &klass, ext)?;
@@ -79,17 +133,33 @@ async fn get_sub(State(s): State<ApiState>, Auth(c): Auth, Path((klass, a, b)): 
     }
 }
 
-async fn put_sub(State(s): State<ApiState>, Auth(c): Auth, Path((klass, a, ext)): Path<(String, String, String)>, Query(q): Params, headers: HeaderMap, JsonBody(b): JsonBody) -> ApiResult<Response> {
+async fn put_sub(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path((klass, a, ext)): Path<(String, String, String)>,
+    Query(q): Params,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody,
+) -> ApiResult<Response> {
     if a != "by-external-id" {
         return Err(no_route());
     }
     let opts = write_options(&q, &headers)?;
     let (created, v) = s.app.upsert_by_external_id(&c, &klass, &ext, &b, opts).await?;
     let rev = v["rev"].as_u64().unwrap_or(0);
-    Ok(json_rev(if created { StatusCode::CREATED } else { StatusCode::OK }, v, rev))
+    Ok(json_rev(
+        if created { StatusCode::CREATED } else { StatusCode::OK },
+        v,
+        rev,
+    ))
 }
 
-async fn post_sub(State(s): State<ApiState>, Auth(c): Auth, Path((klass, id, b)): Path<(String, String, String)>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn post_sub(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path((klass, id, b)): Path<(String, String, String)>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     if b != "timeline" {
         return Err(no_route());
     }

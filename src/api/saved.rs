@@ -39,7 +39,12 @@ async fn read(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>) 
     Ok(json_status(StatusCode::OK, s.app.get_saved_search(&c, &id)?))
 }
 
-async fn update(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>, JsonBody(b): JsonBody) -> ApiResult<Response> {
+async fn update(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody,
+) -> ApiResult<Response> {
     Ok(json_status(StatusCode::OK, s.app.update_saved_search(&c, &id, &b)?))
 }
 
@@ -48,7 +53,12 @@ async fn remove(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn results(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>, Query(q): Params) -> ApiResult<Response> {
+async fn results(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> ApiResult<Response> {
     let size = int_param(&q, "pageSize")?;
     let cursor = q.get("cursor").cloned().filter(|c| !c.is_empty());
     Ok(super::json_bytes(s.app.saved_results(&c, &id, size, cursor).await?))
@@ -58,7 +68,12 @@ async fn count(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>)
     Ok(json_status(StatusCode::OK, s.app.saved_count(&c, &id).await?))
 }
 
-async fn export(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>, Query(q): Params) -> ApiResult<Response> {
+async fn export(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> ApiResult<Response> {
     let format = q.get("format").map(String::as_str).unwrap_or("ndjson");
     let rx = s.app.saved_export(&c, &id, format)?;
     Ok(stream_response(rx, format == "csv"))

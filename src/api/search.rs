@@ -34,15 +34,26 @@ async fn count(State(s): State<ApiState>, Auth(c): Auth, JsonBody(b): JsonBody) 
 /// A streaming export response.
 pub fn stream_response(rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>, csv: bool) -> Response {
     let stream = tokio_stream_from(rx);
-    let ctype = if csv { "text/csv; charset=utf-8" } else { "application/x-ndjson" };
+    let ctype = if csv {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/x-ndjson"
+    };
     ([(header::CONTENT_TYPE, ctype)], Body::from_stream(stream)).into_response()
 }
 
-fn tokio_stream_from(rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+fn tokio_stream_from(
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
 }
 
-async fn export(State(s): State<ApiState>, Auth(c): Auth, Query(q): Query<HashMap<String, String>>, JsonBody(b): JsonBody) -> ApiResult<Response> {
+async fn export(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Query(q): Query<HashMap<String, String>>,
+    JsonBody(b): JsonBody,
+) -> ApiResult<Response> {
     let format = q.get("format").map(String::as_str).unwrap_or("ndjson");
     let rx = s.app.search_export(&c, &b, format)?;
     Ok(stream_response(rx, format == "csv"))

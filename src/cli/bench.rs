@@ -57,7 +57,11 @@ fn dir_size(p: &Path) -> u64 {
 fn peak_rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -84,8 +88,16 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     if !opts.data.join("store").is_dir() {
         let gen_dir = opts.data.with_extension("ndjson");
         if !gen_dir.is_dir() {
-            eprintln!("bench: generating {} customers into {}", opts.customers, gen_dir.display());
-            let o = super::gen::GenOptions { customers: opts.customers, seed: 42, out: gen_dir.clone() };
+            eprintln!(
+                "bench: generating {} customers into {}",
+                opts.customers,
+                gen_dir.display()
+            );
+            let o = super::gen::GenOptions {
+                customers: opts.customers,
+                seed: 42,
+                out: gen_dir.clone(),
+            };
             tokio::task::spawn_blocking(move || super::gen::generate(&o)).await??;
         }
         let ndjson = dir_size(&gen_dir);
@@ -102,8 +114,15 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         if !out.status.success() {
             bail!("import failed: {stderr}");
         }
-        let summary = stderr.lines().filter(|l| l.starts_with("imported") || l.starts_with("time:")).collect::<Vec<_>>().join("; ");
-        report.push(format!("import: {summary} (wall {secs:.1}s); NDJSON {:.0} MiB", ndjson as f64 / 1048576.0));
+        let summary = stderr
+            .lines()
+            .filter(|l| l.starts_with("imported") || l.starts_with("time:"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        report.push(format!(
+            "import: {summary} (wall {secs:.1}s); NDJSON {:.0} MiB",
+            ndjson as f64 / 1048576.0
+        ));
     }
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
@@ -120,7 +139,12 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
     let started = Instant::now();
     loop {
-        if client.get(format!("{}/health", server.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(format!("{}/health", server.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             break;
         }
         if started.elapsed() > Duration::from_secs(600) {
@@ -129,7 +153,9 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Wait until the index has caught up (a restart replays the log).
-    let key = std::fs::read_to_string(opts.data.join("admin-key")).map(|s| s.trim().to_string()).unwrap_or_else(|_| KEY.to_string());
+    let key = std::fs::read_to_string(opts.data.join("admin-key"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| KEY.to_string());
     let auth = format!("Bearer {key}");
     let total_customers = loop {
         let r: Value = client
@@ -159,28 +185,107 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     ));
 
     let b = &server.base;
-    let customer: Value = client.get(format!("{b}/v1/objects/customer/customer-123")).header("authorization", &auth).send().await?.json().await?;
+    let customer: Value = client
+        .get(format!("{b}/v1/objects/customer/customer-123"))
+        .header("authorization", &auth)
+        .send()
+        .await?
+        .json()
+        .await?;
     let email = customer["emails"][0].as_str().unwrap_or("none@example.com").to_string();
     // The busiest customer of the first thousand, for the timeline.
     let busy = busiest_customer(&client, b, &auth).await?;
     type Req = (&'static str, String, Option<Value>);
     let queries: Vec<(&str, Vec<Req>)> = vec![
-        ("Q1 queue", vec![("POST", format!("{b}/v1/search"), Some(json!({"queryContext": "conversation", "now": NOW, "and": [{"status": {"equals": "open"}}, {"assignedTeam": {"equals": "team-3"}}, {"priority": {"gte": 3}}], "sort": [{"updatedAt": "desc"}], "pageSize": 50})))]),
-        ("Q2 segment", vec![("POST", format!("{b}/v1/search"), Some(json!({"queryContext": "customer", "now": NOW, "and": [{"custom.tierStr": {"equals": "gold"}}, {"custom.countryStr": {"in": ["US", "CA"]}}, {"custom.ltvNum": {"gte": 500}}], "sort": [{"custom.ltvNum": "desc"}], "pageSize": 50})))]),
-        ("Q3 join segment", vec![("POST", format!("{b}/v1/search"), Some(json!({"queryContext": "customer", "now": NOW, "and": [{"has": {"klass": "order", "and": [{"custom.totalNum": {"gte": 200}}, {"custom.placedAt": {"gte": "2025-12-01"}}]}}], "pageSize": 50})))]),
-        ("Q4 full text", vec![("POST", format!("{b}/v1/search"), Some(json!({"queryContext": "message", "now": NOW, "and": [{"body": {"contains": "refund delayed"}}, {"createdAt": {"gte": "2025-10-01"}}], "sort": [{"createdAt": "desc"}], "pageSize": 20})))]),
-        ("Q5 timeline", vec![("GET", format!("{b}/v1/objects/customer/{busy}/timeline?klasses=conversation,message,order&pageSize=50"), None)]),
-        ("Q6a channel x status", vec![("POST", format!("{b}/v1/reports"), Some(json!({"queryContext": "conversation", "aggs": {"channel": {"terms": {"field": "channel", "size": 10}, "aggs": {"status": {"terms": {"field": "status", "size": 5}}}}}})))]),
-        ("Q6b monthly sums", vec![("POST", format!("{b}/v1/reports"), Some(json!({"queryContext": "order", "and": [{"custom.placedAt": {"between": ["2025-01-01", "2025-12-31T23:59:59.999Z"]}}], "aggs": {"month": {"date_histogram": {"field": "custom.placedAt", "calendar_interval": "month"}, "aggs": {"total": {"sum": {"field": "custom.totalNum"}}}}}})))]),
-        ("Q7 customer by id", vec![("GET", format!("{b}/v1/objects/customer/customer-123"), None)]),
-        ("Q7 customer by email", vec![("GET", format!("{b}/v1/objects/customer/by-email/{email}"), None)]),
+        (
+            "Q1 queue",
+            vec![(
+                "POST",
+                format!("{b}/v1/search"),
+                Some(
+                    json!({"queryContext": "conversation", "now": NOW, "and": [{"status": {"equals": "open"}}, {"assignedTeam": {"equals": "team-3"}}, {"priority": {"gte": 3}}], "sort": [{"updatedAt": "desc"}], "pageSize": 50}),
+                ),
+            )],
+        ),
+        (
+            "Q2 segment",
+            vec![(
+                "POST",
+                format!("{b}/v1/search"),
+                Some(
+                    json!({"queryContext": "customer", "now": NOW, "and": [{"custom.tierStr": {"equals": "gold"}}, {"custom.countryStr": {"in": ["US", "CA"]}}, {"custom.ltvNum": {"gte": 500}}], "sort": [{"custom.ltvNum": "desc"}], "pageSize": 50}),
+                ),
+            )],
+        ),
+        (
+            "Q3 join segment",
+            vec![(
+                "POST",
+                format!("{b}/v1/search"),
+                Some(
+                    json!({"queryContext": "customer", "now": NOW, "and": [{"has": {"klass": "order", "and": [{"custom.totalNum": {"gte": 200}}, {"custom.placedAt": {"gte": "2025-12-01"}}]}}], "pageSize": 50}),
+                ),
+            )],
+        ),
+        (
+            "Q4 full text",
+            vec![(
+                "POST",
+                format!("{b}/v1/search"),
+                Some(
+                    json!({"queryContext": "message", "now": NOW, "and": [{"body": {"contains": "refund delayed"}}, {"createdAt": {"gte": "2025-10-01"}}], "sort": [{"createdAt": "desc"}], "pageSize": 20}),
+                ),
+            )],
+        ),
+        (
+            "Q5 timeline",
+            vec![(
+                "GET",
+                format!("{b}/v1/objects/customer/{busy}/timeline?klasses=conversation,message,order&pageSize=50"),
+                None,
+            )],
+        ),
+        (
+            "Q6a channel x status",
+            vec![(
+                "POST",
+                format!("{b}/v1/reports"),
+                Some(
+                    json!({"queryContext": "conversation", "aggs": {"channel": {"terms": {"field": "channel", "size": 10}, "aggs": {"status": {"terms": {"field": "status", "size": 5}}}}}}),
+                ),
+            )],
+        ),
+        (
+            "Q6b monthly sums",
+            vec![(
+                "POST",
+                format!("{b}/v1/reports"),
+                Some(
+                    json!({"queryContext": "order", "and": [{"custom.placedAt": {"between": ["2025-01-01", "2025-12-31T23:59:59.999Z"]}}], "aggs": {"month": {"date_histogram": {"field": "custom.placedAt", "calendar_interval": "month"}, "aggs": {"total": {"sum": {"field": "custom.totalNum"}}}}}}),
+                ),
+            )],
+        ),
+        (
+            "Q7 customer by id",
+            vec![("GET", format!("{b}/v1/objects/customer/customer-123"), None)],
+        ),
+        (
+            "Q7 customer by email",
+            vec![("GET", format!("{b}/v1/objects/customer/by-email/{email}"), None)],
+        ),
     ];
     let mut rows = Vec::new();
     for (name, reqs) in &queries {
         let (method, url, body) = &reqs[0];
         let (p50, p99, note) = latency(&client, &auth, method, url, body.as_ref(), opts.iterations).await?;
         let c16 = throughput(&client, &auth, method, url, body.as_ref(), 16, Duration::from_secs(3)).await?;
-        rows.push(Row { name: name.to_string(), p50, p99, c16, note });
+        rows.push(Row {
+            name: name.to_string(),
+            p50,
+            p99,
+            c16,
+            note,
+        });
     }
     // Saved search vs ad hoc, segments of one customer against 100 saved searches, export.
     rows.extend(saved_search_rows(&client, b, &auth, opts.iterations).await?);
@@ -193,7 +298,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     println!("| query | p50 ms | p99 ms | c16 req/s | result |");
     println!("|---|---|---|---|---|");
     for r in &rows {
-        println!("| {} | {:.3} | {:.3} | {:.0} | {} |", r.name, r.p50, r.p99, r.c16, r.note);
+        println!(
+            "| {} | {:.3} | {:.3} | {:.0} | {} |",
+            r.name, r.p50, r.p99, r.c16, r.note
+        );
     }
     println!();
     for l in report {
@@ -211,10 +319,19 @@ async fn busiest_customer(client: &reqwest::Client, b: &str, auth: &str) -> anyh
         .await?
         .json()
         .await?;
-    Ok(r["aggs"]["c"]["buckets"][0]["key"].as_str().unwrap_or("customer-1").to_string())
+    Ok(r["aggs"]["c"]["buckets"][0]["key"]
+        .as_str()
+        .unwrap_or("customer-1")
+        .to_string())
 }
 
-async fn send(client: &reqwest::Client, auth: &str, method: &str, url: &str, body: Option<&Value>) -> anyhow::Result<(u16, Value)> {
+async fn send(
+    client: &reqwest::Client,
+    auth: &str,
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<(u16, Value)> {
     let mut req = match method {
         "GET" => client.get(url),
         "PATCH" => client.patch(url),
@@ -230,7 +347,14 @@ async fn send(client: &reqwest::Client, auth: &str, method: &str, url: &str, bod
     Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
 }
 
-async fn latency(client: &reqwest::Client, auth: &str, method: &str, url: &str, body: Option<&Value>, n: usize) -> anyhow::Result<(f64, f64, String)> {
+async fn latency(
+    client: &reqwest::Client,
+    auth: &str,
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+    n: usize,
+) -> anyhow::Result<(f64, f64, String)> {
     let (status, first) = send(client, auth, method, url, body).await?;
     if status >= 300 {
         bail!("{url} answered {status}: {first}");
@@ -252,11 +376,25 @@ async fn latency(client: &reqwest::Client, auth: &str, method: &str, url: &str, 
     Ok((percentile(&times, 0.5), percentile(&times, 0.99), note))
 }
 
-async fn throughput(client: &reqwest::Client, auth: &str, method: &str, url: &str, body: Option<&Value>, conc: usize, dur: Duration) -> anyhow::Result<f64> {
+async fn throughput(
+    client: &reqwest::Client,
+    auth: &str,
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+    conc: usize,
+    dur: Duration,
+) -> anyhow::Result<f64> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..conc {
-        let (client, auth, method, url, body) = (client.clone(), auth.to_string(), method.to_string(), url.to_string(), body.cloned());
+        let (client, auth, method, url, body) = (
+            client.clone(),
+            auth.to_string(),
+            method.to_string(),
+            url.to_string(),
+            body.cloned(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             while started.elapsed() < dur {
@@ -276,16 +414,40 @@ async fn throughput(client: &reqwest::Client, auth: &str, method: &str, url: &st
 
 async fn saved_search_rows(client: &reqwest::Client, b: &str, auth: &str, n: usize) -> anyhow::Result<Vec<Row>> {
     let q2 = json!({"queryContext": "customer", "and": [{"custom.tierStr": {"equals": "gold"}}, {"custom.countryStr": {"in": ["US", "CA"]}}, {"custom.ltvNum": {"gte": 500}}], "sort": [{"custom.ltvNum": "desc"}], "pageSize": 50});
-    let (_, ss) = send(client, auth, "POST", &format!("{b}/v1/saved-searches"), Some(&json!({"name": "bench Q2", "query": q2, "visibility": "org"}))).await?;
+    let (_, ss) = send(
+        client,
+        auth,
+        "POST",
+        &format!("{b}/v1/saved-searches"),
+        Some(&json!({"name": "bench Q2", "query": q2, "visibility": "org"})),
+    )
+    .await?;
     let id = ss["id"].as_str().context("saved search id")?.to_string();
     let mut rows = Vec::new();
-    let (p50, p99, note) = latency(client, auth, "GET", &format!("{b}/v1/saved-searches/{id}/results"), None, n).await?;
-    rows.push(Row { name: "saved search (Q2) results".into(), p50, p99, c16: 0.0, note });
+    let (p50, p99, note) = latency(
+        client,
+        auth,
+        "GET",
+        &format!("{b}/v1/saved-searches/{id}/results"),
+        None,
+        n,
+    )
+    .await?;
+    rows.push(Row {
+        name: "saved search (Q2) results".into(),
+        p50,
+        p99,
+        c16: 0.0,
+        note,
+    });
     // 100 saved searches over customers, a mix of attribute and join conditions.
     let tiers = ["gold", "silver", "bronze", "platinum"];
     let countries = ["US", "CA", "GB", "DE", "FR"];
     for i in 0..100 {
-        let mut and = vec![json!({"custom.tierStr": {"equals": tiers[i % 4]}}), json!({"custom.countryStr": {"in": [countries[i % 5]]}})];
+        let mut and = vec![
+            json!({"custom.tierStr": {"equals": tiers[i % 4]}}),
+            json!({"custom.countryStr": {"in": [countries[i % 5]]}}),
+        ];
         if i % 3 == 0 {
             and.push(json!({"has": {"klass": "order", "and": [{"custom.totalNum": {"gte": (i * 10) as f64}}]}}));
         }
@@ -294,22 +456,58 @@ async fn saved_search_rows(client: &reqwest::Client, b: &str, auth: &str, n: usi
         }
         send(client, auth, "POST", &format!("{b}/v1/saved-searches"), Some(&json!({"name": format!("segment {i}"), "query": {"queryContext": "customer", "and": and}, "visibility": "org"}))).await?;
     }
-    let (p50, p99, note) = latency(client, auth, "GET", &format!("{b}/v1/objects/customer/customer-123/saved-searches"), None, n).await?;
-    rows.push(Row { name: "segments of one customer (101 saved searches)".into(), p50, p99, c16: 0.0, note: if note.is_empty() { "matched segments listed".into() } else { note } });
+    let (p50, p99, note) = latency(
+        client,
+        auth,
+        "GET",
+        &format!("{b}/v1/objects/customer/customer-123/saved-searches"),
+        None,
+        n,
+    )
+    .await?;
+    rows.push(Row {
+        name: "segments of one customer (101 saved searches)".into(),
+        p50,
+        p99,
+        c16: 0.0,
+        note: if note.is_empty() {
+            "matched segments listed".into()
+        } else {
+            note
+        },
+    });
     Ok(rows)
 }
 
 async fn export_row(client: &reqwest::Client, b: &str, auth: &str) -> anyhow::Result<Row> {
     let t = Instant::now();
-    let resp = client.post(format!("{b}/v1/search/export?format=ndjson")).header("authorization", auth).json(&json!({"queryContext": "customer"})).send().await?;
+    let resp = client
+        .post(format!("{b}/v1/search/export?format=ndjson"))
+        .header("authorization", auth)
+        .json(&json!({"queryContext": "customer"}))
+        .send()
+        .await?;
     let bytes = resp.bytes().await?;
     let secs = t.elapsed().as_secs_f64();
     let lines = bytes.iter().filter(|c| **c == b'\n').count();
-    Ok(Row { name: "export all customers (NDJSON)".into(), p50: secs * 1e3, p99: secs * 1e3, c16: 0.0, note: format!("{lines} objects, {:.0} objects/s", lines as f64 / secs) })
+    Ok(Row {
+        name: "export all customers (NDJSON)".into(),
+        p50: secs * 1e3,
+        p99: secs * 1e3,
+        c16: 0.0,
+        note: format!("{lines} objects, {:.0} objects/s", lines as f64 / secs),
+    })
 }
 
 async fn write_rows(client: &reqwest::Client, b: &str, auth: &str, n: usize) -> anyhow::Result<Vec<Row>> {
-    let (_, org) = send(client, auth, "POST", &format!("{b}/v1/orgs"), Some(&json!({"name": format!("bench-{}", std::process::id())}))).await?;
+    let (_, org) = send(
+        client,
+        auth,
+        "POST",
+        &format!("{b}/v1/orgs"),
+        Some(&json!({"name": format!("bench-{}", std::process::id())})),
+    )
+    .await?;
     let key = format!("Bearer {}", org["adminKey"].as_str().context("org key")?);
     let mut rows = Vec::new();
     // Single-object creates, durable, 16 clients.
@@ -336,17 +534,43 @@ async fn write_rows(client: &reqwest::Client, b: &str, auth: &str, n: usize) -> 
         created += t.await?;
     }
     let rate = created as f64 / started.elapsed().as_secs_f64();
-    rows.push(Row { name: "create customer (durable), 16 clients".into(), p50: 0.0, p99: 0.0, c16: rate, note: format!("{created} created") });
+    rows.push(Row {
+        name: "create customer (durable), 16 clients".into(),
+        p50: 0.0,
+        p99: 0.0,
+        c16: rate,
+        note: format!("{created} created"),
+    });
     let (p50, p99, _) = latency(client, &key, "GET", &format!("{b}/v1/objects/customer/w0-0"), None, n).await?;
-    rows.push(Row { name: "GET object by id".into(), p50, p99, c16: 0.0, note: String::new() });
+    rows.push(Row {
+        name: "GET object by id".into(),
+        p50,
+        p99,
+        c16: 0.0,
+        note: String::new(),
+    });
     // A write without wait_for: time until searchable.
     let mut lags = Vec::new();
     for i in 0..20 {
         let id = format!("lag-{i}");
-        send(client, &key, "POST", &format!("{b}/v1/objects/customer"), Some(&json!({"id": id}))).await?;
+        send(
+            client,
+            &key,
+            "POST",
+            &format!("{b}/v1/objects/customer"),
+            Some(&json!({"id": id})),
+        )
+        .await?;
         let t = Instant::now();
         loop {
-            let (_, r) = send(client, &key, "POST", &format!("{b}/v1/search/count"), Some(&json!({"queryContext": "customer", "and": [{"id": {"equals": id}}]}))).await?;
+            let (_, r) = send(
+                client,
+                &key,
+                "POST",
+                &format!("{b}/v1/search/count"),
+                Some(&json!({"queryContext": "customer", "and": [{"id": {"equals": id}}]})),
+            )
+            .await?;
             if r["total"] == 1 {
                 break;
             }
@@ -355,7 +579,13 @@ async fn write_rows(client: &reqwest::Client, b: &str, auth: &str, n: usize) -> 
         lags.push(t.elapsed().as_secs_f64() * 1e3);
     }
     lags.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    rows.push(Row { name: "write to searchable (no wait_for)".into(), p50: percentile(&lags, 0.5), p99: percentile(&lags, 0.99), c16: 0.0, note: String::new() });
+    rows.push(Row {
+        name: "write to searchable (no wait_for)".into(),
+        p50: percentile(&lags, 0.5),
+        p99: percentile(&lags, 0.99),
+        c16: 0.0,
+        note: String::new(),
+    });
     // Bulk: 50,000 customers in one streamed body.
     let mut body = String::with_capacity(8 << 20);
     for i in 0..50_000 {
@@ -363,10 +593,22 @@ async fn write_rows(client: &reqwest::Client, b: &str, auth: &str, n: usize) -> 
         body.push('\n');
     }
     let t = Instant::now();
-    let resp = client.post(format!("{b}/v1/bulk")).header("authorization", &key).header("content-type", "application/x-ndjson").body(body).send().await?;
+    let resp = client
+        .post(format!("{b}/v1/bulk"))
+        .header("authorization", &key)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await?;
     let out = resp.text().await?;
     let secs = t.elapsed().as_secs_f64();
     let ok = out.lines().filter(|l| l.contains("\"status\":201")).count();
-    rows.push(Row { name: "POST /v1/bulk, 50,000 creates".into(), p50: secs * 1e3, p99: secs * 1e3, c16: 0.0, note: format!("{ok} created, {:.0} objects/s", ok as f64 / secs) });
+    rows.push(Row {
+        name: "POST /v1/bulk, 50,000 creates".into(),
+        p50: secs * 1e3,
+        p99: secs * 1e3,
+        c16: 0.0,
+        note: format!("{ok} created, {:.0} objects/s", ok as f64 / secs),
+    });
     Ok(rows)
 }

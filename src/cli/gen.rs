@@ -121,20 +121,9 @@ const TAGS: [&str; 20] = [
     "influencer", "b2b", "international", "mobile", "inactive",
 ];
 
-const TIERS: [(&str, u32); 4] = [
-    ("bronze", 50),
-    ("silver", 30),
-    ("gold", 15),
-    ("platinum", 5),
-];
+const TIERS: [(&str, u32); 4] = [("bronze", 50), ("silver", 30), ("gold", 15), ("platinum", 5)];
 const CONV_STATUS: [(&str, u32); 3] = [("open", 20), ("snoozed", 10), ("done", 70)];
-const CONV_CHANNELS: [(&str, u32); 5] = [
-    ("email", 40),
-    ("chat", 30),
-    ("sms", 15),
-    ("voice", 10),
-    ("social", 5),
-];
+const CONV_CHANNELS: [(&str, u32); 5] = [("email", 40), ("chat", 30), ("sms", 15), ("voice", 10), ("social", 5)];
 const ORDER_STATUS: [(&str, u32); 5] = [
     ("placed", 10),
     ("shipped", 15),
@@ -267,9 +256,7 @@ impl Zipf {
 
     fn sample(&self, rng: &mut impl Rng) -> usize {
         let u: f64 = rng.random();
-        self.cdf
-            .partition_point(|&c| c <= u)
-            .min(self.cdf.len() - 1)
+        self.cdf.partition_point(|&c| c <= u).min(self.cdf.len() - 1)
     }
 }
 
@@ -327,15 +314,11 @@ fn distinct(rng: &mut impl Rng, n: usize, k: usize) -> ([usize; 4], usize) {
 /// The 5000-word vocabulary, shortest words first (they take the high Zipf ranks).
 fn make_vocabulary(streams: &Streams) -> Vec<String> {
     const ONSETS: [&str; 32] = [
-        "b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z",
-        "br", "ch", "cl", "cr", "dr", "fl", "gr", "pl", "pr", "sh", "sl", "st", "th", "tr",
+        "b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z", "br", "ch", "cl",
+        "cr", "dr", "fl", "gr", "pl", "pr", "sh", "sl", "st", "th", "tr",
     ];
-    const VOWELS: [&str; 12] = [
-        "a", "e", "i", "o", "u", "a", "e", "o", "ai", "ea", "ou", "io",
-    ];
-    const CODAS: [&str; 13] = [
-        "", "", "", "", "n", "r", "s", "l", "m", "t", "nd", "rt", "sk",
-    ];
+    const VOWELS: [&str; 12] = ["a", "e", "i", "o", "u", "a", "e", "o", "ai", "ea", "ou", "io"];
+    const CODAS: [&str; 13] = ["", "", "", "", "n", "r", "s", "l", "m", "t", "nd", "rt", "sk"];
     const SYLLABLES: [usize; 7] = [1, 2, 2, 2, 3, 3, 4];
     let mut rng = streams.rng(Purpose::Vocabulary, 0);
     let mut seen = HashSet::new();
@@ -596,20 +579,14 @@ fn write_klasses(buf: &mut Vec<u8>) -> u64 {
 
 fn write_directory(buf: &mut Vec<u8>) -> u64 {
     for t in 0..TEAMS {
-        push_raw(
-            buf,
-            r#"{"op":"upsert","resource":"team","object":{"id":"team-"#,
-        );
+        push_raw(buf, r#"{"op":"upsert","resource":"team","object":{"id":"team-"#);
         push_u64(buf, t);
         push_raw(buf, r#"","name":"Team "#);
         push_u64(buf, t);
         push_raw(buf, "\",\"members\":[]}}\n");
     }
     for u in 0..USERS {
-        push_raw(
-            buf,
-            r#"{"op":"upsert","resource":"user","object":{"id":"user-"#,
-        );
+        push_raw(buf, r#"{"op":"upsert","resource":"user","object":{"id":"user-"#);
         push_u64(buf, u);
         push_raw(buf, r#"","name":"Agent "#);
         push_u64(buf, u);
@@ -803,10 +780,7 @@ fn generate_chunk(w: &World, index: u64, first: u64, end: u64, bases: Bases) -> 
             }
             let conv_updated = times[nmsg - 1];
 
-            push_raw(
-                vbuf,
-                r#"{"op":"upsert","klass":"conversation","id":"conversation-"#,
-            );
+            push_raw(vbuf, r#"{"op":"upsert","klass":"conversation","id":"conversation-"#);
             push_u64(vbuf, conv);
             push_raw(vbuf, r#"","object":{"customer":"#);
             push_id(vbuf, "customer-", i);
@@ -887,17 +861,13 @@ fn write_all(file: &mut File, dir: &Path, name: &str, bytes: &[u8]) -> anyhow::R
 /// [`generate`] with an explicit number of generator threads (the output does not depend on it).
 fn generate_with_threads(opts: &GenOptions, threads: usize) -> anyhow::Result<GenSummary> {
     let dir = opts.out.as_path();
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create output directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create output directory {}", dir.display()))?;
     let world = World::new(opts.customers, opts.seed);
     let mut files: Vec<(String, u64, u64)> = Vec::with_capacity(FILE_NAMES.len());
 
     // small files, single-threaded
-    let small: [fn(&World, &mut Vec<u8>) -> u64; 3] = [
-        |_, b| write_klasses(b),
-        |_, b| write_directory(b),
-        write_companies,
-    ];
+    let small: [fn(&World, &mut Vec<u8>) -> u64; 3] =
+        [|_, b| write_klasses(b), |_, b| write_directory(b), write_companies];
     for (name, write) in FILE_NAMES.iter().zip(small) {
         let mut buf = Vec::new();
         let lines = write(&world, &mut buf);
@@ -1020,10 +990,7 @@ mod tests {
     }
 
     fn read_all(dir: &Path) -> Vec<Vec<u8>> {
-        FILE_NAMES
-            .iter()
-            .map(|n| std::fs::read(dir.join(n)).unwrap())
-            .collect()
+        FILE_NAMES.iter().map(|n| std::fs::read(dir.join(n)).unwrap()).collect()
     }
 
     fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
@@ -1107,11 +1074,7 @@ mod tests {
         let (c, _) = run(1300, 8, 2);
         assert_eq!(read_all(&a.0), read_all(&b.0));
         assert_eq!(sa.files, sb.files);
-        assert_ne!(
-            read_all(&a.0)[3],
-            read_all(&c.0)[3],
-            "another seed gives other data"
-        );
+        assert_ne!(read_all(&a.0)[3], read_all(&c.0)[3], "another seed gives other data");
         for (k, (name, lines, bytes)) in sa.files.iter().enumerate() {
             assert_eq!(name, FILE_NAMES[k]);
             let data = &read_all(&a.0)[k];
@@ -1141,10 +1104,7 @@ mod tests {
 
         // 00: klasses
         let klasses = lines(d, FILE_NAMES[0]);
-        let names: Vec<_> = klasses
-            .iter()
-            .map(|k| k["object"]["name"].as_str().unwrap())
-            .collect();
+        let names: Vec<_> = klasses.iter().map(|k| k["object"]["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["company", "customer", "order"]);
         for k in &klasses {
             assert_eq!(keys(k), ["op", "resource", "object"]);
@@ -1194,10 +1154,7 @@ mod tests {
             assert_eq!(keys(l), ["op", "klass", "id", "object"]);
             assert_eq!(l["id"], format!("company-{i}"));
             let o = &l["object"];
-            assert_eq!(
-                keys(o),
-                ["name", "domains", "custom", "createdAt", "updatedAt"]
-            );
+            assert_eq!(keys(o), ["name", "domains", "custom", "createdAt", "updatedAt"]);
             assert_eq!(o["domains"][0], format!("company{i}.example"));
             assert!(INDUSTRIES.contains(&o["custom"]["industryStr"].as_str().unwrap()));
             let e = o["custom"]["employeesNum"].as_u64().unwrap();
@@ -1243,16 +1200,9 @@ mod tests {
             assert_eq!(tags.iter().collect::<HashSet<_>>().len(), tags.len());
             assert!(tags.iter().all(|t| TAGS.contains(&t.as_str().unwrap())));
             let c = &o["custom"];
-            assert_eq!(
-                keys(c),
-                ["tierStr", "ltvNum", "countryStr", "vipBool", "bioTxt"]
-            );
-            *tiers
-                .entry(c["tierStr"].as_str().unwrap().into())
-                .or_default() += 1;
-            *countries
-                .entry(c["countryStr"].as_str().unwrap().into())
-                .or_default() += 1;
+            assert_eq!(keys(c), ["tierStr", "ltvNum", "countryStr", "vipBool", "bioTxt"]);
+            *tiers.entry(c["tierStr"].as_str().unwrap().into()).or_default() += 1;
+            *countries.entry(c["countryStr"].as_str().unwrap().into()).or_default() += 1;
             assert!(cents_ok(&c["ltvNum"], 0.0, 20_000.0));
             vips += c["vipBool"].as_bool().unwrap() as u64;
             let bio = c["bioTxt"].as_str().unwrap().split(' ').count();
@@ -1262,17 +1212,8 @@ mod tests {
             cust_created.insert(l["id"].as_str().unwrap().to_string(), cr);
         }
         let frac = |m: &HashMap<String, u64>, k: &str| *m.get(k).unwrap_or(&0) as f64 / N as f64;
-        for (t, p) in [
-            ("bronze", 0.5),
-            ("silver", 0.3),
-            ("gold", 0.15),
-            ("platinum", 0.05),
-        ] {
-            assert!(
-                (frac(&tiers, t) - p).abs() < 0.04,
-                "{t}: {}",
-                frac(&tiers, t)
-            );
+        for (t, p) in [("bronze", 0.5), ("silver", 0.3), ("gold", 0.15), ("platinum", 0.05)] {
+            assert!((frac(&tiers, t) - p).abs() < 0.04, "{t}: {}", frac(&tiers, t));
         }
         let top = countries.iter().max_by_key(|(_, n)| **n).unwrap().0;
         assert_eq!(top, "US");
@@ -1292,10 +1233,7 @@ mod tests {
             assert_eq!(l["id"], format!("order-{n}"));
             assert_eq!(l["externalId"], format!("ORD-{n}"));
             let o = &l["object"];
-            assert_eq!(
-                keys(o),
-                ["customer", "title", "custom", "createdAt", "updatedAt"]
-            );
+            assert_eq!(keys(o), ["customer", "title", "custom", "createdAt", "updatedAt"]);
             let cust = o["customer"].as_str().unwrap();
             *per_customer.entry(cust).or_default() += 1;
             let c = &o["custom"];
@@ -1318,11 +1256,7 @@ mod tests {
             assert!(ORDER_CHANNELS.iter().any(|s| s.0 == c["channelStr"]));
             assert!((1..=10).contains(&c["itemsNum"].as_u64().unwrap()));
             let sku = c["skuStr"].as_str().unwrap();
-            assert!(
-                sku.len() == 8
-                    && sku.starts_with("SKU-")
-                    && sku[4..].parse::<u32>().unwrap() < 1000
-            );
+            assert!(sku.len() == 8 && sku.starts_with("SKU-") && sku[4..].parse::<u32>().unwrap() < 1000);
             let placed = ms(&c["placedAt"]);
             assert!(in_range(placed) && placed >= cust_created[cust]);
             assert_eq!(ms(&o["createdAt"]), placed);

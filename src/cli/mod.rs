@@ -159,7 +159,10 @@ pub fn app_options(c: &Config) -> anyhow::Result<AppOptions> {
     o.admin_key = c.admin_key.clone();
     o.index = index;
     o.standard = standard;
-    o.store = StoreOptions { cache_bytes: c.store_cache_mb << 20, ..StoreOptions::default() };
+    o.store = StoreOptions {
+        cache_bytes: c.store_cache_mb << 20,
+        ..StoreOptions::default()
+    };
     o.http_allow = c.http_allow.clone();
     o.smtp_domain = c.smtp_domain.clone();
     Ok(o)
@@ -168,7 +171,13 @@ pub fn app_options(c: &Config) -> anyhow::Result<AppOptions> {
 /// Runs a command.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Serve { data, listen, smtp_listen, smtp_domain, http_allow } => {
+        Command::Serve {
+            data,
+            listen,
+            smtp_listen,
+            smtp_domain,
+            http_allow,
+        } => {
             let mut c = load_config(&data)?;
             if let Some(l) = listen {
                 c.listen = l;
@@ -236,7 +245,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 eprintln!("failed {f}");
             }
             if summary.failed as usize > summary.failures.len() {
-                eprintln!("... and {} more failures", summary.failed as usize - summary.failures.len());
+                eprintln!(
+                    "... and {} more failures",
+                    summary.failed as usize - summary.failures.len()
+                );
             }
             app.shutdown().await;
             Ok(if summary.failed == 0 { 0 } else { 1 })
@@ -250,7 +262,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let (app2, org2, bar2) = (app.clone(), rt.org.clone(), bar.clone());
             let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let mut w: Box<dyn std::io::Write> = match &out {
-                    Some(p) => Box::new(std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+                    Some(p) => Box::new(std::io::BufWriter::with_capacity(
+                        1 << 20,
+                        std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+                    )),
                     None => Box::new(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock())),
                 };
                 Ok(app2.export_org(&org2, &mut w, &mut |done, total| {
@@ -260,7 +275,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             })
             .await??;
             bar.finish();
-            eprintln!("exported {} definitions and {} objects", summary.definitions, summary.objects);
+            eprintln!(
+                "exported {} definitions and {} objects",
+                summary.definitions, summary.objects
+            );
             app.shutdown().await;
             Ok(0)
         }
@@ -279,7 +297,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             })
             .await??;
             bar.finish();
-            eprintln!("reindexed org `{}`: {} documents, index covers change {seq}", rt.org.id, rt.index.searcher().num_docs());
+            eprintln!(
+                "reindexed org `{}`: {} documents, index covers change {seq}",
+                rt.org.id,
+                rt.index.searcher().num_docs()
+            );
             app.shutdown().await;
             Ok(0)
         }
@@ -293,13 +315,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             app.shutdown().await;
             Ok(if report.ok() { 0 } else { 1 })
         }
-        Command::Bench { data, customers, iterations, skip_writes } => {
-            bench::run(bench::BenchOptions { data, customers, iterations, skip_writes }).await?;
+        Command::Bench {
+            data,
+            customers,
+            iterations,
+            skip_writes,
+        } => {
+            bench::run(bench::BenchOptions {
+                data,
+                customers,
+                iterations,
+                skip_writes,
+            })
+            .await?;
             Ok(0)
         }
         Command::Gen { customers, seed, out } => {
             let started = std::time::Instant::now();
-            let summary = tokio::task::spawn_blocking(move || gen::generate(&gen::GenOptions { customers, seed, out })).await??;
+            let summary =
+                tokio::task::spawn_blocking(move || gen::generate(&gen::GenOptions { customers, seed, out })).await??;
             for (name, lines, bytes) in &summary.files {
                 eprintln!("{name}: {lines} lines, {:.1} MiB", *bytes as f64 / (1 << 20) as f64);
             }
@@ -324,9 +358,13 @@ pub fn progress_bar(what: &str) -> indicatif::ProgressBar {
 async fn serve(c: Config) -> anyhow::Result<()> {
     let app = App::open(app_options(&c)?).context("opening the data directory")?;
     app.open_all()?;
-    let listener = tokio::net::TcpListener::bind(&c.listen).await.with_context(|| format!("binding {}", c.listen))?;
+    let listener = tokio::net::TcpListener::bind(&c.listen)
+        .await
+        .with_context(|| format!("binding {}", c.listen))?;
     if let Some(addr) = &c.smtp_listen {
-        let smtp = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding SMTP {addr}"))?;
+        let smtp = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding SMTP {addr}"))?;
         tracing::info!(smtp = %addr, domain = %c.smtp_domain, "accepting mail for email hooks");
         tokio::spawn(crate::service::automation::email::serve_smtp(smtp, app.clone()));
     }
@@ -364,4 +402,3 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutdown requested");
 }
-

@@ -56,7 +56,10 @@ mod tests {
 
     #[test]
     fn text_is_stemmed_and_lowercased() {
-        assert_eq!(text_tokens("Refunds DELAYED, broken-box"), vec!["refund", "delay", "broken", "box"]);
+        assert_eq!(
+            text_tokens("Refunds DELAYED, broken-box"),
+            vec!["refund", "delay", "broken", "box"]
+        );
     }
 
     #[test]

@@ -22,8 +22,8 @@ use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::columns::ColumnCache;
 use super::mapper::LinkColumn;
-use std::sync::Arc;
 use super::schema;
+use std::sync::Arc;
 
 /// Most sort keys a search may have.
 pub const MAX_SORT_KEYS: usize = 4;
@@ -99,7 +99,10 @@ impl Hit {
     /// The cursor position after this hit, given its id (read from the stored object, which the
     /// caller fetches anyway, so the index's id dictionary is rarely decoded).
     pub fn position(&self, id: &str) -> Position {
-        Position { parts: self.parts.clone(), id: id.to_string() }
+        Position {
+            parts: self.parts.clone(),
+            id: id.to_string(),
+        }
     }
 }
 
@@ -263,7 +266,12 @@ impl TopCollector {
     /// A collector; `keys` must have at most [`MAX_SORT_KEYS`] entries.
     pub fn new(keys: Vec<SortKey>, limit: usize, after: Option<Position>, cache: Arc<ColumnCache>) -> TopCollector {
         assert!(keys.len() <= MAX_SORT_KEYS, "validated by the query layer");
-        TopCollector { keys, limit, after, cache }
+        TopCollector {
+            keys,
+            limit,
+            after,
+            cache,
+        }
     }
 }
 
@@ -293,7 +301,11 @@ impl Collector for TopCollector {
     type Child = SegTop;
 
     fn for_segment(&self, seg_ord: SegmentOrdinal, seg: &SegmentReader) -> tantivy::Result<SegTop> {
-        let columns = self.keys.iter().map(|k| SegColumn::open(&k.source, seg, &self.cache)).collect::<tantivy::Result<Vec<_>>>()?;
+        let columns = self
+            .keys
+            .iter()
+            .map(|k| SegColumn::open(&k.source, seg, &self.cache))
+            .collect::<tantivy::Result<Vec<_>>>()?;
         let ids = self.cache.str(seg, schema::ID)?.ok_or_else(|| missing("id"))?;
         let nums = self.cache.u64(seg, schema::NUM)?.ok_or_else(|| missing("num"))?;
         let desc: Vec<bool> = self.keys.iter().map(|k| k.desc).collect();
@@ -309,7 +321,10 @@ impl Collector for TopCollector {
                         None => MISSING,
                     };
                 }
-                Some(SegRank { parts, id: adj(ord_position(&ids, &pos.id)?, id_desc) })
+                Some(SegRank {
+                    parts,
+                    id: adj(ord_position(&ids, &pos.id)?, id_desc),
+                })
             }
         };
         Ok(SegTop {
@@ -341,8 +356,14 @@ impl Collector for TopCollector {
             hits.extend(seg_hits);
         }
         let parts_order = |a: &Hit, b: &Hit| {
-            let pa = Position { parts: a.parts.clone(), id: String::new() };
-            let pb = Position { parts: b.parts.clone(), id: String::new() };
+            let pa = Position {
+                parts: a.parts.clone(),
+                id: String::new(),
+            };
+            let pb = Position {
+                parts: b.parts.clone(),
+                id: String::new(),
+            };
             compare_positions(&pa, &pb, &self.keys)
         };
         hits.sort_by(parts_order);
@@ -370,7 +391,11 @@ impl Collector for TopCollector {
                         }
                     }
                     group.sort_by(|a, b| {
-                        let o = a.id.as_deref().unwrap_or("").as_bytes().cmp(b.id.as_deref().unwrap_or("").as_bytes());
+                        let o =
+                            a.id.as_deref()
+                                .unwrap_or("")
+                                .as_bytes()
+                                .cmp(b.id.as_deref().unwrap_or("").as_bytes());
                         if id_desc {
                             o.reverse()
                         } else {
@@ -439,7 +464,15 @@ impl SegmentCollector for SegTop {
             let score = f32::from_bits(score_bits);
             let parts = self.columns.iter().map(|c| c.part(doc, score)).collect();
             let num = self.nums.first(doc).unwrap_or(0);
-            hits.push(Hit { num, score, parts, id: None, seg: self.seg_ord, doc, id_rank: rank.id });
+            hits.push(Hit {
+                num,
+                score,
+                parts,
+                id: None,
+                seg: self.seg_ord,
+                doc,
+                id_rank: rank.id,
+            });
         }
         (self.count, hits, Some(self.ids))
     }
@@ -517,7 +550,10 @@ impl Collector for LinkCounts {
     type Child = SegLinkCounts;
 
     fn for_segment(&self, _ord: SegmentOrdinal, seg: &SegmentReader) -> tantivy::Result<SegLinkCounts> {
-        Ok(SegLinkCounts { reader: LinkReader::open(&self.0, seg, &self.1)?, counts: FxHashMap::default() })
+        Ok(SegLinkCounts {
+            reader: LinkReader::open(&self.0, seg, &self.1)?,
+            counts: FxHashMap::default(),
+        })
     }
 
     fn requires_scoring(&self) -> bool {
@@ -564,7 +600,10 @@ impl Collector for Nums {
     type Child = SegNums;
 
     fn for_segment(&self, _ord: SegmentOrdinal, seg: &SegmentReader) -> tantivy::Result<SegNums> {
-        Ok(SegNums { nums: self.0.u64(seg, schema::NUM)?.ok_or_else(|| missing("num"))?, out: Vec::new() })
+        Ok(SegNums {
+            nums: self.0.u64(seg, schema::NUM)?.ok_or_else(|| missing("num"))?,
+            out: Vec::new(),
+        })
     }
 
     fn requires_scoring(&self) -> bool {
@@ -659,13 +698,31 @@ mod tests {
 
     #[test]
     fn missing_sorts_last_in_both_directions() {
-        let pos = |p: KeyPart, id: &str| Position { parts: vec![p], id: id.into() };
+        let pos = |p: KeyPart, id: &str| Position {
+            parts: vec![p],
+            id: id.into(),
+        };
         for desc in [false, true] {
-            let keys = vec![SortKey { source: SortSource::I64("x".into()), desc }];
-            assert_eq!(compare_positions(&pos(KeyPart::Missing, "a"), &pos(KeyPart::Num(1), "b"), &keys), Ordering::Greater);
-            assert_eq!(compare_positions(&pos(KeyPart::Num(1), "a"), &pos(KeyPart::Missing, "b"), &keys), Ordering::Less);
+            let keys = vec![SortKey {
+                source: SortSource::I64("x".into()),
+                desc,
+            }];
+            assert_eq!(
+                compare_positions(&pos(KeyPart::Missing, "a"), &pos(KeyPart::Num(1), "b"), &keys),
+                Ordering::Greater
+            );
+            assert_eq!(
+                compare_positions(&pos(KeyPart::Num(1), "a"), &pos(KeyPart::Missing, "b"), &keys),
+                Ordering::Less
+            );
         }
-        let desc = vec![SortKey { source: SortSource::I64("x".into()), desc: true }];
-        assert_eq!(compare_positions(&pos(KeyPart::Num(1), "a"), &pos(KeyPart::Num(1), "b"), &desc), Ordering::Greater);
+        let desc = vec![SortKey {
+            source: SortSource::I64("x".into()),
+            desc: true,
+        }];
+        assert_eq!(
+            compare_positions(&pos(KeyPart::Num(1), "a"), &pos(KeyPart::Num(1), "b"), &desc),
+            Ordering::Greater
+        );
     }
 }

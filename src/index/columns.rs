@@ -65,7 +65,10 @@ impl ColumnCache {
 
     /// Drops the columns of segments not in `live`.
     pub fn retain(&self, live: &HashSet<SegmentId>) {
-        self.map.lock().expect("column cache").retain(|(seg, _, _), _| live.contains(seg));
+        self.map
+            .lock()
+            .expect("column cache")
+            .retain(|(seg, _, _), _| live.contains(seg));
     }
 
     /// Number of cached columns.

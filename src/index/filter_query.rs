@@ -33,19 +33,27 @@ impl FilterQuery {
 
 impl Clone for FilterQuery {
     fn clone(&self) -> Self {
-        FilterQuery { inner: self.inner.box_clone(), predicate: self.predicate.clone() }
+        FilterQuery {
+            inner: self.inner.box_clone(),
+            predicate: self.predicate.clone(),
+        }
     }
 }
 
 impl fmt::Debug for FilterQuery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FilterQuery").field("inner", &self.inner).finish_non_exhaustive()
+        f.debug_struct("FilterQuery")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
     }
 }
 
 impl Query for FilterQuery {
     fn weight(&self, enable_scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
-        Ok(Box::new(FilterWeight { inner: self.inner.weight(enable_scoring)?, predicate: self.predicate.clone() }))
+        Ok(Box::new(FilterWeight {
+            inner: self.inner.weight(enable_scoring)?,
+            predicate: self.predicate.clone(),
+        }))
     }
 }
 
@@ -71,7 +79,9 @@ impl Weight for FilterWeight {
         if s.seek(doc) == doc {
             Ok(Explanation::new("FilterQuery", 1.0))
         } else {
-            Err(tantivy::TantivyError::InvalidArgument(format!("document {doc} does not match")))
+            Err(tantivy::TantivyError::InvalidArgument(format!(
+                "document {doc} does not match"
+            )))
         }
     }
 }

@@ -58,14 +58,21 @@ pub fn to_document(s: &IndexSchema, klass: &Klass, obj: &Object) -> TantivyDocum
         kw.push((EXTERNAL_ID_KEY.into(), OwnedValue::Str(ext.to_string())));
         doc.add_text(s.exists, EXTERNAL_ID_KEY);
     }
-    let tags: Vec<OwnedValue> = obj.tags.iter().filter(|t| !t.is_empty()).map(|t| OwnedValue::Str(fold(t))).collect();
+    let tags: Vec<OwnedValue> = obj
+        .tags
+        .iter()
+        .filter(|t| !t.is_empty())
+        .map(|t| OwnedValue::Str(fold(t)))
+        .collect();
     if !tags.is_empty() {
         kw.push((TAGS_KEY.into(), OwnedValue::Array(tags)));
         doc.add_text(s.exists, TAGS_KEY);
     }
 
     for attr in &klass.attributes {
-        let Some(value) = obj.attr(&attr.key, attr.standard) else { continue };
+        let Some(value) = obj.attr(&attr.key, attr.standard) else {
+            continue;
+        };
         let elems: Vec<&Value> = value.elements().iter().filter(|v| v.is_set()).collect();
         if elems.is_empty() {
             continue;
@@ -73,7 +80,11 @@ pub fn to_document(s: &IndexSchema, klass: &Klass, obj: &Object) -> TantivyDocum
         doc.add_text(s.exists, &attr.key);
         match attr.ty {
             AttrType::Text => {
-                let vals: Vec<OwnedValue> = elems.iter().filter_map(|v| v.as_str()).map(|t| OwnedValue::Str(t.to_string())).collect();
+                let vals: Vec<OwnedValue> = elems
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .map(|t| OwnedValue::Str(t.to_string()))
+                    .collect();
                 for v in elems.iter().filter_map(|v| v.as_str()) {
                     doc.add_text(s.all_txt, v);
                 }
@@ -82,7 +93,11 @@ pub fn to_document(s: &IndexSchema, klass: &Klass, obj: &Object) -> TantivyDocum
             ty => {
                 let vals: Vec<OwnedValue> = elems.iter().map(|v| keyword_value(ty, v)).collect();
                 if ty == AttrType::String {
-                    let raw: Vec<OwnedValue> = elems.iter().filter_map(|v| v.as_str()).map(|t| OwnedValue::Str(t.to_string())).collect();
+                    let raw: Vec<OwnedValue> = elems
+                        .iter()
+                        .filter_map(|v| v.as_str())
+                        .map(|t| OwnedValue::Str(t.to_string()))
+                        .collect();
                     for v in elems.iter().filter_map(|v| v.as_str()) {
                         doc.add_text(s.all_str, v);
                     }
@@ -110,8 +125,15 @@ pub fn to_document(s: &IndexSchema, klass: &Klass, obj: &Object) -> TantivyDocum
     }
 
     for rel in &klass.relationships {
-        let Some(value) = obj.relationships.get(&rel.name) else { continue };
-        let ids: Vec<OwnedValue> = value.ids().iter().filter(|i| !i.is_empty()).map(|i| OwnedValue::Str(i.clone())).collect();
+        let Some(value) = obj.relationships.get(&rel.name) else {
+            continue;
+        };
+        let ids: Vec<OwnedValue> = value
+            .ids()
+            .iter()
+            .filter(|i| !i.is_empty())
+            .map(|i| OwnedValue::Str(i.clone()))
+            .collect();
         if ids.is_empty() {
             continue;
         }
@@ -120,7 +142,13 @@ pub fn to_document(s: &IndexSchema, klass: &Klass, obj: &Object) -> TantivyDocum
         add_links(s, &mut doc, &mut links, &rel.key, obj.link(&rel.key));
     }
 
-    for (field, entries) in [(s.kw, kw), (s.words, words), (s.txt, txt), (s.tprefix, tprefix), (s.links, links)] {
+    for (field, entries) in [
+        (s.kw, kw),
+        (s.words, words),
+        (s.txt, txt),
+        (s.tprefix, tprefix),
+        (s.links, links),
+    ] {
         if !entries.is_empty() {
             doc.add_field_value(field, &OwnedValue::Object(entries));
         }
@@ -128,7 +156,13 @@ pub fn to_document(s: &IndexSchema, klass: &Klass, obj: &Object) -> TantivyDocum
     doc
 }
 
-fn add_links(s: &IndexSchema, doc: &mut TantivyDocument, links: &mut Vec<(String, OwnedValue)>, key: &str, nums: &[u64]) {
+fn add_links(
+    s: &IndexSchema,
+    doc: &mut TantivyDocument,
+    links: &mut Vec<(String, OwnedValue)>,
+    key: &str,
+    nums: &[u64],
+) {
     if nums.is_empty() {
         return;
     }
@@ -136,7 +170,10 @@ fn add_links(s: &IndexSchema, doc: &mut TantivyDocument, links: &mut Vec<(String
         LinkColumn::Customer => nums.iter().for_each(|n| doc.add_u64(s.customer, *n)),
         LinkColumn::Company => nums.iter().for_each(|n| doc.add_u64(s.company, *n)),
         LinkColumn::Json(k) => {
-            links.push((k, OwnedValue::Array(nums.iter().map(|n| OwnedValue::I64(*n as i64)).collect())));
+            links.push((
+                k,
+                OwnedValue::Array(nums.iter().map(|n| OwnedValue::I64(*n as i64)).collect()),
+            ));
         }
     }
 }

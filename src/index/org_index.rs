@@ -79,7 +79,11 @@ impl OrgIndex {
             index,
             schema,
             reader,
-            writer: Mutex::new(WriterSlot { writer: None, bulk: false, last_used: Instant::now() }),
+            writer: Mutex::new(WriterSlot {
+                writer: None,
+                bulk: false,
+                last_used: Instant::now(),
+            }),
             settings: settings.clone(),
             committed: AtomicU64::new(committed),
             dir: dir.to_path_buf(),
@@ -193,7 +197,13 @@ impl OrgIndex {
         prepared.set_payload(&seq.to_string());
         prepared.commit()?;
         self.reader.reload()?;
-        let live = self.reader.searcher().segment_readers().iter().map(|s| s.segment_id()).collect();
+        let live = self
+            .reader
+            .searcher()
+            .segment_readers()
+            .iter()
+            .map(|s| s.segment_id())
+            .collect();
         self.columns.retain(&live);
         self.committed.store(seq, Ordering::Release);
         Ok(())

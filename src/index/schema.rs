@@ -89,7 +89,9 @@ impl IndexSchema {
                 .set_index_option(IndexRecordOption::Basic)
                 .set_fieldnorms(false)
         };
-        let keyword_fast = TextOptions::default().set_indexing_options(raw_indexing()).set_fast(analysis::RAW);
+        let keyword_fast = TextOptions::default()
+            .set_indexing_options(raw_indexing())
+            .set_fast(analysis::RAW);
         let keyword = TextOptions::default().set_indexing_options(raw_indexing());
         let num_opts = || NumericOptions::default().set_indexed().set_fast();
         let klass = b.add_text_field(KLASS, keyword_fast.clone());
@@ -101,7 +103,9 @@ impl IndexSchema {
         let updated = b.add_i64_field(UPDATED, num_opts());
         let kw = b.add_json_field(
             "kw",
-            JsonObjectOptions::default().set_indexing_options(raw_indexing()).set_fast(analysis::RAW),
+            JsonObjectOptions::default()
+                .set_indexing_options(raw_indexing())
+                .set_fast(analysis::RAW),
         );
         let words = b.add_json_field(
             "words",
@@ -121,10 +125,15 @@ impl IndexSchema {
                     .set_fieldnorms(false),
             ),
         );
-        let tprefix = b.add_json_field("tprefix", JsonObjectOptions::default().set_indexing_options(raw_indexing()));
+        let tprefix = b.add_json_field(
+            "tprefix",
+            JsonObjectOptions::default().set_indexing_options(raw_indexing()),
+        );
         let links = b.add_json_field(
             "links",
-            JsonObjectOptions::default().set_indexing_options(raw_indexing()).set_fast(analysis::RAW),
+            JsonObjectOptions::default()
+                .set_indexing_options(raw_indexing())
+                .set_fast(analysis::RAW),
         );
         let scored = |tokenizer: &str| {
             TextOptions::default().set_indexing_options(

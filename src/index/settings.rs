@@ -83,7 +83,11 @@ impl IndexSettings {
             serde_json::from_str(text).map_err(|e| IndexError::Settings(format!("not JSON: {e}")))?;
         match raw.get("version").and_then(serde_json::Value::as_u64) {
             Some(1) => {}
-            Some(v) => return Err(IndexError::Settings(format!("unknown version {v} (this build reads 1)"))),
+            Some(v) => {
+                return Err(IndexError::Settings(format!(
+                    "unknown version {v} (this build reads 1)"
+                )))
+            }
             None => return Err(IndexError::Settings("`version` is missing".into())),
         }
         let f: FileV1 = serde_path_to_error::deserialize(raw)
@@ -108,7 +112,7 @@ impl IndexSettings {
         if !(1..=8).contains(&self.writer_threads) || !(1..=8).contains(&self.bulk_threads) {
             return bad("`writer.threads` and `writer.bulkThreads` must be 1..8");
         }
-        if self.writer_memory < 15 * self.writer_threads << 20 || self.bulk_memory < 15 * self.bulk_threads << 20 {
+        if self.writer_memory < (15 * self.writer_threads) << 20 || self.bulk_memory < (15 * self.bulk_threads) << 20 {
             return bad("writer memory must be at least 15 MB per thread");
         }
         if self.commit_interval_ms == 0 || self.commit_interval_ms > 60_000 {

@@ -17,9 +17,26 @@ pub const STANDARD_KLASSES: [&str; 5] = ["company", "customer", "conversation", 
 /// Names a custom klass may not take: standard klasses, their reference attributes, and words the
 /// query language gives a meaning to at the start of a path.
 pub const RESERVED_KLASS_NAMES: [&str; 20] = [
-    "company", "customer", "conversation", "message", "note", "kobject", "klass", "object", "user",
-    "team", "author", "assignedTeam", "assignedUser", "custom", "relationships", "tags", "id",
-    "externalId", "createdAt", "updatedAt",
+    "company",
+    "customer",
+    "conversation",
+    "message",
+    "note",
+    "kobject",
+    "klass",
+    "object",
+    "user",
+    "team",
+    "author",
+    "assignedTeam",
+    "assignedUser",
+    "custom",
+    "relationships",
+    "tags",
+    "id",
+    "externalId",
+    "createdAt",
+    "updatedAt",
 ];
 
 /// Longest accepted value of a string-like attribute (bytes); text attributes are bounded by the body limit.
@@ -97,7 +114,10 @@ impl AttrType {
 
     /// Values are strings compared case-insensitively (and indexed lowercased).
     pub fn folds_case(self) -> bool {
-        matches!(self, AttrType::String | AttrType::Url | AttrType::Email | AttrType::Phone | AttrType::Tree)
+        matches!(
+            self,
+            AttrType::String | AttrType::Url | AttrType::Email | AttrType::Phone | AttrType::Tree
+        )
     }
 
     /// Values are strings of any kind.
@@ -124,7 +144,12 @@ impl AttrType {
     pub fn sortable(self) -> bool {
         matches!(
             self,
-            AttrType::Number | AttrType::Integer | AttrType::Date | AttrType::Boolean | AttrType::String | AttrType::Enum
+            AttrType::Number
+                | AttrType::Integer
+                | AttrType::Date
+                | AttrType::Boolean
+                | AttrType::String
+                | AttrType::Enum
         )
     }
 
@@ -139,7 +164,14 @@ impl AttrType {
         match self {
             AttrType::Text => &["contains", "not_contains", "set"],
             AttrType::String => &[
-                EQ[0], EQ[1], EQ[2], EQ[3], "contains", "not_contains", "starts_with", "set",
+                EQ[0],
+                EQ[1],
+                EQ[2],
+                EQ[3],
+                "contains",
+                "not_contains",
+                "starts_with",
+                "set",
             ],
             AttrType::Url | AttrType::Email | AttrType::Phone | AttrType::Tree => {
                 &[EQ[0], EQ[1], EQ[2], EQ[3], "starts_with", "set"]
@@ -149,7 +181,17 @@ impl AttrType {
                 &[EQ[0], EQ[1], EQ[2], EQ[3], "gt", "gte", "lt", "lte", "between", "set"]
             }
             AttrType::Date => &[
-                EQ[0], EQ[1], EQ[2], EQ[3], "gt", "gte", "lt", "lte", "between", "set", "within_last",
+                EQ[0],
+                EQ[1],
+                EQ[2],
+                EQ[3],
+                "gt",
+                "gte",
+                "lt",
+                "lte",
+                "between",
+                "set",
+                "within_last",
                 "not_within_last",
             ],
         }
@@ -293,7 +335,15 @@ impl Klass {
                 let mut m = serde_json::Map::new();
                 m.insert("name".into(), r.name.clone().into());
                 m.insert("klass".into(), r.klass.clone().into());
-                m.insert("cardinality".into(), if r.cardinality == Cardinality::One { "one" } else { "many" }.into());
+                m.insert(
+                    "cardinality".into(),
+                    if r.cardinality == Cardinality::One {
+                        "one"
+                    } else {
+                        "many"
+                    }
+                    .into(),
+                );
                 if let Some(d) = &r.display_name {
                     m.insert("displayName".into(), d.clone().into());
                 }
@@ -342,7 +392,10 @@ impl Attribute {
             m.insert("max".into(), super::value::number_to_json(v));
         }
         if let Some(d) = self.directory {
-            m.insert("directory".into(), if d == DirectoryKind::Team { "team" } else { "user" }.into());
+            m.insert(
+                "directory".into(),
+                if d == DirectoryKind::Team { "team" } else { "user" }.into(),
+            );
         }
         serde_json::Value::Object(m)
     }
@@ -379,9 +432,11 @@ impl Attribute {
             }
             AttrType::Integer => {
                 let n = match json {
-                    serde_json::Value::Number(n) => n
-                        .as_i64()
-                        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64)),
+                    serde_json::Value::Number(n) => n.as_i64().or_else(|| {
+                        n.as_f64()
+                            .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                            .map(|f| f as i64)
+                    }),
                     _ => None,
                 }
                 .ok_or_else(wrong)?;
@@ -543,7 +598,13 @@ impl AttributeDef {
     /// Checks the definition on its own (name, type, enum values, reference target given).
     /// `at` is the pointer of this attribute in the request.
     pub fn check(&self, at: &str, errors: &mut Vec<DefError>) -> Option<AttrType> {
-        let mut err = |p: &str, code, title: String| errors.push(DefError { pointer: format!("{at}{p}"), code, title });
+        let mut err = |p: &str, code, title: String| {
+            errors.push(DefError {
+                pointer: format!("{at}{p}"),
+                code,
+                title,
+            })
+        };
         if let Err(e) = check_name(&self.name) {
             err("/name", "invalid_name", e.to_string());
         }
@@ -551,27 +612,51 @@ impl AttributeDef {
             err(
                 "/type",
                 "invalid_type",
-                format!("`{}` is not a type (one of {})", self.ty, AttrType::ALL.map(AttrType::name).join(", ")),
+                format!(
+                    "`{}` is not a type (one of {})",
+                    self.ty,
+                    AttrType::ALL.map(AttrType::name).join(", ")
+                ),
             );
             return None;
         };
         match (ty, &self.values) {
-            (AttrType::Enum, None) => err("/values", "missing_values", format!("enum `{}` needs `values`", self.name)),
-            (AttrType::Enum, Some(v)) if v.is_empty() => {
-                err("/values", "missing_values", format!("enum `{}` needs at least one value", self.name))
-            }
+            (AttrType::Enum, None) => err(
+                "/values",
+                "missing_values",
+                format!("enum `{}` needs `values`", self.name),
+            ),
+            (AttrType::Enum, Some(v)) if v.is_empty() => err(
+                "/values",
+                "missing_values",
+                format!("enum `{}` needs at least one value", self.name),
+            ),
             (AttrType::Enum, Some(_)) | (_, None) => {}
-            (_, Some(_)) => err("/values", "unexpected_values", format!("`values` only applies to enums, not `{}`", self.ty)),
+            (_, Some(_)) => err(
+                "/values",
+                "unexpected_values",
+                format!("`values` only applies to enums, not `{}`", self.ty),
+            ),
         }
         match (ty, &self.klass) {
-            (AttrType::Reference, None) => {
-                err("/klass", "missing_klass", format!("reference `{}` needs a target `klass`", self.name))
-            }
+            (AttrType::Reference, None) => err(
+                "/klass",
+                "missing_klass",
+                format!("reference `{}` needs a target `klass`", self.name),
+            ),
             (AttrType::Reference, Some(_)) | (_, None) => {}
-            (_, Some(_)) => err("/klass", "unexpected_klass", "`klass` only applies to references".to_string()),
+            (_, Some(_)) => err(
+                "/klass",
+                "unexpected_klass",
+                "`klass` only applies to references".to_string(),
+            ),
         }
         if (self.min.is_some() || self.max.is_some()) && !matches!(ty, AttrType::Number | AttrType::Integer) {
-            err("/min", "unexpected_bounds", "`min` and `max` only apply to numbers".to_string());
+            err(
+                "/min",
+                "unexpected_bounds",
+                "`min` and `max` only apply to numbers".to_string(),
+            );
         }
         Some(ty)
     }
@@ -635,7 +720,10 @@ mod tests {
         assert_eq!(a.coerce(&serde_json::json!(3.0), 0), Ok(Value::Int(3)));
         assert!(a.coerce(&serde_json::json!(3.5), 0).is_err());
         assert!(a.coerce(&serde_json::json!(9), 0).unwrap_err().contains("between"));
-        assert!(a.coerce(&serde_json::json!("3"), 0).unwrap_err().contains("must be an integer"));
+        assert!(a
+            .coerce(&serde_json::json!("3"), 0)
+            .unwrap_err()
+            .contains("must be an integer"));
     }
 
     #[test]

@@ -13,9 +13,9 @@ pub mod schema;
 pub mod time;
 pub mod value;
 
+pub use change::{ChangeOp, ChangeRecord};
 pub use directory::{ApiKey, Org, Role, Team, User};
 pub use klass::{AttrType, Attribute, Cardinality, Klass, Relationship};
-pub use change::{ChangeOp, ChangeRecord};
 pub use object::{Object, ObjectView, RelValue, UniqueKey};
 pub use schema::{OrgSchema, Relation, Side};
 pub use value::Value;

@@ -276,7 +276,10 @@ impl Object {
     pub fn unique_keys(&self) -> Vec<UniqueKey> {
         let mut keys = vec![UniqueKey::Id(self.id.clone())];
         if let Some(ext) = &self.external_id {
-            keys.push(UniqueKey::External { klass: self.klass.clone(), external_id: ext.clone() });
+            keys.push(UniqueKey::External {
+                klass: self.klass.clone(),
+                external_id: ext.clone(),
+            });
         }
         if self.klass == "customer" {
             if let Some(emails) = self.fields.get("emails") {
@@ -356,7 +359,9 @@ impl serde::Serialize for RelsView<'_> {
             let declared = self.1.map(|k| k.relationship(name));
             match (declared, v) {
                 (Some(None), _) => continue,
-                (Some(Some(r)), RelValue::One(id)) if r.cardinality == Cardinality::Many => m.serialize_entry(name, &[id])?,
+                (Some(Some(r)), RelValue::One(id)) if r.cardinality == Cardinality::Many => {
+                    m.serialize_entry(name, &[id])?
+                }
                 (_, RelValue::One(id)) => m.serialize_entry(name, id)?,
                 (_, RelValue::Many(ids)) => m.serialize_entry(name, ids)?,
             }
@@ -424,9 +429,16 @@ mod view_tests {
         };
         o.fields.insert("title".into(), Value::Str("T".into()));
         o.custom.insert("c1".into(), Value::Num(2.0));
-        o.custom.insert("c2".into(), Value::List(vec![Value::Date(0), Value::Date(1)]));
-        o.relationships.insert("ships".into(), RelValue::Many(vec!["s1".into()]));
-        let view = serde_json::to_value(ObjectView { obj: &o, klass: None, score: None }).unwrap();
+        o.custom
+            .insert("c2".into(), Value::List(vec![Value::Date(0), Value::Date(1)]));
+        o.relationships
+            .insert("ships".into(), RelValue::Many(vec!["s1".into()]));
+        let view = serde_json::to_value(ObjectView {
+            obj: &o,
+            klass: None,
+            score: None,
+        })
+        .unwrap();
         assert_eq!(view, o.to_json(None));
     }
 }

@@ -41,18 +41,31 @@ impl OrgSchema {
     /// `context` (`customer.custom.tierStr` on conversations): the context holds the link.
     /// `segment` is a standard reference attribute or a relationship name.
     pub fn upward(&self, context: &Klass, segment: &str) -> Option<Relation> {
-        if let Some(a) = context.standard_attribute(segment).filter(|a| a.ty == AttrType::Reference) {
-            return Some(Relation { related: a.target.clone()?, key: a.key.clone(), side: Side::Parent });
+        if let Some(a) = context
+            .standard_attribute(segment)
+            .filter(|a| a.ty == AttrType::Reference)
+        {
+            return Some(Relation {
+                related: a.target.clone()?,
+                key: a.key.clone(),
+                side: Side::Parent,
+            });
         }
-        context
-            .relationship(segment)
-            .map(|r| Relation { related: r.klass.clone(), key: r.key.clone(), side: Side::Parent })
+        context.relationship(segment).map(|r| Relation {
+            related: r.klass.clone(),
+            key: r.key.clone(),
+            side: Side::Parent,
+        })
     }
 
     /// The relation followed by a custom reference attribute (`custom.accountRef.name`).
     pub fn upward_custom(&self, context: &Klass, attr: &str) -> Option<Relation> {
         let a = context.custom_attribute(attr).filter(|a| a.ty == AttrType::Reference)?;
-        Some(Relation { related: a.target.clone()?, key: a.key.clone(), side: Side::Parent })
+        Some(Relation {
+            related: a.target.clone()?,
+            key: a.key.clone(),
+            side: Side::Parent,
+        })
     }
 
     /// How `context` reaches objects of `related` for `has` and klass-prefixed paths:
@@ -63,19 +76,31 @@ impl OrgSchema {
         let ctx = self.klass(context)?;
         let rel = self.klass(related)?;
         if let Some(r) = ctx.relationships.iter().find(|r| r.klass == related) {
-            return Some(Relation { related: related.into(), key: r.key.clone(), side: Side::Parent });
+            return Some(Relation {
+                related: related.into(),
+                key: r.key.clone(),
+                side: Side::Parent,
+            });
         }
         let refs_to_ctx = |standard: bool| {
             rel.attributes
                 .iter()
                 .find(|a| a.standard == standard && a.ty == AttrType::Reference && a.target.as_deref() == Some(context))
-                .map(|a| Relation { related: related.into(), key: a.key.clone(), side: Side::Child })
+                .map(|a| Relation {
+                    related: related.into(),
+                    key: a.key.clone(),
+                    side: Side::Child,
+                })
         };
         if let Some(r) = refs_to_ctx(true) {
             return Some(r);
         }
         if let Some(r) = rel.relationships.iter().find(|r| r.klass == context) {
-            return Some(Relation { related: related.into(), key: r.key.clone(), side: Side::Child });
+            return Some(Relation {
+                related: related.into(),
+                key: r.key.clone(),
+                side: Side::Child,
+            });
         }
         refs_to_ctx(false)
     }

@@ -110,8 +110,7 @@ fn to_millis(dt: OffsetDateTime) -> Millis {
 
 /// Converts milliseconds to a UTC date-time.
 pub fn to_datetime(ms: Millis) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// Converts a UTC date-time to milliseconds.
@@ -266,13 +265,25 @@ mod tests {
     #[test]
     fn calendar_truncation_and_steps() {
         let t = parse_time("2025-05-17T13:14:15.123Z", NOW).unwrap();
-        assert_eq!(format_time(truncate(t, CalendarUnit::Month)), "2025-05-01T00:00:00.000Z");
-        assert_eq!(format_time(truncate(t, CalendarUnit::Quarter)), "2025-04-01T00:00:00.000Z");
+        assert_eq!(
+            format_time(truncate(t, CalendarUnit::Month)),
+            "2025-05-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            format_time(truncate(t, CalendarUnit::Quarter)),
+            "2025-04-01T00:00:00.000Z"
+        );
         assert_eq!(format_time(truncate(t, CalendarUnit::Week)), "2025-05-12T00:00:00.000Z");
         assert_eq!(format_time(truncate(t, CalendarUnit::Year)), "2025-01-01T00:00:00.000Z");
         let dec = parse_time("2025-12-01", NOW).unwrap();
-        assert_eq!(format_time(next_unit(dec, CalendarUnit::Month)), "2026-01-01T00:00:00.000Z");
-        assert_eq!(format_time(next_unit(dec, CalendarUnit::Quarter)), "2026-03-01T00:00:00.000Z");
+        assert_eq!(
+            format_time(next_unit(dec, CalendarUnit::Month)),
+            "2026-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            format_time(next_unit(dec, CalendarUnit::Quarter)),
+            "2026-03-01T00:00:00.000Z"
+        );
     }
 
     proptest! {

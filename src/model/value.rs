@@ -69,7 +69,9 @@ pub fn number_to_json(n: f64) -> serde_json::Value {
     if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
         serde_json::Value::from(n as i64)
     } else {
-        serde_json::Number::from_f64(n).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null)
+        serde_json::Number::from_f64(n)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null)
     }
 }
 
@@ -81,7 +83,9 @@ mod tests {
     fn scalar() -> impl Strategy<Value = Value> {
         prop_oneof![
             ".{0,12}".prop_map(Value::Str),
-            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::Num),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::Num),
             any::<i64>().prop_map(Value::Int),
             any::<bool>().prop_map(Value::Bool),
             (-62_135_596_800_000i64..253_402_300_799_999).prop_map(Value::Date),

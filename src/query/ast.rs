@@ -130,7 +130,10 @@ impl SearchRequest {
             let p = format!("/{}", escape_pointer(key));
             match (key.as_str(), kind) {
                 ("queryContext", BodyKind::Search | BodyKind::Report) => {
-                    req.query_context = v.as_str().ok_or_else(|| bad(&p, "`queryContext` must be a klass name"))?.to_string();
+                    req.query_context = v
+                        .as_str()
+                        .ok_or_else(|| bad(&p, "`queryContext` must be a klass name"))?
+                        .to_string();
                 }
                 ("and", _) => req.and = parse_list(v, &p)?,
                 ("or", _) => req.or = parse_list(v, &p)?,
@@ -153,7 +156,10 @@ impl SearchRequest {
                 ("pageSize", BodyKind::Search | BodyKind::Timeline) => {
                     req.page_size = match v {
                         Value::Null => None,
-                        _ => Some(v.as_u64().ok_or_else(|| bad(&p, "`pageSize` must be an integer 1..1000"))?),
+                        _ => Some(
+                            v.as_u64()
+                                .ok_or_else(|| bad(&p, "`pageSize` must be an integer 1..1000"))?,
+                        ),
                     }
                 }
                 ("cursor", BodyKind::Search | BodyKind::Timeline) => {
@@ -166,18 +172,30 @@ impl SearchRequest {
                 ("fields", BodyKind::Search) => {
                     let list = v
                         .as_array()
-                        .and_then(|a| a.iter().map(|f| f.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+                        .and_then(|a| {
+                            a.iter()
+                                .map(|f| f.as_str().map(str::to_string))
+                                .collect::<Option<Vec<_>>>()
+                        })
                         .ok_or_else(|| bad(&p, "`fields` must be a list of field paths"))?;
                     req.fields = Some(list);
                 }
                 ("savedSearch", BodyKind::Report) => {
-                    req.saved_search = Some(v.as_str().ok_or_else(|| bad(&p, "`savedSearch` must be an id"))?.to_string());
+                    req.saved_search = Some(
+                        v.as_str()
+                            .ok_or_else(|| bad(&p, "`savedSearch` must be an id"))?
+                            .to_string(),
+                    );
                 }
                 ("aggs" | "aggregations", BodyKind::Report) => req.aggs = Some(v.clone()),
                 ("klasses", BodyKind::Timeline) => {
                     let list = v
                         .as_array()
-                        .and_then(|a| a.iter().map(|f| f.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+                        .and_then(|a| {
+                            a.iter()
+                                .map(|f| f.as_str().map(str::to_string))
+                                .collect::<Option<Vec<_>>>()
+                        })
                         .ok_or_else(|| bad(&p, "`klasses` must be a list of klass names"))?;
                     req.klasses = Some(list);
                 }
@@ -206,7 +224,12 @@ fn parse_sort(v: &Value, p: &str) -> Result<Vec<(String, SortDir, String)>, Prob
         let dir = match dir.as_str() {
             Some("asc") => SortDir::Asc,
             Some("desc") => SortDir::Desc,
-            _ => return Err(bad(&fp, format!("the direction of `{field}` must be \"asc\" or \"desc\""))),
+            _ => {
+                return Err(bad(
+                    &fp,
+                    format!("the direction of `{field}` must be \"asc\" or \"desc\""),
+                ))
+            }
         };
         out.push((field.clone(), dir, fp));
     }
@@ -217,7 +240,11 @@ fn parse_sort(v: &Value, p: &str) -> Result<Vec<(String, SortDir, String)>, Prob
 pub fn parse_list(v: &Value, p: &str) -> Result<Vec<Clause>, Problem> {
     match v {
         Value::Null => Ok(Vec::new()),
-        Value::Array(items) => items.iter().enumerate().map(|(i, c)| parse_clause(c, &format!("{p}/{i}"))).collect(),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, c)| parse_clause(c, &format!("{p}/{i}")))
+            .collect(),
         _ => Err(bad(p, "expected a list of clauses")),
     }
 }
@@ -225,7 +252,10 @@ pub fn parse_list(v: &Value, p: &str) -> Result<Vec<Clause>, Problem> {
 /// Parses one clause object at `p`. Several keys in one object all hold.
 pub fn parse_clause(v: &Value, p: &str) -> Result<Clause, Problem> {
     let Value::Object(m) = v else {
-        return Err(bad(p, "a clause must be an object like {\"field\": {\"equals\": value}}"));
+        return Err(bad(
+            p,
+            "a clause must be an object like {\"field\": {\"equals\": value}}",
+        ));
     };
     if m.is_empty() {
         return Err(bad(p, "a clause must not be empty"));
@@ -241,12 +271,19 @@ pub fn parse_clause(v: &Value, p: &str) -> Result<Clause, Problem> {
             _ => parse_field(key, val, &kp)?,
         });
     }
-    Ok(if parts.len() == 1 { parts.pop().expect("one") } else { Clause::And(parts) })
+    Ok(if parts.len() == 1 {
+        parts.pop().expect("one")
+    } else {
+        Clause::And(parts)
+    })
 }
 
 fn parse_field(path: &str, val: &Value, p: &str) -> Result<Clause, Problem> {
     let Value::Object(ops) = val else {
-        return Err(bad(p, format!("`{path}` must map operators to values, like {{\"equals\": value}}")));
+        return Err(bad(
+            p,
+            format!("`{path}` must map operators to values, like {{\"equals\": value}}"),
+        ));
     };
     if ops.is_empty() {
         return Err(bad(p, format!("`{path}` needs an operator")));
@@ -273,7 +310,12 @@ fn parse_has(v: &Value, p: &str) -> Result<HasClause, Problem> {
     for (key, val) in m {
         let kp = format!("{p}/{}", escape_pointer(key));
         match key.as_str() {
-            "klass" => has.klass = val.as_str().ok_or_else(|| bad(&kp, "`klass` must be a klass name"))?.to_string(),
+            "klass" => {
+                has.klass = val
+                    .as_str()
+                    .ok_or_else(|| bad(&kp, "`klass` must be a klass name"))?
+                    .to_string()
+            }
             "and" => has.and = parse_list(val, &kp)?,
             "or" => has.or = parse_list(val, &kp)?,
             "not" => has.not = parse_list(val, &kp)?,
@@ -296,9 +338,14 @@ fn parse_count(v: &Value, p: &str) -> Result<Vec<(String, u64, String)>, Problem
     for (op, val) in m {
         let kp = format!("{p}/{}", escape_pointer(op));
         if !matches!(op.as_str(), "gt" | "gte" | "lt" | "lte" | "equals") {
-            return Err(bad(&kp, format!("`count` takes gt, gte, lt, lte or equals, not `{op}`")));
+            return Err(bad(
+                &kp,
+                format!("`count` takes gt, gte, lt, lte or equals, not `{op}`"),
+            ));
         }
-        let n = val.as_u64().ok_or_else(|| bad(&kp, format!("`count.{op}` must be a non-negative integer")))?;
+        let n = val
+            .as_u64()
+            .ok_or_else(|| bad(&kp, format!("`count.{op}` must be a non-negative integer")))?;
         out.push((op.clone(), n, kp));
     }
     if out.is_empty() {
@@ -314,9 +361,12 @@ mod tests {
 
     #[test]
     fn nested_groups_keep_their_pointers() {
-        let req = SearchRequest::parse(&json!({"queryContext":"customer","and":[{"or":[{"custom.a":{"equals":1}}]}]})).unwrap();
+        let req = SearchRequest::parse(&json!({"queryContext":"customer","and":[{"or":[{"custom.a":{"equals":1}}]}]}))
+            .unwrap();
         let Clause::Or(inner) = &req.and[0] else { panic!() };
-        let Clause::Field { pointer, .. } = &inner[0] else { panic!() };
+        let Clause::Field { pointer, .. } = &inner[0] else {
+            panic!()
+        };
         assert_eq!(pointer, "/and/0/or/0/custom.a");
     }
 

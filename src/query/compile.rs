@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use tantivy::collector::Count;
-use tantivy::query::{
-    AllQuery, BooleanQuery, ConstScoreQuery, EmptyQuery, InvertedIndexRangeQuery,
-    Occur, Query, RangeQuery, TermQuery, TermSetQuery,
-};
 use tantivy::query::doc_predicate_query::{DocPredicateQuery, FunctionPredicate};
+use tantivy::query::{
+    AllQuery, BooleanQuery, ConstScoreQuery, EmptyQuery, InvertedIndexRangeQuery, Occur, Query, RangeQuery, TermQuery,
+    TermSetQuery,
+};
 use tantivy::schema::{Field, IndexRecordOption, Term};
 use tantivy::{DocId, Searcher, SegmentReader};
 
@@ -25,8 +25,8 @@ use super::filter::{CountRange, Filter, Pred, Scalar, Target, TextWord};
 use super::validate::SortTarget;
 use crate::index::collect::{Hit, LinkCounts, LinkReader, Nums, Position, SortKey, SortSource, TopCollector};
 use crate::index::columns::ColumnCache;
-use crate::index::filter_query::{Counter, FilterQuery, PredicateFactory, SegmentPredicate};
 use crate::index::error::Result;
+use crate::index::filter_query::{Counter, FilterQuery, PredicateFactory, SegmentPredicate};
 use crate::index::mapper::LinkColumn;
 use crate::index::schema::{self, IndexSchema, EXTERNAL_ID_KEY, TAGS_KEY};
 use crate::model::{AttrType, Relation, Side};
@@ -43,11 +43,22 @@ pub struct Snapshot {
 impl Snapshot {
     /// A snapshot of an org index's last commit.
     pub fn of(index: &crate::index::OrgIndex, term_set_max: usize) -> Snapshot {
-        Snapshot { searcher: index.searcher(), schema: index.schema().clone(), term_set_max, columns: index.columns().clone() }
+        Snapshot {
+            searcher: index.searcher(),
+            schema: index.schema().clone(),
+            term_set_max,
+            columns: index.columns().clone(),
+        }
     }
 
     fn compiler(&self) -> Compiler<'_> {
-        Compiler { s: &self.schema, searcher: &self.searcher, term_set_max: self.term_set_max, columns: &self.columns, ctx: None }
+        Compiler {
+            s: &self.schema,
+            searcher: &self.searcher,
+            term_set_max: self.term_set_max,
+            columns: &self.columns,
+            ctx: None,
+        }
     }
 
     /// Number of live documents.
@@ -99,12 +110,21 @@ impl Snapshot {
 
     /// Compiles the filter over the objects of `klass`.
     pub fn compile(&self, klass: &str, f: &Filter) -> Result<Compiled> {
-        Ok(Compiled { query: self.compiler().klass_query(klass, f)?, scored: f.has_text() })
+        Ok(Compiled {
+            query: self.compiler().klass_query(klass, f)?,
+            scored: f.has_text(),
+        })
     }
 
     /// Compiles a filter over every object of the listed klasses linked to one customer (by
     /// `customer`) or, with `company`, also to any of a set of customers (timelines).
-    pub fn compile_linked(&self, customers: &[u64], company: Option<u64>, klasses: &[String], f: &Filter) -> Result<Compiled> {
+    pub fn compile_linked(
+        &self,
+        customers: &[u64],
+        company: Option<u64>,
+        klasses: &[String],
+        f: &Filter,
+    ) -> Result<Compiled> {
         let c = self.compiler();
         let mut linked: Vec<(Occur, Box<dyn Query>)> = customers
             .iter()
@@ -113,7 +133,9 @@ impl Snapshot {
         if customers.len() > 64 {
             linked = vec![(
                 Occur::Should,
-                Box::new(TermSetQuery::new(customers.iter().map(|n| Term::from_field_u64(self.schema.customer, *n)))),
+                Box::new(TermSetQuery::new(
+                    customers.iter().map(|n| Term::from_field_u64(self.schema.customer, *n)),
+                )),
             )];
         }
         if let Some(n) = company {
@@ -121,11 +143,17 @@ impl Snapshot {
         }
         let mut must: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(BooleanQuery::new(linked)))];
         if !klasses.is_empty() {
-            let ks = klasses.iter().map(|k| (Occur::Should, term_q(Term::from_field_text(self.schema.klass, k)))).collect();
+            let ks = klasses
+                .iter()
+                .map(|k| (Occur::Should, term_q(Term::from_field_text(self.schema.klass, k))))
+                .collect();
             must.push((Occur::Must, Box::new(BooleanQuery::new(ks))));
         }
         must.push((Occur::Must, c.filter(f)?));
-        Ok(Compiled { query: Box::new(BooleanQuery::new(must)), scored: false })
+        Ok(Compiled {
+            query: Box::new(BooleanQuery::new(must)),
+            scored: false,
+        })
     }
 }
 
@@ -137,8 +165,17 @@ pub struct Compiled {
 
 impl Compiled {
     /// The exact total and the first `limit` hits after `after`.
-    pub fn top(&self, snap: &Snapshot, keys: Vec<SortKey>, limit: usize, after: Option<Position>) -> Result<(u64, Vec<Hit>)> {
-        Ok(snap.searcher.search(&*self.query, &TopCollector::new(keys, limit, after, snap.columns.clone()))?)
+    pub fn top(
+        &self,
+        snap: &Snapshot,
+        keys: Vec<SortKey>,
+        limit: usize,
+        after: Option<Position>,
+    ) -> Result<(u64, Vec<Hit>)> {
+        Ok(snap.searcher.search(
+            &*self.query,
+            &TopCollector::new(keys, limit, after, snap.columns.clone()),
+        )?)
     }
 
     /// The exact number of matches.
@@ -154,17 +191,28 @@ impl Compiled {
     }
 
     /// Runs tantivy aggregations (Elasticsearch JSON over index column names).
-    pub fn aggregate(&self, snap: &Snapshot, aggs: serde_json::Value, max_buckets: u32) -> Result<(u64, serde_json::Value)> {
+    pub fn aggregate(
+        &self,
+        snap: &Snapshot,
+        aggs: serde_json::Value,
+        max_buckets: u32,
+    ) -> Result<(u64, serde_json::Value)> {
         use tantivy::aggregation::agg_req::Aggregations;
         use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
         let req: Aggregations = serde_json::from_value(aggs)
             .map_err(|e| crate::index::IndexError::Rejected(format!("invalid aggregation: {e}")))?;
-        let params = AggContextParams { limits: AggregationLimitsGuard::new(Some(500_000_000), Some(max_buckets)), ..Default::default() };
+        let params = AggContextParams {
+            limits: AggregationLimitsGuard::new(Some(500_000_000), Some(max_buckets)),
+            ..Default::default()
+        };
         let collector = AggregationCollector::from_aggs(req, params);
-        let (count, res) = snap.searcher.search(&*self.query, &(Count, collector)).map_err(|e| match e {
-            tantivy::TantivyError::AggregationError(a) => crate::index::IndexError::Rejected(a.to_string()),
-            other => other.into(),
-        })?;
+        let (count, res) = snap
+            .searcher
+            .search(&*self.query, &(Count, collector))
+            .map_err(|e| match e {
+                tantivy::TantivyError::AggregationError(a) => crate::index::IndexError::Rejected(a.to_string()),
+                other => other.into(),
+            })?;
         let json = serde_json::to_value(res).map_err(|e| crate::index::IndexError::Rejected(e.to_string()))?;
         Ok((count as u64, json))
     }
@@ -235,7 +283,10 @@ fn bool_q(clauses: Vec<(Occur, Box<dyn Query>)>) -> Box<dyn Query> {
 impl Compiler<'_> {
     /// `klass = k AND f`, with free text scored and everything else constant.
     fn klass_query(&self, klass: &str, f: &Filter) -> Result<Box<dyn Query>> {
-        let this = Compiler { ctx: Some(klass.to_string()), ..self.clone() };
+        let this = Compiler {
+            ctx: Some(klass.to_string()),
+            ..self.clone()
+        };
         this.klass_query_in(klass, f)
     }
 
@@ -245,7 +296,8 @@ impl Compiler<'_> {
             Filter::And(cs) => cs.iter().collect(),
             other => vec![other],
         };
-        let (texts, rest): (Vec<&Filter>, Vec<&Filter>) = children.into_iter().partition(|c| matches!(c, Filter::Text(_)));
+        let (texts, rest): (Vec<&Filter>, Vec<&Filter>) =
+            children.into_iter().partition(|c| matches!(c, Filter::Text(_)));
         // A positive condition on a custom attribute already implies the klass (custom keys are
         // unique to their klass): walking the klass's postings would only add seeks.
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
@@ -274,7 +326,10 @@ impl Compiler<'_> {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, c)| match c {
-                    Filter::Cond { target, pred: Pred::Range(lo, hi) } => Some((i, self.range_fraction(target, lo, hi))),
+                    Filter::Cond {
+                        target,
+                        pred: Pred::Range(lo, hi),
+                    } => Some((i, self.range_fraction(target, lo, hi))),
                     _ => None,
                 })
                 .min_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
@@ -331,7 +386,11 @@ impl Compiler<'_> {
                 Bound::Included(v) | Bound::Excluded(v) => num_of(v).min(max),
                 Bound::Unbounded => max,
             };
-            let share = if max > min { ((h - l) / (max - min)).clamp(0.0, 1.0) } else { 1.0 };
+            let share = if max > min {
+                ((h - l) / (max - min)).clamp(0.0, 1.0)
+            } else {
+                1.0
+            };
             inside += share * n;
             total += n;
         }
@@ -349,7 +408,10 @@ impl Compiler<'_> {
         match c {
             Filter::All => {}
             Filter::Not(inner) => clauses.push((Occur::MustNot, self.filter(inner)?)),
-            Filter::Cond { target, pred: Pred::Range(lo, hi) } if led => match self.range_predicate(target, lo, hi) {
+            Filter::Cond {
+                target,
+                pred: Pred::Range(lo, hi),
+            } if led => match self.range_predicate(target, lo, hi) {
                 Some(q) => clauses.push((Occur::Must, q)),
                 None => clauses.push((Occur::Must, self.filter(c)?)),
             },
@@ -390,7 +452,12 @@ impl Compiler<'_> {
             FunctionPredicate::from(move |seg: &SegmentReader| {
                 let col = cache.f64(seg, &column)?;
                 let range = range;
-                Ok(move |doc: DocId| col.as_ref().is_some_and(|c| c.values_for_doc(doc).any(|v| std::ops::RangeBounds::contains(&range, &v))))
+                Ok(move |doc: DocId| {
+                    col.as_ref().is_some_and(|c| {
+                        c.values_for_doc(doc)
+                            .any(|v| std::ops::RangeBounds::contains(&range, &v))
+                    })
+                })
             })
             .into()
         } else {
@@ -398,7 +465,12 @@ impl Compiler<'_> {
             FunctionPredicate::from(move |seg: &SegmentReader| {
                 let col = cache.i64(seg, &column)?;
                 let range = range;
-                Ok(move |doc: DocId| col.as_ref().is_some_and(|c| c.values_for_doc(doc).any(|v| std::ops::RangeBounds::contains(&range, &v))))
+                Ok(move |doc: DocId| {
+                    col.as_ref().is_some_and(|c| {
+                        c.values_for_doc(doc)
+                            .any(|v| std::ops::RangeBounds::contains(&range, &v))
+                    })
+                })
             })
             .into()
         };
@@ -415,8 +487,15 @@ impl Compiler<'_> {
                 self.push_and_children(&refs, false, &mut clauses)?;
                 bool_q(clauses)
             }
-            Filter::Or(cs) => bool_q(cs.iter().map(|c| Ok((Occur::Should, self.filter(c)?))).collect::<Result<_>>()?),
-            Filter::Not(inner) => bool_q(vec![(Occur::Must, Box::new(AllQuery)), (Occur::MustNot, self.filter(inner)?)]),
+            Filter::Or(cs) => bool_q(
+                cs.iter()
+                    .map(|c| Ok((Occur::Should, self.filter(c)?)))
+                    .collect::<Result<_>>()?,
+            ),
+            Filter::Not(inner) => bool_q(vec![
+                (Occur::Must, Box::new(AllQuery)),
+                (Occur::MustNot, self.filter(inner)?),
+            ]),
             Filter::Cond { target, pred } => self.cond(target, pred),
             Filter::Join { rel, filter, count } => self.join(rel, filter, *count)?,
             Filter::Text(words) => self.text(words),
@@ -429,12 +508,18 @@ impl Compiler<'_> {
             .map(|w| {
                 let mut either: Vec<(Occur, Box<dyn Query>)> = vec![(
                     Occur::Should,
-                    Box::new(TermQuery::new(Term::from_field_text(self.s.all_str, &w.word), IndexRecordOption::WithFreqs)),
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(self.s.all_str, &w.word),
+                        IndexRecordOption::WithFreqs,
+                    )),
                 )];
                 if let Some(stem) = &w.stem {
                     either.push((
                         Occur::Should,
-                        Box::new(TermQuery::new(Term::from_field_text(self.s.all_txt, stem), IndexRecordOption::WithFreqs)),
+                        Box::new(TermQuery::new(
+                            Term::from_field_text(self.s.all_txt, stem),
+                            IndexRecordOption::WithFreqs,
+                        )),
                     ));
                 }
                 (Occur::Must, bool_q(either))
@@ -452,7 +537,9 @@ impl Compiler<'_> {
         match v {
             Scalar::Str(s) => t.append_type_and_str(s),
             // The inverted index stores integral f64 values as i64 (tantivy normalizes them).
-            Scalar::Num(f) if f.fract() == 0.0 && *f >= -9.2e18 && *f <= 9.2e18 => t.append_type_and_fast_value(*f as i64),
+            Scalar::Num(f) if f.fract() == 0.0 && *f >= -9.2e18 && *f <= 9.2e18 => {
+                t.append_type_and_fast_value(*f as i64)
+            }
             Scalar::Num(f) => t.append_type_and_fast_value(*f),
             Scalar::Int(i) => t.append_type_and_fast_value(*i),
             Scalar::Bool(b) => t.append_type_and_fast_value(*b),
@@ -487,7 +574,10 @@ impl Compiler<'_> {
     fn prefix(&self, lower: Term) -> Box<dyn Query> {
         let mut upper = lower.clone();
         upper.append_bytes(&[0xff]);
-        Box::new(InvertedIndexRangeQuery::new(Bound::Included(lower), Bound::Excluded(upper)))
+        Box::new(InvertedIndexRangeQuery::new(
+            Bound::Included(lower),
+            Bound::Excluded(upper),
+        ))
     }
 
     fn cond(&self, target: &Target, pred: &Pred) -> Box<dyn Query> {
@@ -496,14 +586,22 @@ impl Compiler<'_> {
             Target::Id | Target::Klass => {
                 let field = if *target == Target::Id { s.id } else { s.klass };
                 match pred {
-                    Pred::Eq(vals) => self.any_of(vals.iter().filter_map(|v| str_of(v).map(|x| Term::from_field_text(field, x))).collect()),
+                    Pred::Eq(vals) => self.any_of(
+                        vals.iter()
+                            .filter_map(|v| str_of(v).map(|x| Term::from_field_text(field, x)))
+                            .collect(),
+                    ),
                     Pred::Prefix(p) => self.prefix(Term::from_field_text(field, p)),
                     Pred::Set => Box::new(AllQuery),
                     _ => Box::new(EmptyQuery),
                 }
             }
             Target::CreatedAt | Target::UpdatedAt => {
-                let field = if *target == Target::CreatedAt { s.created } else { s.updated };
+                let field = if *target == Target::CreatedAt {
+                    s.created
+                } else {
+                    s.updated
+                };
                 let t = |v: &Scalar| Term::from_field_i64(field, int_of(v));
                 match pred {
                     Pred::Eq(vals) => self.any_of(vals.iter().map(t).collect()),
@@ -563,7 +661,8 @@ impl Compiler<'_> {
         match rel.side {
             Side::Child => {
                 // Related objects link to context objects: count per context num.
-                let counts: FxHashMap<u64, u32> = self.searcher.search(&*sub, &LinkCounts(link, self.columns.clone()))?;
+                let counts: FxHashMap<u64, u32> =
+                    self.searcher.search(&*sub, &LinkCounts(link, self.columns.clone()))?;
                 if count.is_any() && counts.len() <= self.term_set_max {
                     let terms = counts.keys().map(|n| Term::from_field_u64(self.s.num, *n)).collect();
                     return Ok(self.any_of(terms));
@@ -571,7 +670,9 @@ impl Compiler<'_> {
                 let counts = Arc::new(counts);
                 let cache = self.columns.clone();
                 let factory: PredicateFactory = Arc::new(move |seg: &SegmentReader| {
-                    let nums = cache.u64(seg, schema::NUM)?.ok_or_else(|| tantivy::TantivyError::SchemaError("num column missing".into()))?;
+                    let nums = cache
+                        .u64(seg, schema::NUM)?
+                        .ok_or_else(|| tantivy::TantivyError::SchemaError("num column missing".into()))?;
                     let counts = counts.clone();
                     Ok(Box::new(move |doc: DocId| {
                         let n = nums.first(doc).and_then(|num| counts.get(&num).copied()).unwrap_or(0);
@@ -582,7 +683,11 @@ impl Compiler<'_> {
             }
             Side::Parent => {
                 // Context objects link to related objects: collect the related nums.
-                let set: FxHashSet<u64> = self.searcher.search(&*sub, &Nums(self.columns.clone()))?.into_iter().collect();
+                let set: FxHashSet<u64> = self
+                    .searcher
+                    .search(&*sub, &Nums(self.columns.clone()))?
+                    .into_iter()
+                    .collect();
                 if count.is_any() && set.len() <= self.term_set_max {
                     let terms = set
                         .iter()
@@ -630,7 +735,10 @@ impl Compiler<'_> {
 /// Whether a filter holds only for objects of the klass it was validated for.
 fn implies_klass(f: &Filter) -> bool {
     match f {
-        Filter::Cond { target: Target::Attr(a), .. } => !a.standard,
+        Filter::Cond {
+            target: Target::Attr(a),
+            ..
+        } => !a.standard,
         Filter::And(cs) => cs.iter().any(implies_klass),
         Filter::Or(cs) => !cs.is_empty() && cs.iter().all(implies_klass),
         _ => false,
@@ -640,7 +748,10 @@ fn implies_klass(f: &Filter) -> bool {
 /// Whether a filter matches few docs through postings (terms), so it can lead an intersection.
 fn selective(f: &Filter) -> bool {
     match f {
-        Filter::Cond { pred, .. } => matches!(pred, Pred::Eq(_) | Pred::Contains(_) | Pred::Prefix(_) | Pred::TreePrefix(_)),
+        Filter::Cond { pred, .. } => matches!(
+            pred,
+            Pred::Eq(_) | Pred::Contains(_) | Pred::Prefix(_) | Pred::TreePrefix(_)
+        ),
         Filter::Join { count, .. } => count.min > 0,
         Filter::Text(_) => true,
         Filter::And(cs) => cs.iter().any(selective),

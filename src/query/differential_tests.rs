@@ -53,7 +53,14 @@ fn schema() -> OrgSchema {
         color: None,
         standard: false,
         attributes: vec![
-            attr("customer", "reference", false, "customer", true, json!({"klass":"customer"})),
+            attr(
+                "customer",
+                "reference",
+                false,
+                "customer",
+                true,
+                json!({"klass":"customer"}),
+            ),
             attr("title", "string", false, "title", true, json!({})),
             attr("totalNum", "number", false, "c3", false, json!({})),
             attr("itemsNum", "integer", false, "c4", false, json!({})),
@@ -95,11 +102,29 @@ fn schema() -> OrgSchema {
 }
 
 fn strs() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["Gold", "gold", "silver", "Gold Star", "bronze", "", "ALPHA beta", "b"]).prop_map(String::from)
+    prop::sample::select(vec![
+        "Gold",
+        "gold",
+        "silver",
+        "Gold Star",
+        "bronze",
+        "",
+        "ALPHA beta",
+        "b",
+    ])
+    .prop_map(String::from)
 }
 
 fn texts() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["refunds delayed", "broken box", "Refund", "the cat runs", "", "running cats"]).prop_map(String::from)
+    prop::sample::select(vec![
+        "refunds delayed",
+        "broken box",
+        "Refund",
+        "the cat runs",
+        "",
+        "running cats",
+    ])
+    .prop_map(String::from)
 }
 
 fn nums() -> impl Strategy<Value = f64> {
@@ -107,12 +132,28 @@ fn nums() -> impl Strategy<Value = f64> {
 }
 
 fn dates() -> impl Strategy<Value = i64> {
-    prop::sample::select(vec![NOW - 86_400_000 * 40, NOW - 86_400_000 * 10, NOW - 1000, NOW, NOW + 5000, 1_600_000_000_123])
+    prop::sample::select(vec![
+        NOW - 86_400_000 * 40,
+        NOW - 86_400_000 * 10,
+        NOW - 1000,
+        NOW,
+        NOW + 5000,
+        1_600_000_000_123,
+    ])
 }
+
+/// name, tier, bio, email, tags.
+type CustomerSpec = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Vec<String>,
+);
 
 #[derive(Debug, Clone)]
 struct Spec {
-    customers: Vec<(Option<String>, Option<String>, Option<String>, Option<String>, Vec<String>)>,
+    customers: Vec<CustomerSpec>,
     orders: Vec<OrderSpec>,
     shipments: Vec<Option<String>>,
 }
@@ -142,33 +183,52 @@ fn order_spec() -> impl Strategy<Value = OrderSpec> {
             prop::option::of(-3i64..6),
             prop::option::of(dates()),
             prop::option::of(any::<bool>()),
-            prop::option::of(prop::sample::select(vec!["billing", "billing.refund", "billing.refund.partial", "Billing.Refunds", "sales"]).prop_map(String::from)),
+            prop::option::of(
+                prop::sample::select(vec![
+                    "billing",
+                    "billing.refund",
+                    "billing.refund.partial",
+                    "Billing.Refunds",
+                    "sales",
+                ])
+                .prop_map(String::from),
+            ),
         ),
         (
             prop::option::of(texts()),
             prop::option::of(prop::collection::vec(strs(), 0..3)),
             prop::option::of(prop::sample::select(vec!["Web", "store"]).prop_map(String::from)),
             prop::option::of(prop::collection::vec(nums(), 0..3)),
-            prop::option::of(prop::sample::select(vec!["https://A.example/x", "http://b.example", "https://a.example/y"]).prop_map(String::from)),
+            prop::option::of(
+                prop::sample::select(vec!["https://A.example/x", "http://b.example", "https://a.example/y"])
+                    .prop_map(String::from),
+            ),
             prop::collection::vec(0usize..4, 0..3),
-            prop::collection::vec(prop::sample::select(vec!["VIP", "vip", "late", "new"]).prop_map(String::from), 0..3),
+            prop::collection::vec(
+                prop::sample::select(vec!["VIP", "vip", "late", "new"]).prop_map(String::from),
+                0..3,
+            ),
         ),
     )
-        .prop_map(|((customer, total, items, placed, vip, path), (notes, colors, kind, scores, site, shipments, tags))| OrderSpec {
-            customer,
-            total,
-            items,
-            placed,
-            vip,
-            path,
-            notes,
-            colors,
-            kind,
-            scores,
-            site,
-            shipments,
-            tags,
-        })
+        .prop_map(
+            |((customer, total, items, placed, vip, path), (notes, colors, kind, scores, site, shipments, tags))| {
+                OrderSpec {
+                    customer,
+                    total,
+                    items,
+                    placed,
+                    vip,
+                    path,
+                    notes,
+                    colors,
+                    kind,
+                    scores,
+                    site,
+                    shipments,
+                    tags,
+                }
+            },
+        )
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
@@ -179,14 +239,24 @@ fn spec() -> impl Strategy<Value = Spec> {
                 prop::option::of(strs()),
                 prop::option::of(texts()),
                 prop::option::of(prop::sample::select(vec!["a@x.io", "B@Y.io", "c@z.io"]).prop_map(String::from)),
-                prop::collection::vec(prop::sample::select(vec!["VIP", "churned"]).prop_map(String::from), 0..2),
+                prop::collection::vec(
+                    prop::sample::select(vec!["VIP", "churned"]).prop_map(String::from),
+                    0..2,
+                ),
             ),
             1..6,
         ),
         prop::collection::vec(order_spec(), 0..24),
-        prop::collection::vec(prop::option::of(prop::sample::select(vec!["UPS", "dhl", "ups ground"]).prop_map(String::from)), 0..4),
+        prop::collection::vec(
+            prop::option::of(prop::sample::select(vec!["UPS", "dhl", "ups ground"]).prop_map(String::from)),
+            0..4,
+        ),
     )
-        .prop_map(|(customers, orders, shipments)| Spec { customers, orders, shipments })
+        .prop_map(|(customers, orders, shipments)| Spec {
+            customers,
+            orders,
+            shipments,
+        })
 }
 
 fn build(spec: &Spec) -> Vec<Object> {
@@ -214,7 +284,8 @@ fn build(spec: &Spec) -> Vec<Object> {
             o.fields.insert("name".into(), Value::Str(n.clone()));
         }
         if let Some(e) = email {
-            o.fields.insert("emails".into(), Value::List(vec![Value::Str(e.clone())]));
+            o.fields
+                .insert("emails".into(), Value::List(vec![Value::Str(e.clone())]));
         }
         if let Some(t) = tier {
             o.custom.insert("c1".into(), Value::Str(t.clone()));
@@ -257,13 +328,28 @@ fn build(spec: &Spec) -> Vec<Object> {
         put(&mut o, "c6", s.vip.map(Value::Bool));
         put(&mut o, "c7", s.path.clone().map(Value::Str));
         put(&mut o, "c8", s.notes.clone().map(Value::Str));
-        put(&mut o, "c9", s.colors.clone().map(|c| Value::List(c.into_iter().map(Value::Str).collect())));
+        put(
+            &mut o,
+            "c9",
+            s.colors
+                .clone()
+                .map(|c| Value::List(c.into_iter().map(Value::Str).collect())),
+        );
         put(&mut o, "c10", s.kind.clone().map(Value::Str));
-        put(&mut o, "c11", s.scores.clone().map(|c| Value::List(c.into_iter().map(Value::Num).collect())));
+        put(
+            &mut o,
+            "c11",
+            s.scores
+                .clone()
+                .map(|c| Value::List(c.into_iter().map(Value::Num).collect())),
+        );
         put(&mut o, "c12", s.site.clone().map(Value::Str));
         let ships: Vec<&(u64, String)> = s.shipments.iter().filter_map(|i| ship_nums.get(*i)).collect();
         if !ships.is_empty() {
-            o.relationships.insert("shipments".into(), RelValue::Many(ships.iter().map(|s| s.1.clone()).collect()));
+            o.relationships.insert(
+                "shipments".into(),
+                RelValue::Many(ships.iter().map(|s| s.1.clone()).collect()),
+            );
             let mut nums: Vec<u64> = ships.iter().map(|s| s.0).collect();
             nums.dedup();
             o.links.insert("r1".into(), nums);
@@ -277,32 +363,109 @@ fn build(spec: &Spec) -> Vec<Object> {
 /// Random clauses over order fields (and joins to customers and shipments).
 fn order_clause(depth: u32) -> BoxedStrategy<J> {
     let leaf = prop_oneof![
-        (prop::sample::select(vec!["equals", "not_equals"]), nums()).prop_map(|(op, v)| json!({"custom.totalNum": {op: v}})),
-        (prop::sample::select(vec!["gt", "gte", "lt", "lte"]), nums()).prop_map(|(op, v)| json!({"custom.totalNum": {op: v}})),
+        (prop::sample::select(vec!["equals", "not_equals"]), nums())
+            .prop_map(|(op, v)| json!({"custom.totalNum": {op: v}})),
+        (prop::sample::select(vec!["gt", "gte", "lt", "lte"]), nums())
+            .prop_map(|(op, v)| json!({"custom.totalNum": {op: v}})),
         (nums(), nums()).prop_map(|(a, b)| json!({"custom.totalNum": {"between": [a, b]}})),
-        (prop::sample::select(vec!["gt", "gte", "lt", "lte"]), prop::sample::select(vec![-1.5, 0.0, 2.0, 2.5, 5.0])).prop_map(|(op, v)| json!({"custom.itemsNum": {op: v}})),
-        (prop::sample::select(vec!["equals", "not_equals"]), -3i64..6).prop_map(|(op, v)| json!({"custom.itemsNum": {op: v}})),
+        (
+            prop::sample::select(vec!["gt", "gte", "lt", "lte"]),
+            prop::sample::select(vec![-1.5, 0.0, 2.0, 2.5, 5.0])
+        )
+            .prop_map(|(op, v)| json!({"custom.itemsNum": {op: v}})),
+        (prop::sample::select(vec!["equals", "not_equals"]), -3i64..6)
+            .prop_map(|(op, v)| json!({"custom.itemsNum": {op: v}})),
         prop::collection::vec(-3i64..6, 0..3).prop_map(|v| json!({"custom.itemsNum": {"in": v}})),
-        (prop::sample::select(vec!["gte", "lt"]), prop::sample::select(vec!["now-30d", "now", "2020-09-13", "now-1s"])).prop_map(|(op, v)| json!({"custom.placedAt": {op: v}})),
-        prop::sample::select(vec!["within_last", "not_within_last"]).prop_map(|op| json!({"custom.placedAt": {op: "20d"}})),
-        (prop::sample::select(vec!["equals", "not_equals"]), any::<bool>()).prop_map(|(op, v)| json!({"custom.vipBool": {op: v}})),
-        (prop::sample::select(vec!["starts_with", "equals"]), prop::sample::select(vec!["billing", "BILLING.refund", "billing.ref", "sales"])).prop_map(|(op, v)| json!({"custom.pathTree": {op: v}})),
-        (prop::sample::select(vec!["contains", "not_contains"]), prop::sample::select(vec!["refund", "Delays", "cat", "broken boxes", "run"])).prop_map(|(op, v)| json!({"custom.notesTxt": {op: v}})),
-        (prop::sample::select(vec!["equals", "not_equals", "contains", "not_contains", "starts_with"]), prop::sample::select(vec!["gold", "GOLD STAR", "star", "alpha", "si"])).prop_map(|(op, v)| json!({"custom.colorsStr": {op: v}})),
+        (
+            prop::sample::select(vec!["gte", "lt"]),
+            prop::sample::select(vec!["now-30d", "now", "2020-09-13", "now-1s"])
+        )
+            .prop_map(|(op, v)| json!({"custom.placedAt": {op: v}})),
+        prop::sample::select(vec!["within_last", "not_within_last"])
+            .prop_map(|op| json!({"custom.placedAt": {op: "20d"}})),
+        (prop::sample::select(vec!["equals", "not_equals"]), any::<bool>())
+            .prop_map(|(op, v)| json!({"custom.vipBool": {op: v}})),
+        (
+            prop::sample::select(vec!["starts_with", "equals"]),
+            prop::sample::select(vec!["billing", "BILLING.refund", "billing.ref", "sales"])
+        )
+            .prop_map(|(op, v)| json!({"custom.pathTree": {op: v}})),
+        (
+            prop::sample::select(vec!["contains", "not_contains"]),
+            prop::sample::select(vec!["refund", "Delays", "cat", "broken boxes", "run"])
+        )
+            .prop_map(|(op, v)| json!({"custom.notesTxt": {op: v}})),
+        (
+            prop::sample::select(vec!["equals", "not_equals", "contains", "not_contains", "starts_with"]),
+            prop::sample::select(vec!["gold", "GOLD STAR", "star", "alpha", "si"])
+        )
+            .prop_map(|(op, v)| json!({"custom.colorsStr": {op: v}})),
         prop::collection::vec(strs(), 0..3).prop_map(|v| json!({"custom.colorsStr": {"not_in": v}})),
-        (prop::sample::select(vec!["equals", "not_equals", "in"]), prop::sample::select(vec!["Web", "store"])).prop_map(|(op, v)| if op == "in" { json!({"custom.kind": {op: [v]}}) } else { json!({"custom.kind": {op: v}}) }),
-        (prop::sample::select(vec!["equals", "gt", "lte"]), nums()).prop_map(|(op, v)| json!({"custom.scores": {op: v}})),
-        (prop::sample::select(vec!["equals", "starts_with"]), prop::sample::select(vec!["https://a.example", "HTTP://B.EXAMPLE", "https://a.example/x"])).prop_map(|(op, v)| json!({"custom.site": {op: v}})),
-        (prop::sample::select(vec!["custom.totalNum", "custom.notesTxt", "custom.colorsStr", "custom.scores", "custom.pathTree", "customer", "tags", "externalId", "relationships.shipments"]), any::<bool>()).prop_map(|(f, b)| json!({f: {"set": b}})),
-        (prop::sample::select(vec!["equals", "not_equals", "starts_with"]), prop::sample::select(vec!["vip", "LATE", "ne"])).prop_map(|(op, v)| json!({"tags": {op: v}})),
-        (prop::sample::select(vec!["equals", "starts_with", "not_equals"]), prop::sample::select(vec!["o-01", "o-1", "o-0"])).prop_map(|(op, v)| json!({"id": {op: v}})),
-        (prop::sample::select(vec!["equals", "contains", "starts_with"]), prop::sample::select(vec!["order 1", "ORDER", "1"])).prop_map(|(op, v)| json!({"title": {op: v}})),
-        (prop::sample::select(vec!["equals", "not_equals", "contains"]), prop::sample::select(vec!["gold", "Gold Star", "star"])).prop_map(|(op, v)| json!({"customer.custom.tierStr": {op: v}})),
+        (
+            prop::sample::select(vec!["equals", "not_equals", "in"]),
+            prop::sample::select(vec!["Web", "store"])
+        )
+            .prop_map(|(op, v)| if op == "in" {
+                json!({"custom.kind": {op: [v]}})
+            } else {
+                json!({"custom.kind": {op: v}})
+            }),
+        (prop::sample::select(vec!["equals", "gt", "lte"]), nums())
+            .prop_map(|(op, v)| json!({"custom.scores": {op: v}})),
+        (
+            prop::sample::select(vec!["equals", "starts_with"]),
+            prop::sample::select(vec!["https://a.example", "HTTP://B.EXAMPLE", "https://a.example/x"])
+        )
+            .prop_map(|(op, v)| json!({"custom.site": {op: v}})),
+        (
+            prop::sample::select(vec![
+                "custom.totalNum",
+                "custom.notesTxt",
+                "custom.colorsStr",
+                "custom.scores",
+                "custom.pathTree",
+                "customer",
+                "tags",
+                "externalId",
+                "relationships.shipments"
+            ]),
+            any::<bool>()
+        )
+            .prop_map(|(f, b)| json!({f: {"set": b}})),
+        (
+            prop::sample::select(vec!["equals", "not_equals", "starts_with"]),
+            prop::sample::select(vec!["vip", "LATE", "ne"])
+        )
+            .prop_map(|(op, v)| json!({"tags": {op: v}})),
+        (
+            prop::sample::select(vec!["equals", "starts_with", "not_equals"]),
+            prop::sample::select(vec!["o-01", "o-1", "o-0"])
+        )
+            .prop_map(|(op, v)| json!({"id": {op: v}})),
+        (
+            prop::sample::select(vec!["equals", "contains", "starts_with"]),
+            prop::sample::select(vec!["order 1", "ORDER", "1"])
+        )
+            .prop_map(|(op, v)| json!({"title": {op: v}})),
+        (
+            prop::sample::select(vec!["equals", "not_equals", "contains"]),
+            prop::sample::select(vec!["gold", "Gold Star", "star"])
+        )
+            .prop_map(|(op, v)| json!({"customer.custom.tierStr": {op: v}})),
         prop::sample::select(vec!["refund", "cats"]).prop_map(|v| json!({"customer.custom.bioTxt": {"contains": v}})),
         prop::sample::select(vec!["a@x.io", "b@y.IO"]).prop_map(|v| json!({"customer.emails": {"equals": v}})),
-        (prop::sample::select(vec!["equals", "not_equals", "contains"]), prop::sample::select(vec!["ups", "DHL", "ground"])).prop_map(|(op, v)| json!({"shipments.custom.carrierStr": {op: v}})),
-        (prop::sample::select(vec!["c-9", "c-8"]), any::<bool>()).prop_map(|(v, eq)| json!({"customer": {if eq {"equals"} else {"not_equals"}: v}})),
-        (prop::sample::select(vec!["gte", "lt"]), prop::sample::select(vec!["now-1s", "now"])).prop_map(|(op, v)| json!({"createdAt": {op: v}})),
+        (
+            prop::sample::select(vec!["equals", "not_equals", "contains"]),
+            prop::sample::select(vec!["ups", "DHL", "ground"])
+        )
+            .prop_map(|(op, v)| json!({"shipments.custom.carrierStr": {op: v}})),
+        (prop::sample::select(vec!["c-9", "c-8"]), any::<bool>())
+            .prop_map(|(v, eq)| json!({"customer": {if eq {"equals"} else {"not_equals"}: v}})),
+        (
+            prop::sample::select(vec!["gte", "lt"]),
+            prop::sample::select(vec!["now-1s", "now"])
+        )
+            .prop_map(|(op, v)| json!({"createdAt": {op: v}})),
     ];
     if depth == 0 {
         return leaf.boxed();
@@ -323,7 +486,10 @@ fn order_clause(depth: u32) -> BoxedStrategy<J> {
 }
 
 fn shipment_clause() -> impl Strategy<Value = J> {
-    (prop::sample::select(vec!["equals", "not_equals", "contains", "starts_with"]), prop::sample::select(vec!["ups", "DHL", "ground", "ups ground"]))
+    (
+        prop::sample::select(vec!["equals", "not_equals", "contains", "starts_with"]),
+        prop::sample::select(vec!["ups", "DHL", "ground", "ups ground"]),
+    )
         .prop_map(|(op, v)| json!({"custom.carrierStr": {op: v}}))
 }
 
@@ -334,11 +500,35 @@ fn count() -> impl Strategy<Value = J> {
 /// Random clauses over customers, including `has` on orders and `order.` prefixes.
 fn customer_clause() -> BoxedStrategy<J> {
     let leaf = prop_oneof![
-        (prop::sample::select(vec!["equals", "not_equals", "contains", "starts_with", "not_contains"]), prop::sample::select(vec!["gold", "GOLD star", "star", "alpha beta", "b"])).prop_map(|(op, v)| json!({"custom.tierStr": {op: v}})),
-        (prop::sample::select(vec!["equals", "in"]), prop::sample::select(vec!["gold", "Silver"])).prop_map(|(op, v)| if op == "in" { json!({"name": {op: [v, "b"]}}) } else { json!({"name": {op: v}}) }),
-        (prop::sample::select(vec!["contains", "not_contains"]), prop::sample::select(vec!["refund", "RUNS", "cat delayed"])).prop_map(|(op, v)| json!({"custom.bioTxt": {op: v}})),
-        (prop::sample::select(vec!["equals", "starts_with", "not_equals"]), prop::sample::select(vec!["A@X.IO", "b@", "c@z.io"])).prop_map(|(op, v)| json!({"emails": {op: v}})),
-        (prop::sample::select(vec!["equals", "not_equals"]), prop::sample::select(vec!["vip", "CHURNED"])).prop_map(|(op, v)| json!({"tags": {op: v}})),
+        (
+            prop::sample::select(vec!["equals", "not_equals", "contains", "starts_with", "not_contains"]),
+            prop::sample::select(vec!["gold", "GOLD star", "star", "alpha beta", "b"])
+        )
+            .prop_map(|(op, v)| json!({"custom.tierStr": {op: v}})),
+        (
+            prop::sample::select(vec!["equals", "in"]),
+            prop::sample::select(vec!["gold", "Silver"])
+        )
+            .prop_map(|(op, v)| if op == "in" {
+                json!({"name": {op: [v, "b"]}})
+            } else {
+                json!({"name": {op: v}})
+            }),
+        (
+            prop::sample::select(vec!["contains", "not_contains"]),
+            prop::sample::select(vec!["refund", "RUNS", "cat delayed"])
+        )
+            .prop_map(|(op, v)| json!({"custom.bioTxt": {op: v}})),
+        (
+            prop::sample::select(vec!["equals", "starts_with", "not_equals"]),
+            prop::sample::select(vec!["A@X.IO", "b@", "c@z.io"])
+        )
+            .prop_map(|(op, v)| json!({"emails": {op: v}})),
+        (
+            prop::sample::select(vec!["equals", "not_equals"]),
+            prop::sample::select(vec!["vip", "CHURNED"])
+        )
+            .prop_map(|(op, v)| json!({"tags": {op: v}})),
         order_clause(0).prop_map(|c| {
             // Prefix every field of an order clause with `order.`.
             let J::Object(m) = c else { unreachable!() };
@@ -347,7 +537,9 @@ fn customer_clause() -> BoxedStrategy<J> {
         }),
         (prop::collection::vec(order_clause(1), 0..3), prop::option::of(count())).prop_map(|(v, c)| {
             let mut h = json!({"klass": "order", "and": v});
-            if let Some(c) = c { h["count"] = c; }
+            if let Some(c) = c {
+                h["count"] = c;
+            }
             json!({"has": h})
         }),
     ];
@@ -376,29 +568,55 @@ fn fixture(objects: Vec<Object>) -> Fixture {
     for (i, part) in objects.chunks(chunk).enumerate() {
         let ops = part
             .iter()
-            .map(|o| IndexOp::Upsert { num: o.num, doc: mapper::to_document(index.schema(), schema.klass(&o.klass).unwrap(), o) })
+            .map(|o| IndexOp::Upsert {
+                num: o.num,
+                doc: mapper::to_document(index.schema(), schema.klass(&o.klass).unwrap(), o),
+            })
             .collect();
         index.apply(ops).unwrap();
         index.commit(i as u64 + 1).unwrap();
     }
-    Fixture { _dir: dir, index, schema, objects }
+    Fixture {
+        _dir: dir,
+        index,
+        schema,
+        objects,
+    }
 }
 
 fn check(fx: &Fixture, ctx: &str, clause: &J) -> Result<(), TestCaseError> {
     let v = Validator::new(&fx.schema, NOW);
     let parsed = parse_clause(clause, "/and/0").map_err(|e| TestCaseError::fail(format!("parse {clause}: {e}")))?;
     let klass = fx.schema.klass(ctx).unwrap();
-    let filter = v.clause(klass, &parsed).map_err(|e| TestCaseError::fail(format!("validate {clause}: {e}")))?;
-    let ectx = EvalContext { schema: &fx.schema, related: &InMemory(&fx.objects), changed: &[] };
-    let expected: BTreeSet<u64> =
-        fx.objects.iter().filter(|o| o.klass == ctx && matches(&filter, o, &ectx)).map(|o| o.num).collect();
+    let filter = v
+        .clause(klass, &parsed)
+        .map_err(|e| TestCaseError::fail(format!("validate {clause}: {e}")))?;
+    let ectx = EvalContext {
+        schema: &fx.schema,
+        related: &InMemory(&fx.objects),
+        changed: &[],
+    };
+    let expected: BTreeSet<u64> = fx
+        .objects
+        .iter()
+        .filter(|o| o.klass == ctx && matches(&filter, o, &ectx))
+        .map(|o| o.num)
+        .collect();
     let snap = Snapshot::of(&fx.index, 2); // tiny term-set limit: predicates get exercised too
-    let compiled = snap.compile(ctx, &filter).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let compiled = snap
+        .compile(ctx, &filter)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let got: BTreeSet<u64> = compiled.nums(&snap).unwrap().into_iter().collect();
     prop_assert_eq!(&got, &expected, "clause {} filter {:?}", clause, filter);
     prop_assert_eq!(compiled.count(&snap).unwrap(), expected.len() as u64);
     let snap_big = Snapshot::of(&fx.index, 10_000); // and term sets
-    let got2: BTreeSet<u64> = snap_big.compile(ctx, &filter).unwrap().nums(&snap_big).unwrap().into_iter().collect();
+    let got2: BTreeSet<u64> = snap_big
+        .compile(ctx, &filter)
+        .unwrap()
+        .nums(&snap_big)
+        .unwrap()
+        .into_iter()
+        .collect();
     prop_assert_eq!(&got2, &expected, "term-set path, clause {}", clause);
     Ok(())
 }

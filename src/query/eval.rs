@@ -30,12 +30,19 @@ pub struct InMemory<'a>(pub &'a [Object]);
 impl Related for InMemory<'_> {
     fn related(&self, obj: &Object, rel: &Relation) -> Vec<Object> {
         match rel.side {
-            Side::Child => {
-                self.0.iter().filter(|o| o.klass == rel.related && o.link(&rel.key).contains(&obj.num)).cloned().collect()
-            }
+            Side::Child => self
+                .0
+                .iter()
+                .filter(|o| o.klass == rel.related && o.link(&rel.key).contains(&obj.num))
+                .cloned()
+                .collect(),
             Side::Parent => {
                 let nums = obj.link(&rel.key);
-                self.0.iter().filter(|o| o.klass == rel.related && nums.contains(&o.num)).cloned().collect()
+                self.0
+                    .iter()
+                    .filter(|o| o.klass == rel.related && nums.contains(&o.num))
+                    .cloned()
+                    .collect()
             }
         }
     }
@@ -61,7 +68,12 @@ pub fn matches(f: &Filter, obj: &Object, ctx: &EvalContext<'_>) -> bool {
         Filter::Not(c) => !matches(c, obj, ctx),
         Filter::Cond { target, pred } => cond(target, pred, obj, ctx),
         Filter::Join { rel, filter, count } => {
-            let n = ctx.related.related(obj, rel).iter().filter(|r| matches(filter, r, ctx)).count() as u64;
+            let n = ctx
+                .related
+                .related(obj, rel)
+                .iter()
+                .filter(|r| matches(filter, r, ctx))
+                .count() as u64;
             count.contains(n)
         }
         Filter::Text(words) => text(words, obj, ctx.schema),
@@ -73,19 +85,40 @@ pub fn values(target: &Target, obj: &Object, changed: &[String]) -> Vec<Scalar> 
     match target {
         Target::Id => vec![Scalar::Str(obj.id.clone())],
         Target::Klass => vec![Scalar::Str(obj.klass.clone())],
-        Target::ExternalId => obj.external_id.iter().filter(|e| !e.is_empty()).map(|e| Scalar::Str(e.clone())).collect(),
-        Target::Tags => obj.tags.iter().filter(|t| !t.is_empty()).map(|t| Scalar::Str(fold(t))).collect(),
+        Target::ExternalId => obj
+            .external_id
+            .iter()
+            .filter(|e| !e.is_empty())
+            .map(|e| Scalar::Str(e.clone()))
+            .collect(),
+        Target::Tags => obj
+            .tags
+            .iter()
+            .filter(|t| !t.is_empty())
+            .map(|t| Scalar::Str(fold(t)))
+            .collect(),
         Target::CreatedAt => vec![Scalar::Int(obj.created_at)],
         Target::UpdatedAt => vec![Scalar::Int(obj.updated_at)],
         Target::Changed => changed.iter().map(|c| Scalar::Str(c.clone())).collect(),
         Target::Rel { name, .. } => obj
             .relationships
             .get(name)
-            .map(|r| r.ids().iter().filter(|i| !i.is_empty()).map(|i| Scalar::Str(i.clone())).collect())
+            .map(|r| {
+                r.ids()
+                    .iter()
+                    .filter(|i| !i.is_empty())
+                    .map(|i| Scalar::Str(i.clone()))
+                    .collect()
+            })
             .unwrap_or_default(),
         Target::Attr(a) => match obj.attr(&a.key, a.standard) {
             None => Vec::new(),
-            Some(v) => v.elements().iter().filter(|e| e.is_set()).filter_map(|e| scalar_of(a.ty, e)).collect(),
+            Some(v) => v
+                .elements()
+                .iter()
+                .filter(|e| e.is_set())
+                .filter_map(|e| scalar_of(a.ty, e))
+                .collect(),
         },
     }
 }
@@ -162,13 +195,19 @@ fn in_range(v: &Scalar, lo: &Bound<Scalar>, hi: &Bound<Scalar>) -> bool {
 }
 
 fn text(words: &[TextWord], obj: &Object, schema: &OrgSchema) -> bool {
-    let Some(klass) = schema.klass(&obj.klass) else { return false };
+    let Some(klass) = schema.klass(&obj.klass) else {
+        return false;
+    };
     let mut stems: Vec<String> = Vec::new();
     let mut plain: Vec<String> = Vec::new();
     for a in &klass.attributes {
-        let Some(v) = obj.attr(&a.key, a.standard) else { continue };
+        let Some(v) = obj.attr(&a.key, a.standard) else {
+            continue;
+        };
         for e in v.elements() {
-            let Some(s) = e.as_str().filter(|s| !s.is_empty()) else { continue };
+            let Some(s) = e.as_str().filter(|s| !s.is_empty()) else {
+                continue;
+            };
             match a.ty {
                 AttrType::Text => stems.extend(text_tokens(s)),
                 AttrType::String => plain.extend(word_tokens(s)),
@@ -176,5 +215,7 @@ fn text(words: &[TextWord], obj: &Object, schema: &OrgSchema) -> bool {
             }
         }
     }
-    words.iter().all(|w| w.stem.as_ref().is_some_and(|s| stems.contains(s)) || plain.contains(&w.word))
+    words
+        .iter()
+        .all(|w| w.stem.as_ref().is_some_and(|s| stems.contains(s)) || plain.contains(&w.word))
 }

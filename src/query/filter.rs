@@ -183,7 +183,7 @@ impl Filter {
     }
 
     /// Negation.
-    pub fn not(f: Filter) -> Filter {
+    pub fn negate(f: Filter) -> Filter {
         match f {
             Filter::All => Filter::Nothing,
             Filter::Nothing => Filter::All,

@@ -79,7 +79,9 @@ impl<'a> Kind<'a> {
 
 fn operators(t: &Target) -> &'static [&'static str] {
     match t {
-        Target::Id | Target::ExternalId | Target::Tags => &["equals", "not_equals", "in", "not_in", "starts_with", "set"],
+        Target::Id | Target::ExternalId | Target::Tags => {
+            &["equals", "not_equals", "in", "not_in", "starts_with", "set"]
+        }
         Target::Klass | Target::Changed => &["equals", "not_equals", "in", "not_in"],
         Target::Rel { .. } => AttrType::Reference.operators(),
         Target::CreatedAt | Target::UpdatedAt => AttrType::Date.operators(),
@@ -90,7 +92,11 @@ fn operators(t: &Target) -> &'static [&'static str] {
 impl<'a> Validator<'a> {
     /// A validator for searches.
     pub fn new(schema: &'a OrgSchema, now: Millis) -> Self {
-        Validator { schema, now, allow_changed: false }
+        Validator {
+            schema,
+            now,
+            allow_changed: false,
+        }
     }
 
     /// The context klass of a request.
@@ -98,9 +104,13 @@ impl<'a> Validator<'a> {
         if req.query_context.is_empty() {
             return Err(bad("/queryContext", "invalid_query", "`queryContext` is required"));
         }
-        self.schema
-            .klass(&req.query_context)
-            .ok_or_else(|| bad("/queryContext", "unknown_klass", format!("klass `{}` does not exist", req.query_context)))
+        self.schema.klass(&req.query_context).ok_or_else(|| {
+            bad(
+                "/queryContext",
+                "unknown_klass",
+                format!("klass `{}` does not exist", req.query_context),
+            )
+        })
     }
 
     /// The filter of a request over `ctx`: its `and`, `or`, `not` and `text`.
@@ -122,10 +132,12 @@ impl<'a> Validator<'a> {
             parts.push(self.clause(ctx, c)?);
         }
         if !or.is_empty() {
-            parts.push(Filter::or(or.iter().map(|c| self.clause(ctx, c)).collect::<Result<_, _>>()?));
+            parts.push(Filter::or(
+                or.iter().map(|c| self.clause(ctx, c)).collect::<Result<_, _>>()?,
+            ));
         }
         for c in not {
-            parts.push(Filter::not(self.clause(ctx, c)?));
+            parts.push(Filter::negate(self.clause(ctx, c)?));
         }
         Ok(Filter::and(parts))
     }
@@ -139,10 +151,15 @@ impl<'a> Validator<'a> {
             parts.push(self.timeline_clause(c)?);
         }
         if !req.or.is_empty() {
-            parts.push(Filter::or(req.or.iter().map(|c| self.timeline_clause(c)).collect::<Result<_, _>>()?));
+            parts.push(Filter::or(
+                req.or
+                    .iter()
+                    .map(|c| self.timeline_clause(c))
+                    .collect::<Result<_, _>>()?,
+            ));
         }
         for c in &req.not {
-            parts.push(Filter::not(self.timeline_clause(c)?));
+            parts.push(Filter::negate(self.timeline_clause(c)?));
         }
         if let Some(text) = &req.text {
             let words = text_words(text);
@@ -155,10 +172,22 @@ impl<'a> Validator<'a> {
 
     fn timeline_clause(&self, c: &Clause) -> Result<Filter, Problem> {
         match c {
-            Clause::And(cs) => Ok(Filter::and(cs.iter().map(|c| self.timeline_clause(c)).collect::<Result<_, _>>()?)),
-            Clause::Or(cs) => Ok(Filter::or(cs.iter().map(|c| self.timeline_clause(c)).collect::<Result<_, _>>()?)),
-            Clause::Not(cs) => Ok(Filter::and(cs.iter().map(|c| self.timeline_clause(c).map(Filter::not)).collect::<Result<_, _>>()?)),
-            Clause::Has(h) => Err(bad(&h.pointer, "invalid_query", "on a timeline, `has` goes inside a klass path, like {\"conversation.message.body\": {...}}")),
+            Clause::And(cs) => Ok(Filter::and(
+                cs.iter().map(|c| self.timeline_clause(c)).collect::<Result<_, _>>()?,
+            )),
+            Clause::Or(cs) => Ok(Filter::or(
+                cs.iter().map(|c| self.timeline_clause(c)).collect::<Result<_, _>>()?,
+            )),
+            Clause::Not(cs) => Ok(Filter::and(
+                cs.iter()
+                    .map(|c| self.timeline_clause(c).map(Filter::negate))
+                    .collect::<Result<_, _>>()?,
+            )),
+            Clause::Has(h) => Err(bad(
+                &h.pointer,
+                "invalid_query",
+                "on a timeline, `has` goes inside a klass path, like {\"conversation.message.body\": {...}}",
+            )),
             Clause::Field { path, ops, pointer } => {
                 let segments: Vec<&str> = path.split('.').collect();
                 let klass = self.schema.klass(segments[0]).filter(|_| segments.len() > 1).ok_or_else(|| {
@@ -173,11 +202,17 @@ impl<'a> Validator<'a> {
     /// One clause.
     pub fn clause(&self, ctx: &Klass, c: &Clause) -> Result<Filter, Problem> {
         match c {
-            Clause::And(cs) => Ok(Filter::and(cs.iter().map(|c| self.clause(ctx, c)).collect::<Result<_, _>>()?)),
-            Clause::Or(cs) => Ok(Filter::or(cs.iter().map(|c| self.clause(ctx, c)).collect::<Result<_, _>>()?)),
-            Clause::Not(cs) => {
-                Ok(Filter::and(cs.iter().map(|c| self.clause(ctx, c).map(Filter::not)).collect::<Result<_, _>>()?))
-            }
+            Clause::And(cs) => Ok(Filter::and(
+                cs.iter().map(|c| self.clause(ctx, c)).collect::<Result<_, _>>()?,
+            )),
+            Clause::Or(cs) => Ok(Filter::or(
+                cs.iter().map(|c| self.clause(ctx, c)).collect::<Result<_, _>>()?,
+            )),
+            Clause::Not(cs) => Ok(Filter::and(
+                cs.iter()
+                    .map(|c| self.clause(ctx, c).map(Filter::negate))
+                    .collect::<Result<_, _>>()?,
+            )),
             Clause::Has(h) => self.has(ctx, h),
             Clause::Field { path, ops, pointer } => {
                 let segments: Vec<&str> = path.split('.').collect();
@@ -193,7 +228,11 @@ impl<'a> Validator<'a> {
             .klass(&h.klass)
             .ok_or_else(|| bad(&kp, "unknown_klass", format!("klass `{}` does not exist", h.klass)))?;
         let rel = self.schema.relation(&ctx.name, &h.klass).ok_or_else(|| {
-            bad(&kp, "unrelated_klass", format!("klass `{}` is not related to `{}`", h.klass, ctx.name))
+            bad(
+                &kp,
+                "unrelated_klass",
+                format!("klass `{}` is not related to `{}`", h.klass, ctx.name),
+            )
         })?;
         let inner = self.groups(related, &h.and, &h.or, &h.not)?;
         let mut count = CountRange { min: 0, max: None };
@@ -227,8 +266,21 @@ impl<'a> Validator<'a> {
         Ok(join(rel, inner, count))
     }
 
-    fn field(&self, ctx: &Klass, path: &str, seg: &[&str], ops: &[(String, Value)], p: &str) -> Result<Filter, Problem> {
-        let unknown = || bad(p, "unknown_field", format!("field `{path}` does not exist on `{}`", ctx.name));
+    fn field(
+        &self,
+        ctx: &Klass,
+        path: &str,
+        seg: &[&str],
+        ops: &[(String, Value)],
+        p: &str,
+    ) -> Result<Filter, Problem> {
+        let unknown = || {
+            bad(
+                p,
+                "unknown_field",
+                format!("field `{path}` does not exist on `{}`", ctx.name),
+            )
+        };
         let first = seg[0];
         if seg.len() == 1 {
             let target = match first {
@@ -242,7 +294,11 @@ impl<'a> Validator<'a> {
                 "rev" => return Err(bad(p, "not_searchable", "`rev` is not searchable")),
                 name => match ctx.standard_attribute(name) {
                     Some(a) => Target::Attr(attr_ref(a)),
-                    None => return self.klass_prefix(ctx, path, seg, ops, p).unwrap_or_else(|| Err(unknown())),
+                    None => {
+                        return self
+                            .klass_prefix(ctx, path, seg, ops, p)
+                            .unwrap_or_else(|| Err(unknown()))
+                    }
                 },
             };
             let values: &[String] = match &target {
@@ -264,7 +320,10 @@ impl<'a> Validator<'a> {
             "relationships" => {
                 let r = ctx.relationship(seg[1]).ok_or_else(unknown)?;
                 if seg.len() == 2 {
-                    let target = Target::Rel { name: r.name.clone(), key: r.key.clone() };
+                    let target = Target::Rel {
+                        name: r.name.clone(),
+                        key: r.key.clone(),
+                    };
                     return self.ops(&target, Kind::Exact, path, ops, p);
                 }
                 let rel = self.schema.upward(ctx, seg[1]).ok_or_else(unknown)?;
@@ -274,13 +333,21 @@ impl<'a> Validator<'a> {
                 if let Some(rel) = self.schema.upward(ctx, first) {
                     return self.follow(rel, path, &seg[1..], ops, p);
                 }
-                self.klass_prefix(ctx, path, seg, ops, p).unwrap_or_else(|| Err(unknown()))
+                self.klass_prefix(ctx, path, seg, ops, p)
+                    .unwrap_or_else(|| Err(unknown()))
             }
         }
     }
 
     /// `order.custom.totalNum` on customers: one `has`.
-    fn klass_prefix(&self, ctx: &Klass, path: &str, seg: &[&str], ops: &[(String, Value)], p: &str) -> Option<Result<Filter, Problem>> {
+    fn klass_prefix(
+        &self,
+        ctx: &Klass,
+        path: &str,
+        seg: &[&str],
+        ops: &[(String, Value)],
+        p: &str,
+    ) -> Option<Result<Filter, Problem>> {
         if seg.len() < 2 {
             return None;
         }
@@ -288,15 +355,33 @@ impl<'a> Validator<'a> {
         Some(self.follow(rel, path, &seg[1..], ops, p))
     }
 
-    fn follow(&self, rel: Relation, path: &str, rest: &[&str], ops: &[(String, Value)], p: &str) -> Result<Filter, Problem> {
+    fn follow(
+        &self,
+        rel: Relation,
+        path: &str,
+        rest: &[&str],
+        ops: &[(String, Value)],
+        p: &str,
+    ) -> Result<Filter, Problem> {
         let related = self.schema.klass(&rel.related).ok_or_else(|| {
-            bad(p, "unknown_klass", format!("klass `{}` named by `{path}` does not exist", rel.related))
+            bad(
+                p,
+                "unknown_klass",
+                format!("klass `{}` named by `{path}` does not exist", rel.related),
+            )
         })?;
         let inner = self.field(related, path, rest, ops, p)?;
         Ok(join(rel, inner, CountRange::ANY))
     }
 
-    fn ops(&self, target: &Target, kind: Kind<'_>, path: &str, ops: &[(String, Value)], p: &str) -> Result<Filter, Problem> {
+    fn ops(
+        &self,
+        target: &Target,
+        kind: Kind<'_>,
+        path: &str,
+        ops: &[(String, Value)],
+        p: &str,
+    ) -> Result<Filter, Problem> {
         let allowed = operators(target);
         let mut parts = Vec::with_capacity(ops.len());
         for (op, v) in ops {
@@ -304,7 +389,10 @@ impl<'a> Validator<'a> {
                 return Err(bad(
                     p,
                     "invalid_operator",
-                    format!("operator `{op}` does not apply to `{path}` (use one of {})", allowed.join(", ")),
+                    format!(
+                        "operator `{op}` does not apply to `{path}` (use one of {})",
+                        allowed.join(", ")
+                    ),
                 ));
             }
             parts.push(self.op(target, kind, path, op, v, p)?);
@@ -313,30 +401,59 @@ impl<'a> Validator<'a> {
     }
 
     fn op(&self, target: &Target, kind: Kind<'_>, path: &str, op: &str, v: &Value, p: &str) -> Result<Filter, Problem> {
-        let cond = |pred: Pred| Filter::Cond { target: target.clone(), pred };
+        let cond = |pred: Pred| Filter::Cond {
+            target: target.clone(),
+            pred,
+        };
         let bad_value = |what: &str| bad(p, "invalid_value", format!("`{op}` on `{path}` takes {what}"));
         Ok(match op {
             "equals" | "not_equals" => {
                 let f = cond(Pred::Eq(vec![self.scalar(kind, path, op, v, p)?]));
-                if op == "equals" { f } else { Filter::not(f) }
+                if op == "equals" {
+                    f
+                } else {
+                    Filter::negate(f)
+                }
             }
             "in" | "not_in" => {
                 let items = v.as_array().ok_or_else(|| bad_value("a list of values"))?;
-                let vals = items.iter().map(|i| self.scalar(kind, path, op, i, p)).collect::<Result<Vec<_>, _>>()?;
-                let f = if vals.is_empty() { Filter::Nothing } else { cond(Pred::Eq(vals)) };
-                if op == "in" { f } else { Filter::not(f) }
+                let vals = items
+                    .iter()
+                    .map(|i| self.scalar(kind, path, op, i, p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let f = if vals.is_empty() {
+                    Filter::Nothing
+                } else {
+                    cond(Pred::Eq(vals))
+                };
+                if op == "in" {
+                    f
+                } else {
+                    Filter::negate(f)
+                }
             }
             "contains" | "not_contains" => {
                 let s = v.as_str().ok_or_else(|| bad_value("a string of words"))?;
-                let tokens = if kind == Kind::Text { text_tokens(s) } else { word_tokens(s) };
+                let tokens = if kind == Kind::Text {
+                    text_tokens(s)
+                } else {
+                    word_tokens(s)
+                };
                 if tokens.is_empty() {
                     return Err(bad_value("at least one word"));
                 }
                 let f = cond(Pred::Contains(tokens));
-                if op == "contains" { f } else { Filter::not(f) }
+                if op == "contains" {
+                    f
+                } else {
+                    Filter::negate(f)
+                }
             }
             "starts_with" => {
-                let s = v.as_str().filter(|s| !s.is_empty()).ok_or_else(|| bad_value("a non-empty string"))?;
+                let s = v
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| bad_value("a non-empty string"))?;
                 match kind {
                     Kind::Tree => cond(Pred::TreePrefix(fold(s.trim_end_matches('.')))),
                     Kind::Exact => cond(Pred::Prefix(s.to_string())),
@@ -354,22 +471,38 @@ impl<'a> Validator<'a> {
                 range(target, kind, lo, hi)
             }
             "between" => {
-                let pair = v.as_array().filter(|a| a.len() == 2).ok_or_else(|| bad_value("a list of two values [low, high]"))?;
+                let pair = v
+                    .as_array()
+                    .filter(|a| a.len() == 2)
+                    .ok_or_else(|| bad_value("a list of two values [low, high]"))?;
                 let lo = self.range_scalar(kind, path, op, &pair[0], p)?;
                 let hi = self.range_scalar(kind, path, op, &pair[1], p)?;
                 range(target, kind, Bound::Included(lo), Bound::Included(hi))
             }
             "set" => {
                 let b = v.as_bool().ok_or_else(|| bad_value("true or false"))?;
-                if b { cond(Pred::Set) } else { Filter::not(cond(Pred::Set)) }
+                if b {
+                    cond(Pred::Set)
+                } else {
+                    Filter::negate(cond(Pred::Set))
+                }
             }
             "within_last" | "not_within_last" => {
                 let d = v
                     .as_str()
                     .and_then(|s| parse_duration(s).ok())
                     .ok_or_else(|| bad_value("a duration like \"30d\""))?;
-                let f = range(target, kind, Bound::Included(Scalar::Int(self.now - d)), Bound::Included(Scalar::Int(self.now)));
-                if op == "within_last" { f } else { Filter::not(f) }
+                let f = range(
+                    target,
+                    kind,
+                    Bound::Included(Scalar::Int(self.now - d)),
+                    Bound::Included(Scalar::Int(self.now)),
+                );
+                if op == "within_last" {
+                    f
+                } else {
+                    Filter::negate(f)
+                }
             }
             _ => return Err(bad(p, "invalid_operator", format!("unknown operator `{op}`"))),
         })
@@ -399,7 +532,9 @@ impl<'a> Validator<'a> {
             }
             Kind::Bool => Scalar::Bool(v.as_bool().ok_or_else(|| wrong("true or false"))?),
             Kind::Date => {
-                let s = v.as_str().ok_or_else(|| wrong("a date (RFC 3339, YYYY-MM-DD or now-30d)"))?;
+                let s = v
+                    .as_str()
+                    .ok_or_else(|| wrong("a date (RFC 3339, YYYY-MM-DD or now-30d)"))?;
                 Scalar::Int(parse_time(s, self.now).map_err(|e| bad(p, "invalid_value", format!("`{path}`: {e}")))?)
             }
         })
@@ -408,11 +543,11 @@ impl<'a> Validator<'a> {
     /// Range bounds: like scalars, but integers accept fractional bounds (adjusted by the caller).
     fn range_scalar(&self, kind: Kind<'_>, path: &str, op: &str, v: &Value, p: &str) -> Result<Scalar, Problem> {
         match kind {
-            Kind::Integer => Ok(Scalar::Num(
-                v.as_f64()
-                    .filter(|f| f.is_finite())
-                    .ok_or_else(|| bad(p, "invalid_value", format!("`{op}` on `{path}` takes a number")))?,
-            )),
+            Kind::Integer => {
+                Ok(Scalar::Num(v.as_f64().filter(|f| f.is_finite()).ok_or_else(|| {
+                    bad(p, "invalid_value", format!("`{op}` on `{path}` takes a number"))
+                })?))
+            }
             _ => self.scalar(kind, path, op, v, p),
         }
     }
@@ -427,7 +562,11 @@ impl<'a> Validator<'a> {
             }]);
         }
         if req.sort.len() > MAX_SORT_KEYS {
-            return Err(bad("/sort", "invalid_sort", format!("at most {MAX_SORT_KEYS} sort keys")));
+            return Err(bad(
+                "/sort",
+                "invalid_sort",
+                format!("at most {MAX_SORT_KEYS} sort keys"),
+            ));
         }
         let mut out = Vec::new();
         for (field, dir, p) in &req.sort {
@@ -447,7 +586,13 @@ impl<'a> Validator<'a> {
                         Some(name) => ctx.custom_attribute(name),
                         None => ctx.standard_attribute(other),
                     }
-                    .ok_or_else(|| bad(p, "unknown_field", format!("field `{field}` does not exist on `{}`", ctx.name)))?;
+                    .ok_or_else(|| {
+                        bad(
+                            p,
+                            "unknown_field",
+                            format!("field `{field}` does not exist on `{}`", ctx.name),
+                        )
+                    })?;
                     if !a.ty.sortable() {
                         return Err(not_sortable(&format!("type {} is not sortable", a.ty.name())));
                     }
@@ -465,11 +610,14 @@ impl<'a> Validator<'a> {
 
 /// Makes every positive predicate of `f` also require the object's klass to be `klass`.
 fn only_klass(f: Filter, klass: &str) -> Filter {
-    let is_klass = || Filter::Cond { target: Target::Klass, pred: Pred::Eq(vec![Scalar::Str(klass.to_string())]) };
+    let is_klass = || Filter::Cond {
+        target: Target::Klass,
+        pred: Pred::Eq(vec![Scalar::Str(klass.to_string())]),
+    };
     match f {
         Filter::And(cs) => Filter::and(cs.into_iter().map(|c| only_klass(c, klass)).collect()),
         Filter::Or(cs) => Filter::or(cs.into_iter().map(|c| only_klass(c, klass)).collect()),
-        Filter::Not(inner) => Filter::not(only_klass(*inner, klass)),
+        Filter::Not(inner) => Filter::negate(only_klass(*inner, klass)),
         Filter::All => is_klass(),
         Filter::Nothing => Filter::Nothing,
         positive => Filter::and(vec![is_klass(), positive]),
@@ -480,12 +628,23 @@ fn join(rel: Relation, inner: Filter, count: CountRange) -> Filter {
     if inner == Filter::Nothing && count.min > 0 {
         return Filter::Nothing;
     }
-    Filter::Join { rel, filter: Box::new(inner), count }
+    Filter::Join {
+        rel,
+        filter: Box::new(inner),
+        count,
+    }
 }
 
 fn range(target: &Target, kind: Kind<'_>, lo: Bound<Scalar>, hi: Bound<Scalar>) -> Filter {
-    let (lo, hi) = if kind == Kind::Integer { (int_lower(lo), int_upper(hi)) } else { (lo, hi) };
-    Filter::Cond { target: target.clone(), pred: Pred::Range(lo, hi) }
+    let (lo, hi) = if kind == Kind::Integer {
+        (int_lower(lo), int_upper(hi))
+    } else {
+        (lo, hi)
+    };
+    Filter::Cond {
+        target: target.clone(),
+        pred: Pred::Range(lo, hi),
+    }
 }
 
 fn as_f64(s: &Scalar) -> f64 {
@@ -533,7 +692,13 @@ fn int_upper(b: Bound<Scalar>) -> Bound<Scalar> {
 }
 
 fn attr_ref(a: &crate::model::Attribute) -> AttrRef {
-    AttrRef { name: a.name.clone(), key: a.key.clone(), ty: a.ty, list: a.list, standard: a.standard }
+    AttrRef {
+        name: a.name.clone(),
+        key: a.key.clone(),
+        ty: a.ty,
+        list: a.list,
+        standard: a.standard,
+    }
 }
 
 /// The words of a free-text query.

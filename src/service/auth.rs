@@ -51,9 +51,10 @@ impl Caller {
             Action::CreateOrgs => self.platform,
             Action::Read => true,
             Action::WriteObjects | Action::PostEvents => matches!(self.user.role, Role::Admin | Role::Agent),
-            Action::WriteSchema | Action::ManageDirectory | Action::ManageAutomation | Action::AdministerSavedSearches => {
-                self.user.role == Role::Admin
-            }
+            Action::WriteSchema
+            | Action::ManageDirectory
+            | Action::ManageAutomation
+            | Action::AdministerSavedSearches => self.user.role == Role::Admin,
         }
     }
 
@@ -80,7 +81,9 @@ impl Caller {
 pub fn new_key_secret() -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
-    let body: String = (0..40).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    let body: String = (0..40)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
     format!("kdr_{body}")
 }
 
@@ -88,7 +91,9 @@ pub fn new_key_secret() -> String {
 pub fn random_token(len: usize) -> String {
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
-    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// The stored hash of a key secret. Keys are high-entropy random tokens, so one SHA-256 is
@@ -103,7 +108,12 @@ mod tests {
 
     fn caller(role: Role, platform: bool) -> Caller {
         Caller {
-            org: Org { num: 1, id: "o".into(), name: "o".into(), created_at: 0 },
+            org: Org {
+                num: 1,
+                id: "o".into(),
+                name: "o".into(),
+                created_at: 0,
+            },
             user: User {
                 id: "u".into(),
                 name: "u".into(),
@@ -121,10 +131,22 @@ mod tests {
     #[test]
     fn roles_get_exactly_their_permissions() {
         use Action::*;
-        let all = [Read, WriteObjects, PostEvents, WriteSchema, ManageDirectory, ManageAutomation, AdministerSavedSearches, CreateOrgs];
+        let all = [
+            Read,
+            WriteObjects,
+            PostEvents,
+            WriteSchema,
+            ManageDirectory,
+            ManageAutomation,
+            AdministerSavedSearches,
+            CreateOrgs,
+        ];
         let allowed = |c: &Caller| all.iter().filter(|a| c.may(**a)).copied().collect::<Vec<_>>();
         assert_eq!(allowed(&caller(Role::Analyst, false)), vec![Read]);
-        assert_eq!(allowed(&caller(Role::Agent, false)), vec![Read, WriteObjects, PostEvents]);
+        assert_eq!(
+            allowed(&caller(Role::Agent, false)),
+            vec![Read, WriteObjects, PostEvents]
+        );
         assert_eq!(allowed(&caller(Role::Admin, false)).len(), all.len() - 1);
         assert!(caller(Role::Admin, true).may(CreateOrgs));
     }

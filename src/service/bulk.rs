@@ -83,10 +83,18 @@ impl LineResult {
     pub fn failed(e: &ServiceError) -> LineResult {
         let problems = e.problems().unwrap_or_else(|| {
             tracing::error!(error = %e, "bulk line failed");
-            vec![Problem::new(ErrorKind::Internal, "internal", "internal error; see the server log")]
+            vec![Problem::new(
+                ErrorKind::Internal,
+                "internal",
+                "internal error; see the server log",
+            )]
         });
         let status = crate::error_status(problems[0].kind);
-        LineResult { status, id: None, errors: problems }
+        LineResult {
+            status,
+            id: None,
+            errors: problems,
+        }
     }
 
     /// The output line.
@@ -153,18 +161,32 @@ pub fn parse_line(v: &Value) -> std::result::Result<BulkLine, Problem> {
         return Ok(BulkLine::Definition { op, resource, object });
     }
     let klass = string("klass")?.ok_or_else(|| bad("/klass", "`klass` is required"))?;
-    Ok(BulkLine::Object { op, klass, id: string("id")?, external_id: string("externalId")?, object })
+    Ok(BulkLine::Object {
+        op,
+        klass,
+        id: string("id")?,
+        external_id: string("externalId")?,
+        object,
+    })
 }
 
 /// The body of an object line with its line-level id and externalId merged in.
-pub fn line_body(id: &Option<String>, external_id: &Option<String>, object: &Value) -> std::result::Result<Value, Problem> {
+pub fn line_body(
+    id: &Option<String>,
+    external_id: &Option<String>,
+    object: &Value,
+) -> std::result::Result<Value, Problem> {
     let mut body = object.clone();
     let m = body.as_object_mut().expect("checked by parse_line");
     for (key, v) in [("id", id), ("externalId", external_id)] {
         if let Some(v) = v {
             match m.get(key).and_then(Value::as_str) {
                 Some(inner) if inner != v => {
-                    return Err(Problem::invalid("conflicting_field", format!("`{key}` differs between the line and its object")).at(format!("/object/{key}")))
+                    return Err(Problem::invalid(
+                        "conflicting_field",
+                        format!("`{key}` differs between the line and its object"),
+                    )
+                    .at(format!("/object/{key}")))
                 }
                 _ => {
                     m.insert(key.into(), json!(v));
@@ -181,7 +203,13 @@ impl App {
     pub async fn apply_line(&self, caller: &Caller, v: &Value) -> LineResult {
         let line = match parse_line(v) {
             Ok(l) => l,
-            Err(p) => return LineResult { status: 400, id: None, errors: vec![p] },
+            Err(p) => {
+                return LineResult {
+                    status: 400,
+                    id: None,
+                    errors: vec![p],
+                }
+            }
         };
         match self.apply_parsed(caller, &line).await {
             Ok(r) => r,
@@ -190,36 +218,67 @@ impl App {
     }
 
     async fn apply_parsed(&self, caller: &Caller, line: &BulkLine) -> Result<LineResult> {
-        let opts = WriteOptions { defer_durability: true, ..WriteOptions::default() };
-        let done = |status: u16, v: &Value| LineResult { status, id: v["id"].as_str().map(str::to_string), errors: vec![] };
+        let opts = WriteOptions {
+            defer_durability: true,
+            ..WriteOptions::default()
+        };
+        let done = |status: u16, v: &Value| LineResult {
+            status,
+            id: v["id"].as_str().map(str::to_string),
+            errors: vec![],
+        };
         match line {
             BulkLine::Definition { op, resource, object } => self.apply_definition(caller, *op, *resource, object),
-            BulkLine::Object { op, klass, id, external_id, object } => {
+            BulkLine::Object {
+                op,
+                klass,
+                id,
+                external_id,
+                object,
+            } => {
                 let body = line_body(id, external_id, object)?;
                 let nested = |e: ServiceError| match e {
-                    ServiceError::Rejected(ps) => ServiceError::Rejected(ps.into_iter().map(|p| nest(p, "/object")).collect()),
+                    ServiceError::Rejected(ps) => {
+                        ServiceError::Rejected(ps.into_iter().map(|p| nest(p, "/object")).collect())
+                    }
                     other => other,
                 };
                 match op {
-                    BulkOp::Create => Ok(done(201, &self.create_object(caller, klass, &body, opts).await.map_err(nested)?)),
+                    BulkOp::Create => Ok(done(
+                        201,
+                        &self.create_object(caller, klass, &body, opts).await.map_err(nested)?,
+                    )),
                     BulkOp::Upsert => match (id, external_id) {
                         (Some(id), _) => {
                             let exists = self.load_object(caller.org.num, klass, id).is_ok();
                             if exists {
-                                Ok(done(200, &self.update_object(caller, klass, id, &body, Mode::Patch, opts).await.map_err(nested)?))
+                                Ok(done(
+                                    200,
+                                    &self
+                                        .update_object(caller, klass, id, &body, Mode::Patch, opts)
+                                        .await
+                                        .map_err(nested)?,
+                                ))
                             } else {
                                 match self.create_object(caller, klass, &body, opts).await {
                                     Ok(v) => Ok(done(201, &v)),
                                     // Created concurrently: merge.
-                                    Err(ServiceError::Storage(StorageError::Duplicate { what: "id", .. })) => {
-                                        Ok(done(200, &self.update_object(caller, klass, id, &body, Mode::Patch, opts).await.map_err(nested)?))
-                                    }
+                                    Err(ServiceError::Storage(StorageError::Duplicate { what: "id", .. })) => Ok(done(
+                                        200,
+                                        &self
+                                            .update_object(caller, klass, id, &body, Mode::Patch, opts)
+                                            .await
+                                            .map_err(nested)?,
+                                    )),
                                     Err(e) => Err(nested(e)),
                                 }
                             }
                         }
                         (None, Some(ext)) => {
-                            let (created, v) = self.upsert_by_external_id(caller, klass, ext, &body, opts).await.map_err(nested)?;
+                            let (created, v) = self
+                                .upsert_by_external_id(caller, klass, ext, &body, opts)
+                                .await
+                                .map_err(nested)?;
                             Ok(done(if created { 201 } else { 200 }, &v))
                         }
                         (None, None) => Err(bad("/id", "`upsert` needs `id` or `externalId`").into()),
@@ -235,9 +294,19 @@ impl App {
                         };
                         if *op == BulkOp::Delete {
                             self.delete_object(caller, klass, &target, opts).await?;
-                            Ok(LineResult { status: 204, id: Some(target), errors: vec![] })
+                            Ok(LineResult {
+                                status: 204,
+                                id: Some(target),
+                                errors: vec![],
+                            })
                         } else {
-                            Ok(done(200, &self.update_object(caller, klass, &target, &body, Mode::Patch, opts).await.map_err(nested)?))
+                            Ok(done(
+                                200,
+                                &self
+                                    .update_object(caller, klass, &target, &body, Mode::Patch, opts)
+                                    .await
+                                    .map_err(nested)?,
+                            ))
                         }
                     }
                 }
@@ -246,7 +315,13 @@ impl App {
     }
 
     /// Applies a definition line (admins only).
-    pub fn apply_definition(&self, caller: &Caller, op: BulkOp, resource: Resource, object: &Value) -> Result<LineResult> {
+    pub fn apply_definition(
+        &self,
+        caller: &Caller,
+        op: BulkOp,
+        resource: Resource,
+        object: &Value,
+    ) -> Result<LineResult> {
         caller.require(Action::WriteSchema)?;
         let nested = |e: ServiceError| match e {
             ServiceError::Rejected(ps) => ServiceError::Rejected(ps.into_iter().map(|p| nest(p, "/object")).collect()),
@@ -265,24 +340,40 @@ impl App {
             }
             Resource::Team => {
                 let existing = object["id"].as_str().filter(|_| upsert).and_then(|id| {
-                    self.store().get_doc::<Team>(caller.org.num, Collection::Team, id).ok().flatten()
+                    self.store()
+                        .get_doc::<Team>(caller.org.num, Collection::Team, id)
+                        .ok()
+                        .flatten()
                 });
                 match existing {
-                    Some(t) => (200, id_of(&self.update_team(caller, &t.id, object).map_err(nested)?, "id")),
+                    Some(t) => (
+                        200,
+                        id_of(&self.update_team(caller, &t.id, object).map_err(nested)?, "id"),
+                    ),
                     None => (201, id_of(&self.create_team(caller, object).map_err(nested)?, "id")),
                 }
             }
             Resource::User => {
                 let existing = object["id"].as_str().filter(|_| upsert).and_then(|id| {
-                    self.store().get_doc::<User>(caller.org.num, Collection::User, id).ok().flatten()
+                    self.store()
+                        .get_doc::<User>(caller.org.num, Collection::User, id)
+                        .ok()
+                        .flatten()
                 });
                 match existing {
-                    Some(u) => (200, id_of(&self.update_user(caller, &u.id, object).map_err(nested)?, "id")),
+                    Some(u) => (
+                        200,
+                        id_of(&self.update_user(caller, &u.id, object).map_err(nested)?, "id"),
+                    ),
                     None => (201, id_of(&self.create_user(caller, object).map_err(nested)?, "id")),
                 }
             }
         };
-        Ok(LineResult { status, id, errors: vec![] })
+        Ok(LineResult {
+            status,
+            id,
+            errors: vec![],
+        })
     }
 }
 

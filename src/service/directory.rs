@@ -17,7 +17,12 @@ use crate::storage::{Collection, Expect, Op};
 
 /// The op that indexes a key under its user (for listing and revocation).
 pub(crate) fn key_index_op(user: &str, key_id: &str, hash: &[u8]) -> Op {
-    Op::put(Collection::UserKey, format!("{user}\u{0}{key_id}"), &hash.to_vec(), Expect::Any)
+    Op::put(
+        Collection::UserKey,
+        format!("{user}\u{0}{key_id}"),
+        &hash.to_vec(),
+        Expect::Any,
+    )
 }
 
 fn check_email(body: &Body<'_>, key: &str) -> Result<String> {
@@ -25,7 +30,12 @@ fn check_email(body: &Body<'_>, key: &str) -> Result<String> {
     let mut parts = email.split('@');
     let ok = matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty());
     if !ok {
-        return Err(Problem::invalid("invalid_field", format!("`{key}` must be an email address with one `@`")).at(body.pointer(key)).into());
+        return Err(Problem::invalid(
+            "invalid_field",
+            format!("`{key}` must be an email address with one `@`"),
+        )
+        .at(body.pointer(key))
+        .into());
     }
     Ok(email.to_string())
 }
@@ -34,7 +44,9 @@ fn parse_role(body: &Body<'_>) -> Result<Option<Role>> {
     match body.opt_str("role")? {
         None => Ok(None),
         Some(r) => Role::parse(r).map(Some).ok_or_else(|| {
-            Problem::invalid("invalid_field", "`role` must be admin, agent or analyst").at(body.pointer("role")).into()
+            Problem::invalid("invalid_field", "`role` must be admin, agent or analyst")
+                .at(body.pointer("role"))
+                .into()
         }),
     }
 }
@@ -58,10 +70,15 @@ impl App {
         };
         let secret = auth::new_key_secret();
         let key_id = format!("key_{}", auth::random_token(12));
-        let org = Org { num: 0, id: new_id(), name, created_at: now };
-        let org = self
-            .store()
-            .create_org(org, |num| org_seed_ops(&self.options().standard, &admin, &key_id, &secret, num, now))?;
+        let org = Org {
+            num: 0,
+            id: new_id(),
+            name,
+            created_at: now,
+        };
+        let org = self.store().create_org(org, |num| {
+            org_seed_ops(&self.options().standard, &admin, &key_id, &secret, num, now)
+        })?;
         tracing::info!(org = %org.id, name = %org.name, "org created");
         Ok(serde_json::json!({"id": org.id, "name": org.name, "adminKey": secret, "createdAt": format_time(now)}))
     }
@@ -78,11 +95,15 @@ impl App {
     }
 
     fn user(&self, org: u64, id: &str) -> Result<User> {
-        self.store().get_doc(org, Collection::User, id)?.ok_or_else(|| Problem::not_found("user", id).into())
+        self.store()
+            .get_doc(org, Collection::User, id)?
+            .ok_or_else(|| Problem::not_found("user", id).into())
     }
 
     fn team(&self, org: u64, id: &str) -> Result<Team> {
-        self.store().get_doc(org, Collection::Team, id)?.ok_or_else(|| Problem::not_found("team", id).into())
+        self.store()
+            .get_doc(org, Collection::Team, id)?
+            .ok_or_else(|| Problem::not_found("team", id).into())
     }
 
     fn check_teams(&self, org: u64, body: &Body<'_>, teams: &[String]) -> Result<()> {
@@ -104,15 +125,27 @@ impl App {
         let id = b.opt_id("id")?.map(str::to_string).unwrap_or_else(new_id);
         let name = b.req_str("name")?.to_string();
         let email = check_email(&b, "email")?;
-        let role = parse_role(&b)?.ok_or_else(|| Problem::invalid("missing_field", "`role` is required").at("/role"))?;
+        let role =
+            parse_role(&b)?.ok_or_else(|| Problem::invalid("missing_field", "`role` is required").at("/role"))?;
         let mut teams = b.opt_str_list("teams")?.unwrap_or_default();
         dedup(&mut teams);
         let rt = self.runtime(&caller.org)?;
         let _g = rt.admin_write.lock().expect("admin lock");
         self.check_teams(caller.org.num, &b, &teams)?;
         let now = self.now();
-        let user = User { id, name, email, role, teams, created_at: now, updated_at: now };
-        self.store().apply(caller.org.num, vec![Op::put(Collection::User, user.id.clone(), &user, Expect::Absent)])?;
+        let user = User {
+            id,
+            name,
+            email,
+            role,
+            teams,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store().apply(
+            caller.org.num,
+            vec![Op::put(Collection::User, user.id.clone(), &user, Expect::Absent)],
+        )?;
         Ok(user.to_json())
     }
 
@@ -139,7 +172,9 @@ impl App {
         let mut user = self.user(caller.org.num, id)?;
         if let Some(new_id) = b.opt_str("id")? {
             if new_id != id {
-                return Err(Problem::invalid("immutable_field", "`id` cannot change").at("/id").into());
+                return Err(Problem::invalid("immutable_field", "`id` cannot change")
+                    .at("/id")
+                    .into());
             }
         }
         if b.get("name").is_some() {
@@ -160,7 +195,10 @@ impl App {
             user.teams = teams;
         }
         user.updated_at = self.now();
-        self.store().apply(caller.org.num, vec![Op::put(Collection::User, user.id.clone(), &user, Expect::Present)])?;
+        self.store().apply(
+            caller.org.num,
+            vec![Op::put(Collection::User, user.id.clone(), &user, Expect::Present)],
+        )?;
         Ok(user.to_json())
     }
 
@@ -214,7 +252,10 @@ impl App {
             created_at: now,
         };
         let id = key.id.clone();
-        self.store().apply(caller.org.num, vec![key_index_op(&user.id, &key.id, &key.hash), Op::PutApiKey(key)])?;
+        self.store().apply(
+            caller.org.num,
+            vec![key_index_op(&user.id, &key.id, &key.hash), Op::PutApiKey(key)],
+        )?;
         Ok(serde_json::json!({"id": id, "key": secret, "user": user.id, "createdAt": format_time(now)}))
     }
 
@@ -224,8 +265,14 @@ impl App {
         let user = self.user(caller.org.num, user_id)?;
         let prefix = format!("{}\u{0}", user.id);
         let mut out = Vec::new();
-        for doc_id in self.store().doc_ids_with_prefix(caller.org.num, Collection::UserKey, &prefix)? {
-            if let Some(hash) = self.store().get_doc::<Vec<u8>>(caller.org.num, Collection::UserKey, &doc_id)? {
+        for doc_id in self
+            .store()
+            .doc_ids_with_prefix(caller.org.num, Collection::UserKey, &prefix)?
+        {
+            if let Some(hash) = self
+                .store()
+                .get_doc::<Vec<u8>>(caller.org.num, Collection::UserKey, &doc_id)?
+            {
                 if let Some(k) = self.store().api_key(&hash)? {
                     out.push(serde_json::json!({"id": k.id, "user": k.user, "createdAt": format_time(k.created_at)}));
                 }
@@ -247,8 +294,12 @@ impl App {
     }
 
     fn team_json(&self, org: u64, team: &Team) -> Result<Value> {
-        let members: Vec<String> =
-            self.users(org)?.into_iter().filter(|u| u.teams.iter().any(|t| t == &team.id)).map(|u| u.id).collect();
+        let members: Vec<String> = self
+            .users(org)?
+            .into_iter()
+            .filter(|u| u.teams.iter().any(|t| t == &team.id))
+            .map(|u| u.id)
+            .collect();
         Ok(team.to_json(&members))
     }
 
@@ -292,7 +343,12 @@ impl App {
         let rt = self.runtime(&caller.org)?;
         let _g = rt.admin_write.lock().expect("admin lock");
         let now = self.now();
-        let team = Team { id, name, created_at: now, updated_at: now };
+        let team = Team {
+            id,
+            name,
+            created_at: now,
+            updated_at: now,
+        };
         let mut ops = vec![Op::put(Collection::Team, team.id.clone(), &team, Expect::Absent)];
         ops.extend(self.membership_ops(caller.org.num, &b, &team.id, &members)?);
         self.store().apply(caller.org.num, ops)?;
@@ -307,8 +363,11 @@ impl App {
         let out: Vec<Value> = teams
             .iter()
             .map(|t| {
-                let members: Vec<String> =
-                    users.iter().filter(|u| u.teams.iter().any(|x| x == &t.id)).map(|u| u.id.clone()).collect();
+                let members: Vec<String> = users
+                    .iter()
+                    .filter(|u| u.teams.iter().any(|x| x == &t.id))
+                    .map(|u| u.id.clone())
+                    .collect();
                 t.to_json(&members)
             })
             .collect();
@@ -332,7 +391,9 @@ impl App {
         let mut team = self.team(caller.org.num, id)?;
         if let Some(new_id) = b.opt_str("id")? {
             if new_id != id {
-                return Err(Problem::invalid("immutable_field", "`id` cannot change").at("/id").into());
+                return Err(Problem::invalid("immutable_field", "`id` cannot change")
+                    .at("/id")
+                    .into());
             }
         }
         if b.get("name").is_some() {

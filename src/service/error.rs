@@ -76,7 +76,9 @@ impl ServiceError {
                 let _ = e;
                 Some(vec![Problem::not_found(what, id)])
             }
-            ServiceError::Index(IndexError::Rejected(m)) => Some(vec![Problem::bad_request("invalid_query", m.clone())]),
+            ServiceError::Index(IndexError::Rejected(m)) => {
+                Some(vec![Problem::bad_request("invalid_query", m.clone())])
+            }
             ServiceError::Unavailable(m) => Some(vec![Problem::new(ErrorKind::Unavailable, "unavailable", m.clone())]),
             _ => None,
         }

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::error::{Result, ServiceError};
 use super::App;
-use crate::model::{Attribute, AttrType, Klass, Org, Team, User};
+use crate::model::{AttrType, Attribute, Klass, Org, Team, User};
 use crate::storage::Collection;
 
 /// What an export wrote.
@@ -57,7 +57,11 @@ fn attribute_def(a: &Attribute) -> Value {
 fn klass_lines(k: &Klass, second_pass: bool) -> Option<Value> {
     let linking = |a: &&Attribute| a.ty == AttrType::Reference;
     let custom: Vec<&Attribute> = k.attributes.iter().filter(|a| !a.standard).collect();
-    let attrs: Vec<Value> = custom.iter().filter(|a| linking(a) == second_pass).map(|a| attribute_def(a)).collect();
+    let attrs: Vec<Value> = custom
+        .iter()
+        .filter(|a| linking(a) == second_pass)
+        .map(|a| attribute_def(a))
+        .collect();
     let rels: Vec<Value> = if second_pass {
         k.relationships.iter().map(|r| json!({"name": r.name, "klass": r.klass, "cardinality": if r.cardinality == crate::model::Cardinality::One { "one" } else { "many" }})).collect()
     } else {
@@ -96,7 +100,12 @@ fn rank(klass: &str) -> u8 {
 
 impl App {
     /// Writes an org as bulk lines; `progress(done, total)` counts objects.
-    pub fn export_org(&self, org: &Org, out: &mut dyn Write, progress: &mut dyn FnMut(u64, u64)) -> Result<ExportSummary> {
+    pub fn export_org(
+        &self,
+        org: &Org,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<ExportSummary> {
         let io = |e: std::io::Error| ServiceError::Internal(format!("writing the export: {e}"));
         let rt = self.runtime(org)?;
         let schema = rt.schema();
@@ -115,12 +124,18 @@ impl App {
         }
         let teams: Vec<Team> = self.store().list_docs(org.num, Collection::Team)?;
         for t in &teams {
-            line(out, &json!({"op": "upsert", "resource": "team", "object": {"id": t.id, "name": t.name}}))?;
+            line(
+                out,
+                &json!({"op": "upsert", "resource": "team", "object": {"id": t.id, "name": t.name}}),
+            )?;
             summary.definitions += 1;
         }
         let users: Vec<User> = self.store().list_docs(org.num, Collection::User)?;
         for u in &users {
-            line(out, &json!({"op": "upsert", "resource": "user", "object": {"id": u.id, "name": u.name, "email": u.email, "role": u.role.name(), "teams": u.teams}}))?;
+            line(
+                out,
+                &json!({"op": "upsert", "resource": "user", "object": {"id": u.id, "name": u.name, "email": u.email, "role": u.role.name(), "teams": u.teams}}),
+            )?;
             summary.definitions += 1;
         }
         let mut order: Vec<(u8, String, u64)> = Vec::new();
@@ -131,14 +146,19 @@ impl App {
         order.sort_unstable();
         let total = order.len() as u64;
         for (i, (_, klass, num)) in order.into_iter().enumerate() {
-            let Some(obj) = self.store().object(org.num, num)? else { continue };
+            let Some(obj) = self.store().object(org.num, num)? else {
+                continue;
+            };
             let mut body = self.render(&schema, &obj);
             if let Value::Object(m) = &mut body {
                 m.remove("rev");
                 m.remove("klass");
                 m.remove("id");
             }
-            line(out, &json!({"op": "upsert", "klass": klass, "id": obj.id, "object": body}))?;
+            line(
+                out,
+                &json!({"op": "upsert", "klass": klass, "id": obj.id, "object": body}),
+            )?;
             summary.objects += 1;
             if i % 10_000 == 0 {
                 progress(i as u64, total);

@@ -77,7 +77,10 @@ const DIRTY: &str = "index_dirty:";
 
 /// Whether an org's index was left dirty by an interrupted import.
 pub fn index_dirty(app: &App, org: u64) -> Result<bool> {
-    Ok(app.store().meta(&format!("{DIRTY}{org}"))?.is_some_and(|v| !v.is_empty()))
+    Ok(app
+        .store()
+        .meta(&format!("{DIRTY}{org}"))?
+        .is_some_and(|v| !v.is_empty()))
 }
 
 /// Clears the dirty flag (after a rebuild).
@@ -126,30 +129,52 @@ struct Pending {
 
 impl App {
     /// Imports files into an org. `progress(bytes_done, bytes_total, objects)` is called as it goes.
-    pub fn import_files(&self, org: &Org, files: &[PathBuf], progress: &mut dyn FnMut(u64, u64, u64)) -> Result<ImportSummary> {
+    pub fn import_files(
+        &self,
+        org: &Org,
+        files: &[PathBuf],
+        progress: &mut dyn FnMut(u64, u64, u64),
+    ) -> Result<ImportSummary> {
         let started = Instant::now();
         let rt = self.runtime(org)?;
         let now = self.now();
         let caller = Caller {
             org: org.clone(),
-            user: User { id: "import".into(), name: "import".into(), email: "import@localhost".into(), role: Role::Admin, teams: vec![], created_at: now, updated_at: now },
+            user: User {
+                id: "import".into(),
+                name: "import".into(),
+                email: "import@localhost".into(),
+                role: Role::Admin,
+                teams: vec![],
+                created_at: now,
+                updated_at: now,
+            },
             key_id: "import".into(),
             platform: false,
         };
-        let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+        let total: u64 = files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum();
         let mut done_before = 0u64;
         let mut summary = ImportSummary::default();
         self.store().set_meta(&format!("{DIRTY}{}", org.num), b"1")?;
         rt.index.set_bulk(true)?;
         for path in files {
             let name = path.display().to_string();
-            let marker_id = format!("import:{}", std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()).display());
+            let marker_id = format!(
+                "import:{}",
+                std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()).display()
+            );
             let file = std::fs::File::open(path).map_err(|e| ServiceError::Internal(format!("{name}: {e}")))?;
             let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
             let mut offset = 0u64;
             let mut line_no = 0u64;
             if let Some(m) = self.store().get_doc::<Marker>(org.num, Collection::State, &marker_id)? {
-                reader.seek(SeekFrom::Start(m.offset)).map_err(|e| ServiceError::Internal(format!("{name}: {e}")))?;
+                reader
+                    .seek(SeekFrom::Start(m.offset))
+                    .map_err(|e| ServiceError::Internal(format!("{name}: {e}")))?;
                 offset = m.offset;
                 line_no = m.line;
                 summary.resumed.push((name.clone(), m.line));
@@ -159,7 +184,9 @@ impl App {
             loop {
                 let t0 = Instant::now();
                 buf.clear();
-                let n = reader.read_until(b'\n', &mut buf).map_err(|e| ServiceError::Internal(format!("{name}: {e}")))?;
+                let n = reader
+                    .read_until(b'\n', &mut buf)
+                    .map_err(|e| ServiceError::Internal(format!("{name}: {e}")))?;
                 if n == 0 {
                     break;
                 }
@@ -181,16 +208,44 @@ impl App {
                     });
                 summary.parse_seconds += t0.elapsed().as_secs_f64();
                 match parsed {
-                    Err(p) => fail(&mut summary, &name, line_no, &LineResult { status: 400, id: None, errors: vec![p] }),
+                    Err(p) => fail(
+                        &mut summary,
+                        &name,
+                        line_no,
+                        &LineResult {
+                            status: 400,
+                            id: None,
+                            errors: vec![p],
+                        },
+                    ),
                     Ok(BulkLine::Definition { op, resource, object }) => {
-                        self.flush_batch(&rt, &mut batch, &mut summary, Some((&marker_id, offset - n as u64, line_no - 1)))?;
+                        self.flush_batch(
+                            &rt,
+                            &mut batch,
+                            &mut summary,
+                            Some((&marker_id, offset - n as u64, line_no - 1)),
+                        )?;
                         match self.apply_definition(&caller, op, resource, &object) {
                             Ok(_) => summary.definitions += 1,
                             Err(e) => fail(&mut summary, &name, line_no, &LineResult::failed(&e)),
                         }
                     }
-                    Ok(BulkLine::Object { op, klass, id, external_id, object }) => {
-                        batch.push(Pending { file: name.clone(), line: line_no, op, klass, id, external_id, object });
+                    Ok(BulkLine::Object {
+                        op,
+                        klass,
+                        id,
+                        external_id,
+                        object,
+                    }) => {
+                        batch.push(Pending {
+                            file: name.clone(),
+                            line: line_no,
+                            op,
+                            klass,
+                            id,
+                            external_id,
+                            object,
+                        });
                         if batch.len() >= BATCH {
                             self.flush_batch(&rt, &mut batch, &mut summary, Some((&marker_id, offset, line_no)))?;
                             progress(done_before + offset, total, summary.objects());
@@ -210,19 +265,31 @@ impl App {
         // Finished: forget resume markers, mark the index clean, make it all durable.
         let mut ops = Vec::new();
         for path in files {
-            let marker_id = format!("import:{}", std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()).display());
+            let marker_id = format!(
+                "import:{}",
+                std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()).display()
+            );
             ops.push(Op::delete(Collection::State, marker_id));
         }
         self.store().apply(org.num, ops)?;
         clear_dirty(self, org.num)?;
-        self.store().set_cursor(org.num, "index", self.store().last_seq(org.num)?)?;
+        self.store()
+            .set_cursor(org.num, "index", self.store().last_seq(org.num)?)?;
         self.store().flush()?;
         summary.seconds = started.elapsed().as_secs_f64();
         Ok(summary)
     }
 
-    fn flush_batch(&self, rt: &OrgRuntime, batch: &mut Vec<Pending>, summary: &mut ImportSummary, marker: Option<(&str, u64, u64)>) -> Result<()> {
-        let marker_op = marker.map(|(id, offset, line)| Op::put(Collection::State, id.to_string(), &Marker { offset, line }, Expect::Any));
+    fn flush_batch(
+        &self,
+        rt: &OrgRuntime,
+        batch: &mut Vec<Pending>,
+        summary: &mut ImportSummary,
+        marker: Option<(&str, u64, u64)>,
+    ) -> Result<()> {
+        let marker_op = marker.map(|(id, offset, line)| {
+            Op::put(Collection::State, id.to_string(), &Marker { offset, line }, Expect::Any)
+        });
         if batch.is_empty() {
             if let Some(op) = marker_op {
                 self.store().apply(rt.org.num, vec![op])?;
@@ -230,7 +297,10 @@ impl App {
             return Ok(());
         }
         let org = rt.org.num;
-        let mut lookup = BatchLookup { store: StoreLookup { app: self, org }, pending: HashMap::new() };
+        let mut lookup = BatchLookup {
+            store: StoreLookup { app: self, org },
+            pending: HashMap::new(),
+        };
         let mut next_num = self.store().reserve_nums(org, batch.len() as u64)?;
         let mut writes: Vec<ObjectWrite> = Vec::with_capacity(batch.len());
         let mut lines: Vec<(String, u64)> = Vec::with_capacity(batch.len());
@@ -240,14 +310,24 @@ impl App {
         for p in batch.drain(..) {
             match self.import_one(rt, &mut lookup, &mut ext_pending, &p, &mut next_num) {
                 Ok((before, after)) => {
-                    let id = after.as_ref().or(before.as_ref()).map(|o| o.id.clone()).unwrap_or_default();
+                    let id = after
+                        .as_ref()
+                        .or(before.as_ref())
+                        .map(|o| o.id.clone())
+                        .unwrap_or_default();
                     match slot.get(&id) {
                         // Changed earlier in this batch: the batch writes it once, in its last state.
                         Some(&i) => writes[i].after = after,
                         None => {
                             slot.insert(id, writes.len());
                             lines.push((p.file.clone(), p.line));
-                            writes.push(ObjectWrite { before, after, log: false, depth: 0, changed: vec![] });
+                            writes.push(ObjectWrite {
+                                before,
+                                after,
+                                log: false,
+                                depth: 0,
+                                changed: vec![],
+                            });
                         }
                     }
                 }
@@ -298,13 +378,18 @@ impl App {
                 (None, Some(a)) => {
                     summary.created += 1;
                     if let Some(k) = schema.klass(&a.klass) {
-                        ops.push(IndexOp::Add { doc: mapper::to_document(rt.index.schema(), k, a) });
+                        ops.push(IndexOp::Add {
+                            doc: mapper::to_document(rt.index.schema(), k, a),
+                        });
                     }
                 }
                 (Some(_), Some(a)) => {
                     summary.updated += 1;
                     if let Some(k) = schema.klass(&a.klass) {
-                        ops.push(IndexOp::Upsert { num: a.num, doc: mapper::to_document(rt.index.schema(), k, a) });
+                        ops.push(IndexOp::Upsert {
+                            num: a.num,
+                            doc: mapper::to_document(rt.index.schema(), k, a),
+                        });
                     }
                 }
                 (Some(b), None) => {
@@ -320,9 +405,17 @@ impl App {
     }
 
     /// One line's (stored version, new version); the stored version is the one before the batch.
-    fn import_one(&self, rt: &OrgRuntime, lookup: &mut BatchLookup<'_>, ext_pending: &mut HashMap<(String, String), String>, p: &Pending, next_num: &mut u64) -> Result<(Option<Object>, Option<Object>)> {
+    fn import_one(
+        &self,
+        rt: &OrgRuntime,
+        lookup: &mut BatchLookup<'_>,
+        ext_pending: &mut HashMap<(String, String), String>,
+        p: &Pending,
+        next_num: &mut u64,
+    ) -> Result<(Option<Object>, Option<Object>)> {
         let org = rt.org.num;
-        let body = line_body(&p.id, &p.external_id, &p.object).map_err(|e| ServiceError::from(e.nested_under("/object")))?;
+        let body =
+            line_body(&p.id, &p.external_id, &p.object).map_err(|e| ServiceError::from(e.nested_under("/object")))?;
         // The current version: earlier in this batch, or stored.
         let existing_id = match (&p.id, &p.external_id) {
             (Some(id), _) => Some(id.clone()),
@@ -347,15 +440,23 @@ impl App {
         };
         if let Some(c) = &current {
             if c.klass != p.klass {
-                return Err(Problem::conflict("duplicate_id", format!("id `{}` is an object of klass `{}`", c.id, c.klass)).into());
+                return Err(Problem::conflict(
+                    "duplicate_id",
+                    format!("id `{}` is an object of klass `{}`", c.id, c.klass),
+                )
+                .into());
             }
         }
         let (base, mode) = match (p.op, &current) {
-            (BulkOp::Create, Some(c)) => return Err(Problem::conflict("duplicate_id", format!("id `{}` already exists", c.id)).into()),
+            (BulkOp::Create, Some(c)) => {
+                return Err(Problem::conflict("duplicate_id", format!("id `{}` already exists", c.id)).into())
+            }
             (BulkOp::Create, None) | (BulkOp::Upsert, None) => (None, Mode::Create),
             (BulkOp::Upsert | BulkOp::Update, Some(c)) => (Some(c.clone()), Mode::Patch),
             (BulkOp::Update | BulkOp::Delete, None) => {
-                return Err(Problem::not_found(&p.klass, p.id.as_deref().or(p.external_id.as_deref()).unwrap_or("?")).into())
+                return Err(
+                    Problem::not_found(&p.klass, p.id.as_deref().or(p.external_id.as_deref()).unwrap_or("?")).into(),
+                )
             }
             (BulkOp::Delete, Some(c)) => {
                 let stored = self.stored_version(org, &c.id)?;
@@ -364,14 +465,26 @@ impl App {
             }
         };
         if p.op == BulkOp::Upsert && current.is_none() && p.id.is_none() && p.external_id.is_none() {
-            return Err(Problem::bad_request("invalid_line", "`upsert` needs `id` or `externalId`").at("/id").into());
+            return Err(
+                Problem::bad_request("invalid_line", "`upsert` needs `id` or `externalId`")
+                    .at("/id")
+                    .into(),
+            );
         }
         let mut obj = loop {
-            let k = rt.schema().klass(&p.klass).cloned().ok_or_else(|| self.missing_klass(rt, &p.klass))?;
+            let k = rt
+                .schema()
+                .klass(&p.klass)
+                .cloned()
+                .ok_or_else(|| self.missing_klass(rt, &p.klass))?;
             match self.build_with(lookup, &k, &body, base.as_ref(), mode) {
                 Ok(o) => break o,
                 Err(BuildError::Declare(names)) => self.declare_suffix_attributes(rt, &p.klass, &names)?,
-                Err(BuildError::Invalid(ps)) => return Err(ServiceError::Rejected(ps.into_iter().map(|x| x.nested_under("/object")).collect())),
+                Err(BuildError::Invalid(ps)) => {
+                    return Err(ServiceError::Rejected(
+                        ps.into_iter().map(|x| x.nested_under("/object")).collect(),
+                    ))
+                }
                 Err(BuildError::Failed(e)) => return Err(e),
             }
         };
@@ -399,7 +512,9 @@ impl App {
     }
 
     fn missing_klass(&self, _rt: &OrgRuntime, klass: &str) -> ServiceError {
-        Problem::invalid("unknown_klass", format!("klass `{klass}` does not exist")).at("/klass").into()
+        Problem::invalid("unknown_klass", format!("klass `{klass}` does not exist"))
+            .at("/klass")
+            .into()
     }
 }
 
@@ -411,7 +526,9 @@ fn fail(summary: &mut ImportSummary, file: &str, line: u64, r: &LineResult) {
             Some(crate::error::ProblemSource::Pointer(ptr)) => format!(" ({ptr})"),
             _ => String::new(),
         };
-        summary.failures.push(format!("{file}:{line}: {} {}{at}", r.status, p.title));
+        summary
+            .failures
+            .push(format!("{file}:{line}: {} {}{at}", r.status, p.title));
     }
 }
 
@@ -444,4 +561,3 @@ pub fn expand_inputs(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     }
     Ok(out)
 }
-

@@ -62,14 +62,21 @@ impl IndexerHandle {
             Ok(Ok(_)) => Ok(()),
             _ => Err(ServiceError::Unavailable(format!(
                 "the write is stored but not yet searchable{}",
-                self.last_error().map(|e| format!(" (indexer: {e})")).unwrap_or_default()
+                self.last_error()
+                    .map(|e| format!(" (indexer: {e})"))
+                    .unwrap_or_default()
             ))),
         }
     }
 }
 
 /// Starts the indexer task of an org.
-pub(crate) fn spawn(app: App, org: Org, index: Arc<OrgIndex>, shutdown: watch::Receiver<bool>) -> (IndexerHandle, tokio::task::JoinHandle<()>) {
+pub(crate) fn spawn(
+    app: App,
+    org: Org,
+    index: Arc<OrgIndex>,
+    shutdown: watch::Receiver<bool>,
+) -> (IndexerHandle, tokio::task::JoinHandle<()>) {
     let (wm_tx, wm_rx) = watch::channel(index.committed_seq());
     let handle = IndexerHandle {
         notify: Arc::new(Notify::new()),
@@ -84,7 +91,14 @@ pub(crate) fn spawn(app: App, org: Org, index: Arc<OrgIndex>, shutdown: watch::R
     (handle, task)
 }
 
-async fn run(app: App, org: Org, index: Arc<OrgIndex>, h: IndexerHandle, wm: watch::Sender<u64>, mut shutdown: watch::Receiver<bool>) {
+async fn run(
+    app: App,
+    org: Org,
+    index: Arc<OrgIndex>,
+    h: IndexerHandle,
+    wm: watch::Sender<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let settings = app.options().index.clone();
     let interval = Duration::from_millis(settings.commit_interval_ms);
     let idle = Duration::from_secs(settings.idle_close_secs);
@@ -212,7 +226,10 @@ fn apply_batch(app: &App, org: &Org, index: &OrgIndex, from: u64, max: usize) ->
 pub fn to_op(index: &OrgIndex, schema: &OrgSchema, r: &ChangeRecord) -> Option<IndexOp> {
     match &r.after {
         Some(obj) => match schema.klass(&obj.klass) {
-            Some(k) => Some(IndexOp::Upsert { num: obj.num, doc: mapper::to_document(index.schema(), k, obj) }),
+            Some(k) => Some(IndexOp::Upsert {
+                num: obj.num,
+                doc: mapper::to_document(index.schema(), k, obj),
+            }),
             None => {
                 tracing::warn!(klass = %obj.klass, id = %obj.id, "object of an unknown klass is not indexed");
                 Some(IndexOp::Delete { num: r.num })
@@ -249,7 +266,11 @@ pub fn rebuild(app: &App, org: &Org, index: &OrgIndex, progress: &mut dyn FnMut(
     let store = app.store();
     let seq = store.last_seq(org.num)?;
     let schema = app.runtime(org)?.schema();
-    let total: u64 = schema.klasses.keys().map(|k| store.klass_count(org.num, k).unwrap_or(0)).sum();
+    let total: u64 = schema
+        .klasses
+        .keys()
+        .map(|k| store.klass_count(org.num, k).unwrap_or(0))
+        .sum();
     index.set_bulk(true)?;
     index.delete_all()?;
     let mut done = 0u64;
@@ -257,7 +278,9 @@ pub fn rebuild(app: &App, org: &Org, index: &OrgIndex, progress: &mut dyn FnMut(
     for obj in store.scan_objects(org.num) {
         let obj = obj?;
         if let Some(k) = schema.klass(&obj.klass) {
-            ops.push(IndexOp::Add { doc: mapper::to_document(index.schema(), k, &obj) });
+            ops.push(IndexOp::Add {
+                doc: mapper::to_document(index.schema(), k, &obj),
+            });
         }
         done += 1;
         if ops.len() == 10_000 {
@@ -318,7 +341,10 @@ impl App {
         let org = rt.org.num;
         blocking(move || {
             let indexed = snap.inventory()?;
-            let mut r = VerifyReport { index_docs: indexed.len() as u64, ..Default::default() };
+            let mut r = VerifyReport {
+                index_docs: indexed.len() as u64,
+                ..Default::default()
+            };
             let mut i = 0usize;
             for obj in app.store().scan_objects(org) {
                 let obj = obj?;

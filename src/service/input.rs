@@ -24,7 +24,10 @@ impl<'a> Body<'a> {
     /// Reads `v` found at `prefix` in the request.
     pub fn at(v: &'a Value, prefix: &str) -> Result<Body<'a>, Problem> {
         match v {
-            Value::Object(map) => Ok(Body { map, prefix: prefix.to_string() }),
+            Value::Object(map) => Ok(Body {
+                map,
+                prefix: prefix.to_string(),
+            }),
             _ => Err(Problem::bad_request("invalid_body", "the body must be a JSON object").at(prefix)),
         }
     }
@@ -43,7 +46,10 @@ impl<'a> Body<'a> {
     pub fn only(&self, allowed: &[&str]) -> Result<(), Problem> {
         for k in self.map.keys() {
             if !allowed.contains(&k.as_str()) {
-                return Err(invalid(self.pointer(k), format!("unknown field `{k}` (expected one of {})", allowed.join(", "))));
+                return Err(invalid(
+                    self.pointer(k),
+                    format!("unknown field `{k}` (expected one of {})", allowed.join(", ")),
+                ));
             }
         }
         Ok(())
@@ -93,9 +99,12 @@ impl<'a> Body<'a> {
                 .iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| invalid(format!("{}/{i}", self.pointer(key)), format!("`{key}` must be a list of strings")))
+                    v.as_str().map(str::to_string).ok_or_else(|| {
+                        invalid(
+                            format!("{}/{i}", self.pointer(key)),
+                            format!("`{key}` must be a list of strings"),
+                        )
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
@@ -122,5 +131,6 @@ impl<'a> Body<'a> {
 
 /// Parses a JSON body, mapping syntax errors to a 400.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, Problem> {
-    serde_json::from_slice(bytes).map_err(|e| Problem::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| Problem::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))
 }

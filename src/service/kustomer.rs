@@ -20,8 +20,14 @@ fn rel_id(rels: &Map<String, Value>, name: &str) -> Option<String> {
 /// Converts one Kustomer line; `skipped` counts the fields left out (`customer.birthdayAt`).
 pub fn convert(v: &Value, skipped: &mut BTreeMap<String, u64>) -> Result<BulkLine, Problem> {
     let bad = |t: &str| Problem::bad_request("invalid_line", t.to_string()).at("/data");
-    let data = v.get("data").and_then(Value::as_object).ok_or_else(|| bad("`data` must be an object"))?;
-    let ty = data.get("type").and_then(Value::as_str).ok_or_else(|| bad("`data.type` is required"))?;
+    let data = v
+        .get("data")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("`data` must be an object"))?;
+    let ty = data
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("`data.type` is required"))?;
     let id = data.get("id").and_then(Value::as_str).map(str::to_string);
     let empty = Map::new();
     let attrs = data.get("attributes").and_then(Value::as_object).unwrap_or(&empty);
@@ -37,14 +43,20 @@ pub fn convert(v: &Value, skipped: &mut BTreeMap<String, u64>) -> Result<BulkLin
     for (k, val) in attrs {
         let mapped: Option<(&str, Value)> = match (ty, k.as_str()) {
             (_, key) if common.contains(&key) => Some((key, val.clone())),
-            ("customer", "name") | ("company", "name") | ("kobject", "title") | ("note", "body") => Some((k.as_str(), val.clone())),
+            ("customer", "name") | ("company", "name") | ("kobject", "title") | ("note", "body") => {
+                Some((k.as_str(), val.clone()))
+            }
             ("customer", "emails") => Some(("emails", list_of(val, "email"))),
             ("customer", "phones") => Some(("phones", list_of(val, "phone"))),
             ("company", "domains") => Some(("domains", val.clone())),
             ("conversation", "name") => Some(("subject", val.clone())),
-            ("conversation", "status") | ("conversation", "priority") | ("conversation", "snoozedUntil") => Some((k.as_str(), val.clone())),
+            ("conversation", "status") | ("conversation", "priority") | ("conversation", "snoozedUntil") => {
+                Some((k.as_str(), val.clone()))
+            }
             ("conversation", "channels") => val.as_array().and_then(|a| a.first()).map(|c| ("channel", c.clone())),
-            ("message", "direction") | ("message", "channel") | ("message", "subject") => Some((k.as_str(), val.clone())),
+            ("message", "direction") | ("message", "channel") | ("message", "subject") => {
+                Some((k.as_str(), val.clone()))
+            }
             ("message", "body") | ("message", "preview") => {
                 if obj.contains_key("body") {
                     None
@@ -79,7 +91,13 @@ pub fn convert(v: &Value, skipped: &mut BTreeMap<String, u64>) -> Result<BulkLin
         }
     }
     let external_id = obj.get("externalId").and_then(Value::as_str).map(str::to_string);
-    Ok(BulkLine::Object { op: BulkOp::Upsert, klass, id, external_id, object: Value::Object(obj) })
+    Ok(BulkLine::Object {
+        op: BulkOp::Upsert,
+        klass,
+        id,
+        external_id,
+        object: Value::Object(obj),
+    })
 }
 
 fn list_of(v: &Value, key: &str) -> Value {
@@ -109,8 +127,16 @@ mod tests {
             "name": "Ada", "emails": [{"email": "a@x.io", "type": "home"}], "phones": [{"phone": "+1"}],
             "birthdayAt": "1815-12-10", "custom": {"tierStr": "gold"}},
             "relationships": {"company": {"data": {"type": "company", "id": "co1"}}, "org": {"data": {"id": "o"}}}}});
-        let BulkLine::Object { op, klass, id, object, .. } = convert(&line, &mut skipped).unwrap() else { panic!() };
-        assert_eq!((op, klass.as_str(), id.as_deref()), (BulkOp::Upsert, "customer", Some("5c1")));
+        let BulkLine::Object {
+            op, klass, id, object, ..
+        } = convert(&line, &mut skipped).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (op, klass.as_str(), id.as_deref()),
+            (BulkOp::Upsert, "customer", Some("5c1"))
+        );
         assert_eq!(object["emails"], json!(["a@x.io"]));
         assert_eq!(object["phones"], json!(["+1"]));
         assert_eq!(object["company"], "co1");
@@ -124,12 +150,16 @@ mod tests {
         let mut skipped = BTreeMap::new();
         let c = json!({"data": {"type": "conversation", "id": "cv", "attributes": {"name": "Where is it", "channels": ["email"]},
             "relationships": {"customer": {"data": {"id": "5c1"}}}}});
-        let BulkLine::Object { object, .. } = convert(&c, &mut skipped).unwrap() else { panic!() };
+        let BulkLine::Object { object, .. } = convert(&c, &mut skipped).unwrap() else {
+            panic!()
+        };
         assert_eq!(object["subject"], "Where is it");
         assert_eq!(object["channel"], "email");
         let k = json!({"data": {"type": "kobject", "id": "k1", "attributes": {"title": "Order 1", "custom": {"totalNum": 5}},
             "relationships": {"klass": {"data": {"id": "order"}}, "customer": {"data": {"id": "5c1"}}}}});
-        let BulkLine::Object { klass, object, .. } = convert(&k, &mut skipped).unwrap() else { panic!() };
+        let BulkLine::Object { klass, object, .. } = convert(&k, &mut skipped).unwrap() else {
+            panic!()
+        };
         assert_eq!(klass, "order");
         assert_eq!(object["customer"], "5c1");
         assert!(convert(&json!({"data": {"type": "kobject", "id": "x"}}), &mut skipped).is_err());

@@ -13,17 +13,17 @@ pub mod bulk;
 pub mod directory;
 pub mod error;
 pub mod export;
-pub mod indexing;
 pub mod import;
+pub mod indexing;
 pub mod input;
 pub mod kustomer;
 pub mod objects;
 pub mod reports;
+pub mod saved;
 pub mod schema;
 pub mod search;
 pub mod standard;
 pub mod timeline;
-pub mod saved;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -53,7 +53,9 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Millis {
-        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         d.as_millis() as Millis
     }
 }
@@ -161,7 +163,10 @@ impl App {
         if inner.store.orgs()?.is_empty() {
             bootstrap(&inner)?;
         }
-        inner.platform_key = inner.store.meta(PLATFORM_KEY_META)?.map(|v| String::from_utf8_lossy(&v).into_owned());
+        inner.platform_key = inner
+            .store
+            .meta(PLATFORM_KEY_META)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned());
         Ok(App { inner: Arc::new(inner) })
     }
 
@@ -190,12 +195,31 @@ impl App {
     /// # Errors
     /// 401 when the key is unknown or revoked, or its user is gone.
     pub fn authenticate(&self, secret: &str) -> Result<Caller> {
-        let unauthorized = || Problem::new(ErrorKind::Unauthorized, "unauthorized", "the API key is missing, unknown or revoked");
-        let key: ApiKey = self.inner.store.api_key(&auth::hash_key(secret))?.ok_or_else(unauthorized)?;
+        let unauthorized = || {
+            Problem::new(
+                ErrorKind::Unauthorized,
+                "unauthorized",
+                "the API key is missing, unknown or revoked",
+            )
+        };
+        let key: ApiKey = self
+            .inner
+            .store
+            .api_key(&auth::hash_key(secret))?
+            .ok_or_else(unauthorized)?;
         let org = self.inner.store.org(key.org)?.ok_or_else(unauthorized)?;
-        let user: User = self.inner.store.get_doc(org.num, Collection::User, &key.user)?.ok_or_else(unauthorized)?;
+        let user: User = self
+            .inner
+            .store
+            .get_doc(org.num, Collection::User, &key.user)?
+            .ok_or_else(unauthorized)?;
         let platform = self.inner.platform_key.as_deref() == Some(key.id.as_str());
-        Ok(Caller { org, user, key_id: key.id, platform })
+        Ok(Caller {
+            org,
+            user,
+            key_id: key.id,
+            platform,
+        })
     }
 
     /// The live state of an org, opened on first use.
@@ -209,9 +233,19 @@ impl App {
         if let Some(rt) = orgs.get(&org.num) {
             return Ok(rt.clone());
         }
-        let (indexer, task) = indexing::spawn(self.clone(), org.clone(), index.clone(), self.inner.shutdown.subscribe());
+        let (indexer, task) = indexing::spawn(
+            self.clone(),
+            org.clone(),
+            index.clone(),
+            self.inner.shutdown.subscribe(),
+        );
         let automation = automation::engine::AutomationHandle::default();
-        let engine = automation::engine::spawn(self.clone(), org.clone(), automation.clone(), self.inner.shutdown.subscribe());
+        let engine = automation::engine::spawn(
+            self.clone(),
+            org.clone(),
+            automation.clone(),
+            self.inner.shutdown.subscribe(),
+        );
         let rt = Arc::new(OrgRuntime {
             org: org.clone(),
             schema: RwLock::new(Arc::new(schema)),
@@ -242,7 +276,9 @@ impl App {
 
     fn load_schema(&self, org: u64) -> Result<OrgSchema> {
         let klasses: Vec<crate::model::Klass> = self.inner.store.list_docs(org, Collection::Klass)?;
-        Ok(OrgSchema { klasses: klasses.into_iter().map(|k| (k.name.clone(), k)).collect() })
+        Ok(OrgSchema {
+            klasses: klasses.into_iter().map(|k| (k.name.clone(), k)).collect(),
+        })
     }
 
     /// Reloads an org's schema cache from the store (after a schema change).
@@ -284,7 +320,12 @@ fn bootstrap(inner: &Inner) -> Result<()> {
         Some(k) => (k.clone(), false),
         None => (auth::new_key_secret(), true),
     };
-    let org = Org { num: 0, id: DEFAULT_ORG.into(), name: DEFAULT_ORG.into(), created_at: now };
+    let org = Org {
+        num: 0,
+        id: DEFAULT_ORG.into(),
+        name: DEFAULT_ORG.into(),
+        created_at: now,
+    };
     let admin = User {
         id: "admin".into(),
         name: "Admin".into(),
@@ -295,13 +336,19 @@ fn bootstrap(inner: &Inner) -> Result<()> {
         updated_at: now,
     };
     let key_id = format!("key_{}", auth::random_token(12));
-    inner.store.create_org(org, |num| org_seed_ops(&inner.opts.standard, &admin, &key_id, &secret, num, now))?;
+    inner.store.create_org(org, |num| {
+        org_seed_ops(&inner.opts.standard, &admin, &key_id, &secret, num, now)
+    })?;
     inner.store.set_meta(PLATFORM_KEY_META, key_id.as_bytes())?;
     if generated {
         let path = inner.opts.data_dir.join("admin-key");
-        write_secret_file(&path, &secret).map_err(|e| ServiceError::Internal(format!("writing {}: {e}", path.display())))?;
+        write_secret_file(&path, &secret)
+            .map_err(|e| ServiceError::Internal(format!("writing {}: {e}", path.display())))?;
         if inner.opts.announce_admin_key {
-            eprintln!("kindred: first start; admin key (also written to {}): {secret}", path.display());
+            eprintln!(
+                "kindred: first start; admin key (also written to {}): {secret}",
+                path.display()
+            );
         }
     }
     inner.store.flush()?;
@@ -310,7 +357,14 @@ fn bootstrap(inner: &Inner) -> Result<()> {
 }
 
 /// The documents a new org starts with: the standard klasses, its first admin and that admin's key.
-pub(crate) fn org_seed_ops(standard: &StandardKlasses, admin: &User, key_id: &str, secret: &str, org: u64, now: Millis) -> Vec<Op> {
+pub(crate) fn org_seed_ops(
+    standard: &StandardKlasses,
+    admin: &User,
+    key_id: &str,
+    secret: &str,
+    org: u64,
+    now: Millis,
+) -> Vec<Op> {
     let mut ops: Vec<Op> = standard
         .klasses
         .iter()
@@ -322,7 +376,13 @@ pub(crate) fn org_seed_ops(standard: &StandardKlasses, admin: &User, key_id: &st
         })
         .collect();
     ops.push(Op::put(Collection::User, admin.id.clone(), admin, Expect::Absent));
-    let key = ApiKey { id: key_id.to_string(), org, user: admin.id.clone(), hash: auth::hash_key(secret), created_at: now };
+    let key = ApiKey {
+        id: key_id.to_string(),
+        org,
+        user: admin.id.clone(),
+        hash: auth::hash_key(secret),
+        created_at: now,
+    };
     ops.push(directory::key_index_op(&admin.id, key_id, &key.hash));
     ops.push(Op::PutApiKey(key));
     ops

@@ -70,7 +70,17 @@ impl From<crate::storage::StorageError> for BuildError {
     }
 }
 
-const CORE_KEYS: [&str; 9] = ["id", "klass", "externalId", "custom", "relationships", "tags", "createdAt", "updatedAt", "rev"];
+const CORE_KEYS: [&str; 9] = [
+    "id",
+    "klass",
+    "externalId",
+    "custom",
+    "relationships",
+    "tags",
+    "createdAt",
+    "updatedAt",
+    "rev",
+];
 const MAX_EXTERNAL_ID: usize = 255;
 const MAX_TAG: usize = 128;
 
@@ -80,7 +90,10 @@ fn invalid(code: &'static str, title: impl Into<String>, pointer: impl Into<Stri
 
 impl App {
     fn klass_for(&self, rt: &OrgRuntime, name: &str) -> Result<Klass> {
-        rt.schema().klass(name).cloned().ok_or_else(|| Problem::not_found("klass", name).into())
+        rt.schema()
+            .klass(name)
+            .cloned()
+            .ok_or_else(|| Problem::not_found("klass", name).into())
     }
 
     /// Loads an object of `klass` by id (404 when absent or of another klass).
@@ -112,8 +125,14 @@ impl App {
         caller.require(Action::Read)?;
         let rt = self.runtime(&caller.org)?;
         self.klass_for(&rt, klass)?;
-        let num = self.store().num_by_external_id(caller.org.num, klass, ext)?.ok_or_else(|| Problem::not_found(klass, ext))?;
-        let obj = self.store().object(caller.org.num, num)?.ok_or_else(|| Problem::not_found(klass, ext))?;
+        let num = self
+            .store()
+            .num_by_external_id(caller.org.num, klass, ext)?
+            .ok_or_else(|| Problem::not_found(klass, ext))?;
+        let obj = self
+            .store()
+            .object(caller.org.num, num)?
+            .ok_or_else(|| Problem::not_found(klass, ext))?;
         Ok((self.render(&rt.schema(), &obj), obj.rev))
     }
 
@@ -121,8 +140,14 @@ impl App {
     pub fn get_customer_by_email(&self, caller: &Caller, email: &str) -> Result<(Value, u64)> {
         caller.require(Action::Read)?;
         let rt = self.runtime(&caller.org)?;
-        let num = self.store().num_by_email(caller.org.num, email)?.ok_or_else(|| Problem::not_found("customer", email))?;
-        let obj = self.store().object(caller.org.num, num)?.ok_or_else(|| Problem::not_found("customer", email))?;
+        let num = self
+            .store()
+            .num_by_email(caller.org.num, email)?
+            .ok_or_else(|| Problem::not_found("customer", email))?;
+        let obj = self
+            .store()
+            .object(caller.org.num, num)?
+            .ok_or_else(|| Problem::not_found("customer", email))?;
         Ok((self.render(&rt.schema(), &obj), obj.rev))
     }
 
@@ -137,7 +162,15 @@ impl App {
     }
 
     /// `PATCH` (merge) or `PUT` (replace) `/v1/objects/{klass}/{id}`.
-    pub async fn update_object(&self, caller: &Caller, klass: &str, id: &str, body: &Value, mode: Mode, opts: WriteOptions) -> Result<Value> {
+    pub async fn update_object(
+        &self,
+        caller: &Caller,
+        klass: &str,
+        id: &str,
+        body: &Value,
+        mode: Mode,
+        opts: WriteOptions,
+    ) -> Result<Value> {
         caller.require(Action::WriteObjects)?;
         let rt = self.runtime(&caller.org)?;
         for _ in 0..16 {
@@ -151,7 +184,9 @@ impl App {
                 Ok(stored) => return Ok(self.render(&rt.schema(), &stored)),
             }
         }
-        Err(ServiceError::Unavailable("the object is changing too often to update; retry".into()))
+        Err(ServiceError::Unavailable(
+            "the object is changing too often to update; retry".into(),
+        ))
     }
 
     /// `DELETE /v1/objects/{klass}/{id}`. Objects that reference it keep the (now dangling) id.
@@ -166,24 +201,41 @@ impl App {
                 other => return other.map(|_| ()),
             }
         }
-        Err(ServiceError::Unavailable("the object is changing too often to delete; retry".into()))
+        Err(ServiceError::Unavailable(
+            "the object is changing too often to delete; retry".into(),
+        ))
     }
 
     /// `PUT /v1/objects/{klass}/by-external-id/{externalId}`: creates the object with that
     /// externalId, or merges the body into the existing one. Returns whether it created.
-    pub async fn upsert_by_external_id(&self, caller: &Caller, klass: &str, ext: &str, body: &Value, opts: WriteOptions) -> Result<(bool, Value)> {
+    pub async fn upsert_by_external_id(
+        &self,
+        caller: &Caller,
+        klass: &str,
+        ext: &str,
+        body: &Value,
+        opts: WriteOptions,
+    ) -> Result<(bool, Value)> {
         caller.require(Action::WriteObjects)?;
         let rt = self.runtime(&caller.org)?;
         self.klass_for(&rt, klass)?;
         if let Some(given) = body.get("externalId").and_then(Value::as_str) {
             if given != ext {
-                return Err(invalid("immutable_field", "`externalId` differs from the one in the path", "/externalId").into());
+                return Err(invalid(
+                    "immutable_field",
+                    "`externalId` differs from the one in the path",
+                    "/externalId",
+                )
+                .into());
             }
         }
         for _ in 0..16 {
             match self.store().num_by_external_id(caller.org.num, klass, ext)? {
                 Some(num) => {
-                    let current = self.store().object(caller.org.num, num)?.ok_or_else(|| Problem::not_found(klass, ext))?;
+                    let current = self
+                        .store()
+                        .object(caller.org.num, num)?
+                        .ok_or_else(|| Problem::not_found(klass, ext))?;
                     check_if_match(&current, opts.if_match)?;
                     let mut next = self.build_with_declarations(&rt, klass, body, Some(&current), Mode::Patch)?;
                     self.run_rules(&rt, "updated", &mut next)?;
@@ -209,7 +261,9 @@ impl App {
                 }
             }
         }
-        Err(ServiceError::Unavailable("the object is changing too often to upsert; retry".into()))
+        Err(ServiceError::Unavailable(
+            "the object is changing too often to upsert; retry".into(),
+        ))
     }
 
     /// Runs the business rules of the object's klass on it.
@@ -219,7 +273,14 @@ impl App {
     }
 
     /// Builds an object, declaring Kustomer-suffix attributes first when the body uses new ones.
-    pub(crate) fn build_with_declarations(&self, rt: &OrgRuntime, klass: &str, body: &Value, base: Option<&Object>, mode: Mode) -> Result<Object> {
+    pub(crate) fn build_with_declarations(
+        &self,
+        rt: &OrgRuntime,
+        klass: &str,
+        body: &Value,
+        base: Option<&Object>,
+        mode: Mode,
+    ) -> Result<Object> {
         for _ in 0..3 {
             let k = self.klass_for(rt, klass)?;
             match self.build(rt.org.num, &k, body, base, mode) {
@@ -233,13 +294,29 @@ impl App {
     }
 
     /// Stores a write and waits for durability (and, when asked, for the index).
-    pub(crate) async fn write(&self, rt: &OrgRuntime, before: Option<Object>, after: Option<Object>, opts: WriteOptions) -> Result<Object> {
+    pub(crate) async fn write(
+        &self,
+        rt: &OrgRuntime,
+        before: Option<Object>,
+        after: Option<Object>,
+        opts: WriteOptions,
+    ) -> Result<Object> {
         let now = self.now();
         let schema = rt.schema();
-        let klass_name = after.as_ref().or(before.as_ref()).map(|o| o.klass.clone()).unwrap_or_default();
+        let klass_name = after
+            .as_ref()
+            .or(before.as_ref())
+            .map(|o| o.klass.clone())
+            .unwrap_or_default();
         let changed = Object::changed_paths(before.as_ref(), after.as_ref(), schema.klass(&klass_name));
         let result_obj = after.clone().or_else(|| before.clone()).expect("one side");
-        let mut w = [ObjectWrite { before, after, log: true, depth: opts.depth, changed }];
+        let mut w = [ObjectWrite {
+            before,
+            after,
+            log: true,
+            depth: opts.depth,
+            changed,
+        }];
         let out = self.store().write_objects(rt.org.num, &mut w, now)?;
         if !opts.defer_durability {
             self.store().durable().await?;
@@ -257,20 +334,42 @@ impl App {
     }
 
     /// Checks `body` against the klass and produces the object to store.
-    pub(crate) fn build(&self, org: u64, k: &Klass, body: &Value, base: Option<&Object>, mode: Mode) -> std::result::Result<Object, BuildError> {
+    pub(crate) fn build(
+        &self,
+        org: u64,
+        k: &Klass,
+        body: &Value,
+        base: Option<&Object>,
+        mode: Mode,
+    ) -> std::result::Result<Object, BuildError> {
         self.build_with(&StoreLookup { app: self, org }, k, body, base, mode)
     }
 
     /// [`App::build`] with references resolved through `lookup` (a batch resolves ids created
     /// earlier in the same batch).
-    pub(crate) fn build_with(&self, lookup: &dyn Lookup, k: &Klass, body: &Value, base: Option<&Object>, mode: Mode) -> std::result::Result<Object, BuildError> {
+    pub(crate) fn build_with(
+        &self,
+        lookup: &dyn Lookup,
+        k: &Klass,
+        body: &Value,
+        base: Option<&Object>,
+        mode: Mode,
+    ) -> std::result::Result<Object, BuildError> {
         let b = Body::new(body).map_err(|p| BuildError::Invalid(vec![p]))?;
         let now = self.now();
         let mut problems: Vec<Problem> = Vec::new();
         for key in b.map().keys() {
             if !CORE_KEYS.contains(&key.as_str()) && k.standard_attribute(key).is_none() {
-                let hint = if AttrType::from_suffix(key).is_some() { " (custom attributes go under `custom`)" } else { "" };
-                problems.push(invalid("unknown_attribute", format!("`{key}` is not an attribute of `{}`{hint}", k.name), b.pointer(key)));
+                let hint = if AttrType::from_suffix(key).is_some() {
+                    " (custom attributes go under `custom`)"
+                } else {
+                    ""
+                };
+                problems.push(invalid(
+                    "unknown_attribute",
+                    format!("`{key}` is not an attribute of `{}`{hint}", k.name),
+                    b.pointer(key),
+                ));
             }
         }
         let mut obj = match (mode, base) {
@@ -308,10 +407,15 @@ impl App {
                 rev: base.rev + 1,
                 links: BTreeMap::new(),
             },
-            (_, None) => return Err(BuildError::Failed(ServiceError::Internal("update without a base object".into()))),
+            (_, None) => {
+                return Err(BuildError::Failed(ServiceError::Internal(
+                    "update without a base object".into(),
+                )))
+            }
         };
         // A patch keeps only values of attributes still declared.
-        obj.custom.retain(|key, _| k.attributes.iter().any(|a| !a.standard && &a.key == key));
+        obj.custom
+            .retain(|key, _| k.attributes.iter().any(|a| !a.standard && &a.key == key));
 
         // id, klass
         match (mode, b.opt_str("id")) {
@@ -326,14 +430,20 @@ impl App {
         }
         if let Ok(Some(kl)) = b.opt_str("klass") {
             if kl != k.name {
-                problems.push(invalid("klass_mismatch", format!("`klass` is `{kl}` but the path names `{}`", k.name), "/klass"));
+                problems.push(invalid(
+                    "klass_mismatch",
+                    format!("`klass` is `{kl}` but the path names `{}`", k.name),
+                    "/klass",
+                ));
             }
         }
         // externalId
         if b.has("externalId") {
             match b.get("externalId") {
                 None => obj.external_id = None,
-                Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_EXTERNAL_ID && !s.chars().any(char::is_control) => {
+                Some(Value::String(s))
+                    if !s.is_empty() && s.len() <= MAX_EXTERNAL_ID && !s.chars().any(char::is_control) =>
+                {
                     obj.external_id = Some(s.clone())
                 }
                 Some(_) => problems.push(invalid(
@@ -351,7 +461,11 @@ impl App {
                     for (i, t) in tags.unwrap_or_default().into_iter().enumerate() {
                         let t = t.trim().to_string();
                         if t.is_empty() || t.len() > MAX_TAG {
-                            problems.push(invalid("invalid_field", format!("a tag must be 1-{MAX_TAG} bytes"), format!("/tags/{i}")));
+                            problems.push(invalid(
+                                "invalid_field",
+                                format!("a tag must be 1-{MAX_TAG} bytes"),
+                                format!("/tags/{i}"),
+                            ));
                         } else if !out.contains(&t) {
                             out.push(t);
                         }
@@ -377,7 +491,9 @@ impl App {
                 Ok(t) => obj.updated_at = t,
                 Err(e) => problems.push(invalid("invalid_field", format!("`updatedAt`: {e}"), "/updatedAt")),
             },
-            Ok(None) if mode == Mode::Create && b.get("createdAt").is_some() => obj.updated_at = obj.updated_at.max(obj.created_at),
+            Ok(None) if mode == Mode::Create && b.get("createdAt").is_some() => {
+                obj.updated_at = obj.updated_at.max(obj.created_at)
+            }
             Ok(None) => {}
             Err(p) => problems.push(p),
         }
@@ -444,7 +560,11 @@ impl App {
                     for (name, v) in rels {
                         let p = format!("/relationships/{}", crate::query::ast::escape_pointer(name));
                         let Some(r) = k.relationship(name) else {
-                            problems.push(invalid("unknown_relationship", format!("`{name}` is not a relationship of `{}`", k.name), p));
+                            problems.push(invalid(
+                                "unknown_relationship",
+                                format!("`{name}` is not a relationship of `{}`", k.name),
+                                p,
+                            ));
                             continue;
                         };
                         match (v, r.cardinality) {
@@ -466,12 +586,22 @@ impl App {
                                 }
                                 obj.relationships.insert(name.clone(), RelValue::Many(ids));
                             }
-                            (_, Cardinality::One) => problems.push(invalid("invalid_relationship", format!("`{name}` takes one id"), p)),
-                            (_, Cardinality::Many) => problems.push(invalid("invalid_relationship", format!("`{name}` takes a list of ids"), p)),
+                            (_, Cardinality::One) => {
+                                problems.push(invalid("invalid_relationship", format!("`{name}` takes one id"), p))
+                            }
+                            (_, Cardinality::Many) => problems.push(invalid(
+                                "invalid_relationship",
+                                format!("`{name}` takes a list of ids"),
+                                p,
+                            )),
                         }
                     }
                 }
-                Some(_) => problems.push(invalid("invalid_field", "`relationships` must be an object", "/relationships")),
+                Some(_) => problems.push(invalid(
+                    "invalid_field",
+                    "`relationships` must be an object",
+                    "/relationships",
+                )),
             }
         }
         if !problems.is_empty() {
@@ -490,7 +620,11 @@ impl App {
         inherit_customer(lookup, k, &mut obj)?;
         for a in k.attributes.iter().filter(|a| a.required) {
             if obj.attr(&a.key, a.standard).is_none_or(|v| !v.is_set()) {
-                let p = if a.standard { format!("/{}", a.name) } else { format!("/custom/{}", a.name) };
+                let p = if a.standard {
+                    format!("/{}", a.name)
+                } else {
+                    format!("/custom/{}", a.name)
+                };
                 problems.push(invalid("missing_attribute", format!("`{}` is required", a.name), p));
             }
         }
@@ -503,12 +637,25 @@ impl App {
 
     /// Resolves references and relationships to nums (only the changed ones are looked up again,
     /// so a dangling reference does not block unrelated updates) and checks directory ids.
-    fn resolve_links(&self, lookup: &dyn Lookup, k: &Klass, obj: &mut Object, base: Option<&Object>, problems: &mut Vec<Problem>) -> std::result::Result<(), BuildError> {
+    fn resolve_links(
+        &self,
+        lookup: &dyn Lookup,
+        k: &Klass,
+        obj: &mut Object,
+        base: Option<&Object>,
+        problems: &mut Vec<Problem>,
+    ) -> std::result::Result<(), BuildError> {
         let org = lookup.org();
         let mut links = BTreeMap::new();
         for a in &k.attributes {
-            let Some(v) = obj.attr(&a.key, a.standard) else { continue };
-            let p = if a.standard { format!("/{}", a.name) } else { format!("/custom/{}", a.name) };
+            let Some(v) = obj.attr(&a.key, a.standard) else {
+                continue;
+            };
+            let p = if a.standard {
+                format!("/{}", a.name)
+            } else {
+                format!("/custom/{}", a.name)
+            };
             if a.ty == AttrType::Reference {
                 let unchanged = base.and_then(|b| b.attr(&a.key, a.standard)) == Some(v);
                 if unchanged {
@@ -538,7 +685,9 @@ impl App {
             }
         }
         for r in &k.relationships {
-            let Some(v) = obj.relationships.get(&r.name) else { continue };
+            let Some(v) = obj.relationships.get(&r.name) else {
+                continue;
+            };
             let unchanged = base.and_then(|b| b.relationships.get(&r.name)) == Some(v);
             if unchanged {
                 if let Some(nums) = base.and_then(|b| b.links.get(&r.key)) {
@@ -552,7 +701,10 @@ impl App {
                     Some(n) => nums.push(n),
                     None => problems.push(invalid(
                         "invalid_reference",
-                        format!("relationship `{}` must name an existing {} (`{id}` does not exist)", r.name, r.klass),
+                        format!(
+                            "relationship `{}` must name an existing {} (`{id}` does not exist)",
+                            r.name, r.klass
+                        ),
                         format!("/relationships/{}", r.name),
                     )),
                 }
@@ -567,7 +719,11 @@ impl App {
 
     /// The num of an object of `klass` by id.
     pub(crate) fn lookup_num(&self, org: u64, id: &str, klass: &str) -> crate::storage::Result<Option<u64>> {
-        Ok(self.store().num_and_klass_by_id(org, id)?.filter(|(_, k)| k == klass).map(|(n, _)| n))
+        Ok(self
+            .store()
+            .num_and_klass_by_id(org, id)?
+            .filter(|(_, k)| k == klass)
+            .map(|(n, _)| n))
     }
 }
 
@@ -576,7 +732,9 @@ fn inherit_customer(lookup: &dyn Lookup, k: &Klass, obj: &mut Object) -> std::re
     if !matches!(k.name.as_str(), "message" | "note") || obj.fields.contains_key("customer") {
         return Ok(());
     }
-    let Some(conv_id) = obj.reference("conversation").map(str::to_string) else { return Ok(()) };
+    let Some(conv_id) = obj.reference("conversation").map(str::to_string) else {
+        return Ok(());
+    };
     if let Some(c) = lookup.customer_of_conversation(&conv_id)? {
         obj.fields.insert("customer".into(), V::Str(c));
     }
@@ -609,17 +767,35 @@ impl Lookup for StoreLookup<'_> {
     }
 
     fn customer_of_conversation(&self, id: &str) -> crate::storage::Result<Option<String>> {
-        let Some(num) = self.app.lookup_num(self.org, id, "conversation")? else { return Ok(None) };
-        Ok(self.app.store().object(self.org, num)?.and_then(|c| c.reference("customer").map(str::to_string)))
+        let Some(num) = self.app.lookup_num(self.org, id, "conversation")? else {
+            return Ok(None);
+        };
+        Ok(self
+            .app
+            .store()
+            .object(self.org, num)?
+            .and_then(|c| c.reference("customer").map(str::to_string)))
     }
 }
 
-fn check_directory(app: &App, org: u64, a: &Attribute, v: &V, dir: DirectoryKind, p: &str, problems: &mut Vec<Problem>) -> std::result::Result<(), BuildError> {
+fn check_directory(
+    app: &App,
+    org: u64,
+    a: &Attribute,
+    v: &V,
+    dir: DirectoryKind,
+    p: &str,
+    problems: &mut Vec<Problem>,
+) -> std::result::Result<(), BuildError> {
     for e in v.elements().iter().filter_map(V::as_str).filter(|s| !s.is_empty()) {
         let team = dir == DirectoryKind::Team;
         if !app.directory_has(org, team, e)? {
             let what = if team { "team" } else { "user" };
-            problems.push(invalid("invalid_reference", format!("`{}` must name an existing {what} (`{e}` does not exist)", a.name), p));
+            problems.push(invalid(
+                "invalid_reference",
+                format!("`{}` must name an existing {what} (`{e}` does not exist)", a.name),
+                p,
+            ));
         }
     }
     Ok(())

@@ -27,7 +27,17 @@ use crate::query::filter::{AttrRef, Filter, Pred, Scalar, Target};
 /// Most buckets a report may produce.
 pub const MAX_BUCKETS: u32 = 10_000;
 
-const METRICS: [&str; 9] = ["sum", "avg", "min", "max", "value_count", "cardinality", "stats", "percentiles", "extended_stats"];
+const METRICS: [&str; 9] = [
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "value_count",
+    "cardinality",
+    "stats",
+    "percentiles",
+    "extended_stats",
+];
 
 #[derive(Debug, Clone)]
 enum Kind {
@@ -58,7 +68,16 @@ fn bad(pointer: &str, title: impl Into<String>) -> ServiceError {
 
 fn resolve_field(k: &Klass, path: &str) -> Option<(Target, AttrType)> {
     let attr = |a: &crate::model::Attribute| {
-        (Target::Attr(AttrRef { name: a.name.clone(), key: a.key.clone(), ty: a.ty, list: a.list, standard: a.standard }), a.ty)
+        (
+            Target::Attr(AttrRef {
+                name: a.name.clone(),
+                key: a.key.clone(),
+                ty: a.ty,
+                list: a.list,
+                standard: a.standard,
+            }),
+            a.ty,
+        )
     };
     Some(match path {
         "id" => (Target::Id, AttrType::String),
@@ -72,7 +91,13 @@ fn resolve_field(k: &Klass, path: &str) -> Option<(Target, AttrType)> {
             None => match p.strip_prefix("relationships.") {
                 Some(name) => {
                     let r = k.relationship(name)?;
-                    (Target::Rel { name: r.name.clone(), key: r.key.clone() }, AttrType::Reference)
+                    (
+                        Target::Rel {
+                            name: r.name.clone(),
+                            key: r.key.clone(),
+                        },
+                        AttrType::Reference,
+                    )
                 }
                 None => attr(k.standard_attribute(p)?),
             },
@@ -96,17 +121,31 @@ fn parse_aggs(k: &Klass, v: &Value, pointer: &str, now: Millis) -> Result<Vec<Ag
             match key.as_str() {
                 "aggs" | "aggregations" => subs = parse_aggs(k, val, &format!("{p}/{key}"), now)?,
                 _ if kind_entry.is_none() => kind_entry = Some((key.clone(), val.clone())),
-                _ => return Err(bad(&format!("{p}/{key}"), format!("aggregation `{name}` has more than one type"))),
+                _ => {
+                    return Err(bad(
+                        &format!("{p}/{key}"),
+                        format!("aggregation `{name}` has more than one type"),
+                    ))
+                }
             }
         }
-        let (kind_name, params) = kind_entry.ok_or_else(|| bad(&p, format!("aggregation `{name}` needs a type (terms, date_histogram, sum...)")))?;
+        let (kind_name, params) = kind_entry.ok_or_else(|| {
+            bad(
+                &p,
+                format!("aggregation `{name}` needs a type (terms, date_histogram, sum...)"),
+            )
+        })?;
         let kp = format!("{p}/{kind_name}");
         let Value::Object(params) = params else {
             return Err(bad(&kp, format!("`{kind_name}` takes an object")));
         };
-        let field = params.get("field").and_then(Value::as_str).ok_or_else(|| bad(&format!("{kp}/field"), "`field` is required"))?;
+        let field = params
+            .get("field")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(&format!("{kp}/field"), "`field` is required"))?;
         let fp = format!("{kp}/field");
-        let (target, ty) = resolve_field(k, field).ok_or_else(|| bad(&fp, format!("field `{field}` does not exist on `{}`", k.name)))?;
+        let (target, ty) = resolve_field(k, field)
+            .ok_or_else(|| bad(&fp, format!("field `{field}` does not exist on `{}`", k.name)))?;
         if ty == AttrType::Text {
             return Err(bad(&fp, format!("`{field}` is a text field and cannot be aggregated")));
         }
@@ -117,7 +156,9 @@ fn parse_aggs(k: &Klass, v: &Value, pointer: &str, now: Millis) -> Result<Vec<Ag
         body.insert("field".into(), Value::String(column.clone()));
         let kind = match kind_name.as_str() {
             "terms" => {
-                let size = params.get("size").map(|s| s.as_u64().filter(|n| (1..=MAX_BUCKETS as u64).contains(n)));
+                let size = params
+                    .get("size")
+                    .map(|s| s.as_u64().filter(|n| (1..=MAX_BUCKETS as u64).contains(n)));
                 if let Some(None) = size {
                     return Err(bad(&format!("{kp}/size"), format!("`size` must be 1..{MAX_BUCKETS}")));
                 }
@@ -125,7 +166,10 @@ fn parse_aggs(k: &Klass, v: &Value, pointer: &str, now: Millis) -> Result<Vec<Ag
             }
             "histogram" => {
                 if !numeric {
-                    return Err(bad(&fp, format!("`histogram` needs a number or date field; `{field}` is {}", ty.name())));
+                    return Err(bad(
+                        &fp,
+                        format!("`histogram` needs a number or date field; `{field}` is {}", ty.name()),
+                    ));
                 }
                 let interval = params.get("interval").and_then(Value::as_f64).filter(|i| *i > 0.0);
                 if interval.is_none() {
@@ -135,12 +179,18 @@ fn parse_aggs(k: &Klass, v: &Value, pointer: &str, now: Millis) -> Result<Vec<Ag
             }
             "date_histogram" => {
                 if !is_date {
-                    return Err(bad(&fp, format!("`date_histogram` needs a date field; `{field}` is {}", ty.name())));
+                    return Err(bad(
+                        &fp,
+                        format!("`date_histogram` needs a date field; `{field}` is {}", ty.name()),
+                    ));
                 }
                 match (params.get("calendar_interval"), params.get("fixed_interval")) {
                     (Some(c), None) => {
                         let unit = c.as_str().and_then(CalendarUnit::parse).ok_or_else(|| {
-                            bad(&format!("{kp}/calendar_interval"), "`calendar_interval` must be minute, hour, day, week, month, quarter or year")
+                            bad(
+                                &format!("{kp}/calendar_interval"),
+                                "`calendar_interval` must be minute, hour, day, week, month, quarter or year",
+                            )
                         })?;
                         Kind::DateCalendar(unit)
                     }
@@ -149,14 +199,28 @@ fn parse_aggs(k: &Klass, v: &Value, pointer: &str, now: Millis) -> Result<Vec<Ag
                             .as_str()
                             .and_then(|s| parse_duration(s).ok())
                             .filter(|ms| *ms > 0)
-                            .ok_or_else(|| bad(&format!("{kp}/fixed_interval"), "`fixed_interval` must be a duration like \"12h\""))?;
+                            .ok_or_else(|| {
+                                bad(
+                                    &format!("{kp}/fixed_interval"),
+                                    "`fixed_interval` must be a duration like \"12h\"",
+                                )
+                            })?;
                         Kind::DateFixed(ms)
                     }
-                    _ => return Err(bad(&kp, "`date_histogram` takes one of `calendar_interval` or `fixed_interval`")),
+                    _ => {
+                        return Err(bad(
+                            &kp,
+                            "`date_histogram` takes one of `calendar_interval` or `fixed_interval`",
+                        ))
+                    }
                 }
             }
             "range" => {
-                let ranges = params.get("ranges").and_then(Value::as_array).filter(|r| !r.is_empty()).ok_or_else(|| bad(&format!("{kp}/ranges"), "`ranges` must be a non-empty list"))?;
+                let ranges = params
+                    .get("ranges")
+                    .and_then(Value::as_array)
+                    .filter(|r| !r.is_empty())
+                    .ok_or_else(|| bad(&format!("{kp}/ranges"), "`ranges` must be a non-empty list"))?;
                 let mut out = Vec::new();
                 for (i, r) in ranges.iter().enumerate() {
                     let rp = format!("{kp}/ranges/{i}");
@@ -165,13 +229,19 @@ fn parse_aggs(k: &Klass, v: &Value, pointer: &str, now: Millis) -> Result<Vec<Ag
                         match r.get(bound) {
                             None | Some(Value::Null) => {}
                             Some(Value::String(s)) if is_date => {
-                                let ms = parse_time(s, now).map_err(|e| bad(&format!("{rp}/{bound}"), e.to_string()))?;
+                                let ms =
+                                    parse_time(s, now).map_err(|e| bad(&format!("{rp}/{bound}"), e.to_string()))?;
                                 rr.insert(bound.into(), json!(ms as f64));
                             }
                             Some(Value::Number(n)) if numeric => {
                                 rr.insert(bound.into(), json!(n.as_f64()));
                             }
-                            Some(_) => return Err(bad(&format!("{rp}/{bound}"), format!("`{bound}` must be a {}", if is_date { "date" } else { "number" }))),
+                            Some(_) => {
+                                return Err(bad(
+                                    &format!("{rp}/{bound}"),
+                                    format!("`{bound}` must be a {}", if is_date { "date" } else { "number" }),
+                                ))
+                            }
                         }
                     }
                     if let Some(key) = r.get("key") {
@@ -180,14 +250,20 @@ fn parse_aggs(k: &Klass, v: &Value, pointer: &str, now: Millis) -> Result<Vec<Ag
                     out.push(Value::Object(rr));
                 }
                 if !numeric {
-                    return Err(bad(&fp, format!("`range` needs a number or date field; `{field}` is {}", ty.name())));
+                    return Err(bad(
+                        &fp,
+                        format!("`range` needs a number or date field; `{field}` is {}", ty.name()),
+                    ));
                 }
                 body.insert("ranges".into(), Value::Array(out));
                 Kind::Range
             }
             m if METRICS.contains(&m) => {
                 if m != "value_count" && m != "cardinality" && !numeric {
-                    return Err(bad(&fp, format!("`{m}` needs a number or date field; `{field}` is {}", ty.name())));
+                    return Err(bad(
+                        &fp,
+                        format!("`{m}` needs a number or date field; `{field}` is {}", ty.name()),
+                    ));
                 }
                 if !subs.is_empty() {
                     return Err(bad(&p, format!("metric `{m}` cannot have sub-aggregations")));
@@ -196,7 +272,15 @@ fn parse_aggs(k: &Klass, v: &Value, pointer: &str, now: Millis) -> Result<Vec<Ag
             }
             other => return Err(bad(&kp, format!("unknown aggregation type `{other}`"))),
         };
-        out.push(Agg { name: name.clone(), kind, column, is_date, body, subs, calendar: Vec::new() });
+        out.push(Agg {
+            name: name.clone(),
+            kind,
+            column,
+            is_date,
+            body,
+            subs,
+            calendar: Vec::new(),
+        });
     }
     Ok(out)
 }
@@ -257,7 +341,10 @@ fn to_request(aggs: &[Agg]) -> Value {
                 let ranges: Vec<Value> = if a.calendar.is_empty() {
                     vec![json!({"from": 0.0, "to": 0.0})]
                 } else {
-                    a.calendar.iter().map(|(f, t)| json!({"from": *f as f64, "to": *t as f64})).collect()
+                    a.calendar
+                        .iter()
+                        .map(|(f, t)| json!({"from": *f as f64, "to": *t as f64}))
+                        .collect()
                 };
                 ("range".to_string(), json!({"field": a.column, "ranges": ranges}))
             }
@@ -303,7 +390,9 @@ fn shape(aggs: &[Agg], res: &mut Map<String, Value>) {
                     Kind::DateCalendar(_) => {
                         let mut out: Vec<Value> = buckets
                             .drain(..)
-                            .filter(|b| b["from"].as_f64().is_some() && b["to"].as_f64().is_some() && b["from"] != b["to"])
+                            .filter(|b| {
+                                b["from"].as_f64().is_some() && b["to"].as_f64().is_some() && b["from"] != b["to"]
+                            })
                             .map(|mut b| {
                                 let from = b["from"].as_f64().unwrap_or(0.0) as Millis;
                                 if let Value::Object(m) = &mut b {
@@ -366,9 +455,18 @@ impl App {
         let aggs_json = req.aggs.clone();
         let prepared: Prepared = match &req.saved_search {
             Some(id) => {
-                let has_filter = !req.query_context.is_empty() || !req.and.is_empty() || !req.or.is_empty() || !req.not.is_empty() || req.text.is_some();
+                let has_filter = !req.query_context.is_empty()
+                    || !req.and.is_empty()
+                    || !req.or.is_empty()
+                    || !req.not.is_empty()
+                    || req.text.is_some();
                 if has_filter {
-                    return Err(Problem::bad_request("invalid_query", "give either `savedSearch` or filter keys, not both").at("/savedSearch").into());
+                    return Err(Problem::bad_request(
+                        "invalid_query",
+                        "give either `savedSearch` or filter keys, not both",
+                    )
+                    .at("/savedSearch")
+                    .into());
                 }
                 self.prepare_saved(caller, id, None, None)?.1
             }
@@ -396,7 +494,11 @@ fn filter_bounds(f: &Filter, column: &str) -> Option<(f64, f64)> {
         other => vec![other],
     };
     for c in children {
-        if let Filter::Cond { target, pred: Pred::Range(lo, hi) } = c {
+        if let Filter::Cond {
+            target,
+            pred: Pred::Range(lo, hi),
+        } = c
+        {
             if agg_column(target).as_deref() == Some(column) {
                 let v = |b: &Bound<Scalar>| match b {
                     Bound::Included(Scalar::Int(i)) | Bound::Excluded(Scalar::Int(i)) => Some(*i as f64),
@@ -437,15 +539,25 @@ fn run_report(snap: &Snapshot, compiled: &Compiled, filter: &Filter, aggs: &mut 
                 bounds.extend(m);
             }
         }
-        let n = fill_calendars(aggs, &bounds).map_err(|m| ServiceError::from(Problem::bad_request("too_many_buckets", m).at("/aggs")))?;
+        let n = fill_calendars(aggs, &bounds)
+            .map_err(|m| ServiceError::from(Problem::bad_request("too_many_buckets", m).at("/aggs")))?;
         if n > MAX_BUCKETS as u64 {
-            return Err(Problem::bad_request("too_many_buckets", format!("the report would make more than {MAX_BUCKETS} buckets")).at("/aggs").into());
+            return Err(Problem::bad_request(
+                "too_many_buckets",
+                format!("the report would make more than {MAX_BUCKETS} buckets"),
+            )
+            .at("/aggs")
+            .into());
         }
     }
-    let (total, res) = compiled.aggregate(snap, to_request(aggs), MAX_BUCKETS).map_err(|e| match e {
-        crate::index::IndexError::Rejected(m) => ServiceError::from(Problem::bad_request("invalid_aggregation", m).at("/aggs")),
-        other => other.into(),
-    })?;
+    let (total, res) = compiled
+        .aggregate(snap, to_request(aggs), MAX_BUCKETS)
+        .map_err(|e| match e {
+            crate::index::IndexError::Rejected(m) => {
+                ServiceError::from(Problem::bad_request("invalid_aggregation", m).at("/aggs"))
+            }
+            other => other.into(),
+        })?;
     let mut res = match res {
         Value::Object(m) => m,
         _ => Map::new(),

@@ -41,7 +41,9 @@ impl App {
         let req = SearchRequest::parse_as(query, BodyKind::Search).map_err(|p| p.nested_under("/query"))?;
         match self.prepare_request(caller, req) {
             Ok(_) => Ok(()),
-            Err(ServiceError::Rejected(ps)) => Err(ServiceError::Rejected(ps.into_iter().map(|p| p.nested_under("/query")).collect())),
+            Err(ServiceError::Rejected(ps)) => Err(ServiceError::Rejected(
+                ps.into_iter().map(|p| p.nested_under("/query")).collect(),
+            )),
             Err(e) => Err(e),
         }
     }
@@ -49,12 +51,16 @@ impl App {
     fn check_audience(&self, org: u64, b: &Body<'_>, users: &[String], teams: &[String]) -> Result<()> {
         for (i, u) in users.iter().enumerate() {
             if self.store().get_doc::<User>(org, Collection::User, u)?.is_none() {
-                return Err(Problem::invalid("unknown_user", format!("user `{u}` does not exist")).at(format!("{}/{i}", b.pointer("users"))).into());
+                return Err(Problem::invalid("unknown_user", format!("user `{u}` does not exist"))
+                    .at(format!("{}/{i}", b.pointer("users")))
+                    .into());
             }
         }
         for (i, t) in teams.iter().enumerate() {
             if self.store().get_doc::<Team>(org, Collection::Team, t)?.is_none() {
-                return Err(Problem::invalid("unknown_team", format!("team `{t}` does not exist")).at(format!("{}/{i}", b.pointer("teams"))).into());
+                return Err(Problem::invalid("unknown_team", format!("team `{t}` does not exist"))
+                    .at(format!("{}/{i}", b.pointer("teams")))
+                    .into());
             }
         }
         Ok(())
@@ -63,9 +69,11 @@ impl App {
     fn parse_visibility(b: &Body<'_>) -> Result<Option<Visibility>> {
         match b.opt_str("visibility")? {
             None => Ok(None),
-            Some(v) => Visibility::parse(v)
-                .map(Some)
-                .ok_or_else(|| Problem::invalid("invalid_field", "`visibility` must be private, org or shared").at("/visibility").into()),
+            Some(v) => Visibility::parse(v).map(Some).ok_or_else(|| {
+                Problem::invalid("invalid_field", "`visibility` must be private, org or shared")
+                    .at("/visibility")
+                    .into()
+            }),
         }
     }
 
@@ -76,7 +84,10 @@ impl App {
         b.only(&["id", "name", "query", "visibility", "users", "teams", "pinned"])?;
         let id = b.opt_id("id")?.map(str::to_string).unwrap_or_else(new_id);
         let name = b.req_str("name")?.to_string();
-        let query = b.get("query").cloned().ok_or_else(|| Problem::invalid("missing_field", "`query` is required").at("/query"))?;
+        let query = b
+            .get("query")
+            .cloned()
+            .ok_or_else(|| Problem::invalid("missing_field", "`query` is required").at("/query"))?;
         self.check_query(caller, &query)?;
         let visibility = Self::parse_visibility(&b)?.unwrap_or(Visibility::Private);
         let users = b.opt_str_list("users")?.unwrap_or_default();
@@ -95,7 +106,10 @@ impl App {
             created_at: now,
             updated_at: now,
         };
-        self.store().apply(caller.org.num, vec![Op::put(Collection::SavedSearch, ss.id.clone(), &ss, Expect::Absent)])?;
+        self.store().apply(
+            caller.org.num,
+            vec![Op::put(Collection::SavedSearch, ss.id.clone(), &ss, Expect::Absent)],
+        )?;
         Ok(ss.to_json())
     }
 
@@ -131,10 +145,14 @@ impl App {
         let b = Body::new(body)?;
         b.only(&["id", "name", "query", "visibility", "users", "teams", "pinned", "owner"])?;
         if b.opt_str("id")?.is_some_and(|x| x != id) {
-            return Err(Problem::invalid("immutable_field", "`id` cannot change").at("/id").into());
+            return Err(Problem::invalid("immutable_field", "`id` cannot change")
+                .at("/id")
+                .into());
         }
         if b.opt_str("owner")?.is_some_and(|x| x != ss.owner) {
-            return Err(Problem::invalid("immutable_field", "`owner` cannot change").at("/owner").into());
+            return Err(Problem::invalid("immutable_field", "`owner` cannot change")
+                .at("/owner")
+                .into());
         }
         if b.get("name").is_some() {
             ss.name = b.req_str("name")?.to_string();
@@ -157,7 +175,10 @@ impl App {
             ss.pinned = p;
         }
         ss.updated_at = self.now();
-        self.store().apply(caller.org.num, vec![Op::put(Collection::SavedSearch, ss.id.clone(), &ss, Expect::Present)])?;
+        self.store().apply(
+            caller.org.num,
+            vec![Op::put(Collection::SavedSearch, ss.id.clone(), &ss, Expect::Present)],
+        )?;
         Ok(ss.to_json())
     }
 
@@ -165,17 +186,28 @@ impl App {
     pub fn delete_saved_search(&self, caller: &Caller, id: &str) -> Result<()> {
         let ss = self.saved(caller, id)?;
         Self::require_owner(caller, &ss)?;
-        self.store().apply(caller.org.num, vec![Op::delete(Collection::SavedSearch, id)])?;
+        self.store()
+            .apply(caller.org.num, vec![Op::delete(Collection::SavedSearch, id)])?;
         Ok(())
     }
 
     /// Prepares a saved search's query as it stands now, with the caller's rights. A query the
     /// current schema no longer accepts (an attribute removed or changed) is a 409 naming it.
-    pub fn prepare_saved(&self, caller: &Caller, id: &str, page_size: Option<u64>, cursor: Option<String>) -> Result<(SavedSearch, Prepared)> {
+    pub fn prepare_saved(
+        &self,
+        caller: &Caller,
+        id: &str,
+        page_size: Option<u64>,
+        cursor: Option<String>,
+    ) -> Result<(SavedSearch, Prepared)> {
         let ss = self.saved(caller, id)?;
         let outdated = |p: Problem| {
-            Problem::new(ErrorKind::Conflict, "saved_search_outdated", format!("saved search `{}` no longer fits the schema: {}", ss.name, p.title))
-                .nested_under("/query")
+            Problem::new(
+                ErrorKind::Conflict,
+                "saved_search_outdated",
+                format!("saved search `{}` no longer fits the schema: {}", ss.name, p.title),
+            )
+            .nested_under("/query")
         };
         let mut req = SearchRequest::parse_as(&ss.query, BodyKind::Search).map_err(outdated)?;
         if page_size.is_some() {
@@ -190,7 +222,11 @@ impl App {
                     matches!(&p.source, Some(crate::error::ProblemSource::Pointer(ptr)) if ptr == "/pageSize" || ptr == "/cursor")
                 });
                 if let Some(p) = params.into_iter().next() {
-                    let param = if p.code == "invalid_cursor" { "cursor" } else { "pageSize" };
+                    let param = if p.code == "invalid_cursor" {
+                        "cursor"
+                    } else {
+                        "pageSize"
+                    };
                     return Err(Problem { source: None, ..p }.param(param).into());
                 }
                 return Err(ServiceError::Rejected(schema.into_iter().map(outdated).collect()));
@@ -201,7 +237,13 @@ impl App {
     }
 
     /// `GET /v1/saved-searches/{id}/results`.
-    pub async fn saved_results(&self, caller: &Caller, id: &str, page_size: Option<u64>, cursor: Option<String>) -> Result<super::search::JsonBytes> {
+    pub async fn saved_results(
+        &self,
+        caller: &Caller,
+        id: &str,
+        page_size: Option<u64>,
+        cursor: Option<String>,
+    ) -> Result<super::search::JsonBytes> {
         if let Some(n) = page_size {
             super::search::page_size(Some(n), true)?;
         }
@@ -216,7 +258,12 @@ impl App {
     }
 
     /// `GET /v1/saved-searches/{id}/export?format=`.
-    pub fn saved_export(&self, caller: &Caller, id: &str, format: &str) -> Result<tokio::sync::mpsc::Receiver<std::result::Result<bytes::Bytes, std::io::Error>>> {
+    pub fn saved_export(
+        &self,
+        caller: &Caller,
+        id: &str,
+        format: &str,
+    ) -> Result<tokio::sync::mpsc::Receiver<std::result::Result<bytes::Bytes, std::io::Error>>> {
         let format = ExportFormat::parse(format)?;
         let (_, p) = self.prepare_saved(caller, id, None, None)?;
         Ok(self.run_export(p, format))
@@ -238,10 +285,17 @@ impl App {
         let org = caller.org.num;
         let now = self.now();
         blocking(move || {
-            let related = IndexRelated { app: &app, snap: &snap, org, cache: RefCell::new(HashMap::new()) };
+            let related = IndexRelated {
+                app: &app,
+                snap: &snap,
+                org,
+                cache: RefCell::new(HashMap::new()),
+            };
             let mut out = Vec::new();
             for ss in list {
-                let Ok(req) = SearchRequest::parse_as(&ss.query, BodyKind::Search) else { continue };
+                let Ok(req) = SearchRequest::parse_as(&ss.query, BodyKind::Search) else {
+                    continue;
+                };
                 let at = match req.now.as_deref() {
                     Some(n) => crate::model::time::parse_time(n, now).unwrap_or(now),
                     None => now,
@@ -249,8 +303,14 @@ impl App {
                 let v = Validator::new(&schema, at);
                 let Ok(k) = v.context(&req) else { continue };
                 // A saved search the schema no longer accepts matches nothing.
-                let Ok(filter) = v.request_filter(k, &req) else { continue };
-                let ctx = EvalContext { schema: &schema, related: &related, changed: &[] };
+                let Ok(filter) = v.request_filter(k, &req) else {
+                    continue;
+                };
+                let ctx = EvalContext {
+                    schema: &schema,
+                    related: &related,
+                    changed: &[],
+                };
                 if matches(&filter, &obj, &ctx) {
                     out.push(ss.to_json());
                 }
@@ -260,6 +320,9 @@ impl App {
         .await
     }
 }
+
+/// (related klass, link key, child side, object num).
+pub type RelatedKey = (String, String, bool, u64);
 
 /// Related objects of one object, found through the index (children) or its links (parents),
 /// read from the store, and cached for the request.
@@ -271,7 +334,7 @@ pub struct IndexRelated<'a> {
     /// Org num.
     pub org: u64,
     /// (related klass, key, side, num) -> objects.
-    pub cache: RefCell<HashMap<(String, String, bool, u64), Vec<Object>>>,
+    pub cache: RefCell<HashMap<RelatedKey, Vec<Object>>>,
 }
 
 impl Related for IndexRelated<'_> {

@@ -9,8 +9,8 @@ use super::directory::list_json;
 use super::error::{Result, ServiceError};
 use super::{App, OrgRuntime};
 use crate::error::{ErrorKind, Problem};
-use crate::model::klass::{AttributeDef, KlassDef, RelationshipDef, RESERVED_KLASS_NAMES, STANDARD_KLASSES};
 use crate::model::ids::check_name;
+use crate::model::klass::{AttributeDef, KlassDef, RelationshipDef, RESERVED_KLASS_NAMES, STANDARD_KLASSES};
 use crate::model::{AttrType, Attribute, Klass, Relationship};
 use crate::storage::{Collection, Expect, Op};
 
@@ -42,7 +42,13 @@ impl App {
         caller.require(Action::Read)?;
         let schema = self.runtime(&caller.org)?.schema();
         let mut klasses: Vec<&Klass> = schema.klasses.values().collect();
-        klasses.sort_by_key(|k| (!k.standard, STANDARD_KLASSES.iter().position(|s| *s == k.name), k.name.clone()));
+        klasses.sort_by_key(|k| {
+            (
+                !k.standard,
+                STANDARD_KLASSES.iter().position(|s| *s == k.name),
+                k.name.clone(),
+            )
+        });
         Ok(list_json(klasses.into_iter().map(Klass::to_json).collect()))
     }
 
@@ -50,7 +56,10 @@ impl App {
     pub fn get_klass(&self, caller: &Caller, name: &str) -> Result<Value> {
         caller.require(Action::Read)?;
         let schema = self.runtime(&caller.org)?.schema();
-        schema.klass(name).map(Klass::to_json).ok_or_else(|| Problem::not_found("klass", name).into())
+        schema
+            .klass(name)
+            .map(Klass::to_json)
+            .ok_or_else(|| Problem::not_found("klass", name).into())
     }
 
     /// `POST /v1/klasses`: a custom klass.
@@ -60,7 +69,10 @@ impl App {
         let rt = self.runtime(&caller.org)?;
         let _g = rt.admin_write.lock().expect("admin lock");
         let k = self.new_klass(&rt, def)?;
-        self.store().apply(rt.org.num, vec![Op::put(Collection::Klass, k.name.clone(), &k, Expect::Absent)])?;
+        self.store().apply(
+            rt.org.num,
+            vec![Op::put(Collection::Klass, k.name.clone(), &k, Expect::Absent)],
+        )?;
         self.reload_schema(&rt)?;
         tracing::info!(org = %rt.org.id, klass = %k.name, "klass created");
         Ok(k.to_json())
@@ -69,11 +81,18 @@ impl App {
     fn new_klass(&self, rt: &OrgRuntime, def: KlassDef) -> Result<Klass> {
         let name = def.name.clone().unwrap_or_default();
         if name.is_empty() {
-            return Err(Problem::invalid("missing_field", "`name` is required").at("/name").into());
+            return Err(Problem::invalid("missing_field", "`name` is required")
+                .at("/name")
+                .into());
         }
         check_name(&name).map_err(|e| Problem::invalid("invalid_name", e.to_string()).at("/name"))?;
         if RESERVED_KLASS_NAMES.contains(&name.as_str()) {
-            return Err(Problem::invalid("reserved_name", format!("`{name}` is reserved; choose another klass name")).at("/name").into());
+            return Err(Problem::invalid(
+                "reserved_name",
+                format!("`{name}` is reserved; choose another klass name"),
+            )
+            .at("/name")
+            .into());
         }
         let schema = rt.schema();
         if schema.klass(&name).is_some() {
@@ -97,7 +116,14 @@ impl App {
 
     /// Adds attributes and relationships to `k`, assigning keys to new ones; an existing one must
     /// keep its type (409 otherwise) and only its display metadata (and enum values) change.
-    fn add_definitions(&self, rt: &OrgRuntime, k: &mut Klass, attrs: Vec<AttributeDef>, rels: Vec<RelationshipDef>, creating: bool) -> Result<()> {
+    fn add_definitions(
+        &self,
+        rt: &OrgRuntime,
+        k: &mut Klass,
+        attrs: Vec<AttributeDef>,
+        rels: Vec<RelationshipDef>,
+        creating: bool,
+    ) -> Result<()> {
         let schema = rt.schema();
         let mut errors = Vec::new();
         let mut fresh: Vec<(AttributeDef, AttrType)> = Vec::new();
@@ -149,9 +175,12 @@ impl App {
                     }
                     if let Some(values) = d.values {
                         if existing.standard && values != existing.values {
-                            return Err(Problem::conflict("standard_attribute", format!("the values of standard attribute `{}` cannot change", d.name))
-                                .at(format!("{at}/values"))
-                                .into());
+                            return Err(Problem::conflict(
+                                "standard_attribute",
+                                format!("the values of standard attribute `{}` cannot change", d.name),
+                            )
+                            .at(format!("{at}/values"))
+                            .into());
                         }
                         existing.values = values;
                     }
@@ -163,7 +192,11 @@ impl App {
         for (i, r) in rels.into_iter().enumerate() {
             let at = format!("/relationships/{i}");
             let mut err = |p: &str, code, title: String| {
-                errors.push(crate::model::klass::DefError { pointer: format!("{at}{p}"), code, title })
+                errors.push(crate::model::klass::DefError {
+                    pointer: format!("{at}{p}"),
+                    code,
+                    title,
+                })
             };
             if let Err(e) = check_name(&r.name) {
                 err("/name", "invalid_name", e.to_string());
@@ -178,7 +211,10 @@ impl App {
                     if existing.klass != r.klass || existing.cardinality != r.cardinality {
                         return Err(Problem::conflict(
                             "relationship_change",
-                            format!("relationship `{}` links to `{}`; its target and cardinality cannot change", r.name, existing.klass),
+                            format!(
+                                "relationship `{}` links to `{}`; its target and cardinality cannot change",
+                                r.name, existing.klass
+                            ),
                         )
                         .at(at)
                         .into());
@@ -189,7 +225,11 @@ impl App {
                 }
                 None => {
                     if fresh_rels.iter().any(|x: &RelationshipDef| x.name == r.name) {
-                        err("/name", "duplicate_relationship", format!("relationship `{}` is declared twice", r.name));
+                        err(
+                            "/name",
+                            "duplicate_relationship",
+                            format!("relationship `{}` is declared twice", r.name),
+                        );
                         continue;
                     }
                     fresh_rels.push(r)
@@ -198,7 +238,10 @@ impl App {
         }
         if !errors.is_empty() {
             return Err(ServiceError::Rejected(
-                errors.into_iter().map(|e| Problem::new(ErrorKind::Unprocessable, e.code, e.title).at(e.pointer)).collect(),
+                errors
+                    .into_iter()
+                    .map(|e| Problem::new(ErrorKind::Unprocessable, e.code, e.title).at(e.pointer))
+                    .collect(),
             ));
         }
         let _ = creating;
@@ -230,10 +273,16 @@ impl App {
         let def = parse_def(body)?;
         let rt = self.runtime(&caller.org)?;
         let _g = rt.admin_write.lock().expect("admin lock");
-        let mut k = rt.schema().klass(name).cloned().ok_or_else(|| Problem::not_found("klass", name))?;
+        let mut k = rt
+            .schema()
+            .klass(name)
+            .cloned()
+            .ok_or_else(|| Problem::not_found("klass", name))?;
         if let Some(n) = &def.name {
             if n != name {
-                return Err(Problem::invalid("immutable_field", "`name` cannot change").at("/name").into());
+                return Err(Problem::invalid("immutable_field", "`name` cannot change")
+                    .at("/name")
+                    .into());
             }
         }
         if def.display_name.is_some() {
@@ -247,7 +296,10 @@ impl App {
         }
         self.add_definitions(&rt, &mut k, def.attributes, def.relationships, false)?;
         k.updated_at = self.now();
-        self.store().apply(rt.org.num, vec![Op::put(Collection::Klass, k.name.clone(), &k, Expect::Present)])?;
+        self.store().apply(
+            rt.org.num,
+            vec![Op::put(Collection::Klass, k.name.clone(), &k, Expect::Present)],
+        )?;
         self.reload_schema(&rt)?;
         Ok(k.to_json())
     }
@@ -270,18 +322,29 @@ impl App {
         caller.require(Action::WriteSchema)?;
         let rt = self.runtime(&caller.org)?;
         let _g = rt.admin_write.lock().expect("admin lock");
-        let mut k = rt.schema().klass(name).cloned().ok_or_else(|| Problem::not_found("klass", name))?;
+        let mut k = rt
+            .schema()
+            .klass(name)
+            .cloned()
+            .ok_or_else(|| Problem::not_found("klass", name))?;
         match k.attributes.iter().position(|a| a.name == attr && !a.standard) {
             Some(i) => {
                 k.attributes.remove(i);
             }
             None if k.standard_attribute(attr).is_some() => {
-                return Err(Problem::conflict("standard_attribute", format!("`{attr}` is a standard attribute and cannot be removed")).into())
+                return Err(Problem::conflict(
+                    "standard_attribute",
+                    format!("`{attr}` is a standard attribute and cannot be removed"),
+                )
+                .into())
             }
             None => return Err(Problem::not_found("attribute", attr).into()),
         }
         k.updated_at = self.now();
-        self.store().apply(rt.org.num, vec![Op::put(Collection::Klass, k.name.clone(), &k, Expect::Present)])?;
+        self.store().apply(
+            rt.org.num,
+            vec![Op::put(Collection::Klass, k.name.clone(), &k, Expect::Present)],
+        )?;
         self.reload_schema(&rt)?;
         tracing::info!(org = %rt.org.id, klass = name, attribute = attr, "attribute removed");
         Ok(())
@@ -296,20 +359,31 @@ impl App {
         let schema = rt.schema();
         let k = schema.klass(name).ok_or_else(|| Problem::not_found("klass", name))?;
         if k.standard {
-            return Err(Problem::conflict("standard_klass", format!("`{name}` is a standard klass and cannot be deleted")).into());
+            return Err(Problem::conflict(
+                "standard_klass",
+                format!("`{name}` is a standard klass and cannot be deleted"),
+            )
+            .into());
         }
         let n = self.store().klass_count(rt.org.num, name)?;
         if n > 0 {
-            return Err(Problem::conflict("klass_in_use", format!("klass `{name}` still has {n} objects; delete them first")).into());
+            return Err(Problem::conflict(
+                "klass_in_use",
+                format!("klass `{name}` still has {n} objects; delete them first"),
+            )
+            .into());
         }
         for other in schema.klasses.values().filter(|o| o.name != name) {
             let referenced = other.attributes.iter().any(|a| a.target.as_deref() == Some(name))
                 || other.relationships.iter().any(|r| r.klass == name);
             if referenced {
-                return Err(Problem::conflict("klass_in_use", format!("klass `{}` references `{name}`", other.name)).into());
+                return Err(
+                    Problem::conflict("klass_in_use", format!("klass `{}` references `{name}`", other.name)).into(),
+                );
             }
         }
-        self.store().apply(rt.org.num, vec![Op::delete(Collection::Klass, name)])?;
+        self.store()
+            .apply(rt.org.num, vec![Op::delete(Collection::Klass, name)])?;
         self.reload_schema(&rt)?;
         Ok(())
     }
@@ -317,7 +391,11 @@ impl App {
     /// Declares custom attributes named with a Kustomer type suffix on first write.
     pub(crate) fn declare_suffix_attributes(&self, rt: &OrgRuntime, klass: &str, names: &[String]) -> Result<()> {
         let _g = rt.admin_write.lock().expect("admin lock");
-        let mut k = rt.schema().klass(klass).cloned().ok_or_else(|| Problem::not_found("klass", klass))?;
+        let mut k = rt
+            .schema()
+            .klass(klass)
+            .cloned()
+            .ok_or_else(|| Problem::not_found("klass", klass))?;
         let missing: Vec<AttributeDef> = names
             .iter()
             .filter(|n| k.custom_attribute(n).is_none())
@@ -343,7 +421,10 @@ impl App {
         }
         self.add_definitions(rt, &mut k, missing, Vec::new(), false)?;
         k.updated_at = self.now();
-        self.store().apply(rt.org.num, vec![Op::put(Collection::Klass, k.name.clone(), &k, Expect::Present)])?;
+        self.store().apply(
+            rt.org.num,
+            vec![Op::put(Collection::Klass, k.name.clone(), &k, Expect::Present)],
+        )?;
         self.reload_schema(rt)?;
         Ok(())
     }

@@ -45,12 +45,28 @@ struct PageOut<'a> {
 }
 
 /// Serializes a page of objects.
-pub fn page_json(schema: &OrgSchema, objects: &[(crate::model::Object, Option<f32>)], total: u64, next_cursor: Option<String>) -> JsonBytes {
+pub fn page_json(
+    schema: &OrgSchema,
+    objects: &[(crate::model::Object, Option<f32>)],
+    total: u64,
+    next_cursor: Option<String>,
+) -> JsonBytes {
     let data = objects
         .iter()
-        .map(|(o, score)| crate::model::ObjectView { obj: o, klass: schema.klass(&o.klass), score: *score })
+        .map(|(o, score)| crate::model::ObjectView {
+            obj: o,
+            klass: schema.klass(&o.klass),
+            score: *score,
+        })
         .collect();
-    JsonBytes(serde_json::to_vec(&PageOut { data, total, next_cursor }).expect("serializing a page"))
+    JsonBytes(
+        serde_json::to_vec(&PageOut {
+            data,
+            total,
+            next_cursor,
+        })
+        .expect("serializing a page"),
+    )
 }
 
 /// Default page size.
@@ -99,14 +115,27 @@ fn signature(keys: &[SortKey]) -> u32 {
 
 /// Encodes the position after a hit as an opaque cursor.
 pub fn encode_cursor(keys: &[SortKey], pos: &Position) -> String {
-    let token = CursorToken { s: signature(keys), pos: pos.clone() };
+    let token = CursorToken {
+        s: signature(keys),
+        pos: pos.clone(),
+    };
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).expect("serializable"))
 }
 
 /// Decodes a cursor made for the same sort keys.
 pub fn decode_cursor(keys: &[SortKey], s: &str, pointer: &str) -> Result<Position> {
-    let bad = || ServiceError::from(Problem::bad_request("invalid_cursor", "`cursor` is not a cursor of this query (use `nextCursor` as returned)").at(pointer));
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
+    let bad = || {
+        ServiceError::from(
+            Problem::bad_request(
+                "invalid_cursor",
+                "`cursor` is not a cursor of this query (use `nextCursor` as returned)",
+            )
+            .at(pointer),
+        )
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| bad())?;
     let token: CursorToken = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     if token.s != signature(keys) || token.pos.parts.len() != keys.len() {
         return Err(bad());
@@ -118,7 +147,11 @@ pub fn decode_cursor(keys: &[SortKey], s: &str, pointer: &str) -> Result<Positio
 pub fn resolve_now(app: &App, now: Option<&str>, pointer: &str) -> Result<Millis> {
     match now {
         None => Ok(app.now()),
-        Some(s) => parse_time(s, app.now()).map_err(|e| Problem::bad_request("invalid_query", format!("`now`: {e}")).at(pointer).into()),
+        Some(s) => parse_time(s, app.now()).map_err(|e| {
+            Problem::bad_request("invalid_query", format!("`now`: {e}"))
+                .at(pointer)
+                .into()
+        }),
     }
 }
 
@@ -157,7 +190,17 @@ impl App {
             Some(c) => Some(decode_cursor(&keys, c, "/cursor")?),
             None => None,
         };
-        Ok(Prepared { rt, schema: schema.clone(), klass, filter, keys, page_size, after, now, req })
+        Ok(Prepared {
+            rt,
+            schema: schema.clone(),
+            klass,
+            filter,
+            keys,
+            page_size,
+            after,
+            now,
+            req,
+        })
     }
 
     /// A snapshot of an org's index.
@@ -222,14 +265,23 @@ impl App {
     }
 
     /// `POST /v1/search/export?format=`: streams every match as NDJSON or CSV.
-    pub fn search_export(&self, caller: &Caller, body: &Value, format: &str) -> Result<mpsc::Receiver<std::result::Result<Bytes, std::io::Error>>> {
+    pub fn search_export(
+        &self,
+        caller: &Caller,
+        body: &Value,
+        format: &str,
+    ) -> Result<mpsc::Receiver<std::result::Result<Bytes, std::io::Error>>> {
         let format = ExportFormat::parse(format)?;
         let p = self.prepare_search(caller, body, BodyKind::Search)?;
         Ok(self.run_export(p, format))
     }
 
     /// Streams every match of a prepared search.
-    pub fn run_export(&self, p: Prepared, format: ExportFormat) -> mpsc::Receiver<std::result::Result<Bytes, std::io::Error>> {
+    pub fn run_export(
+        &self,
+        p: Prepared,
+        format: ExportFormat,
+    ) -> mpsc::Receiver<std::result::Result<Bytes, std::io::Error>> {
         let (tx, rx) = mpsc::channel(16);
         let app = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -251,21 +303,74 @@ impl App {
             let mut push = |path: String, ty: &str, list: bool, ops: &[&str], sortable: bool, aggregatable: bool| {
                 fields.push(serde_json::json!({"path": path, "type": ty, "list": list, "operators": ops, "sortable": sortable, "aggregatable": aggregatable}));
             };
-            push("id".into(), "string", false, &["equals", "not_equals", "in", "not_in", "starts_with", "set"], true, true);
-            push("externalId".into(), "string", false, &["equals", "not_equals", "in", "not_in", "starts_with", "set"], false, true);
-            push("tags".into(), "string", true, &["equals", "not_equals", "in", "not_in", "starts_with", "set"], false, true);
+            push(
+                "id".into(),
+                "string",
+                false,
+                &["equals", "not_equals", "in", "not_in", "starts_with", "set"],
+                true,
+                true,
+            );
+            push(
+                "externalId".into(),
+                "string",
+                false,
+                &["equals", "not_equals", "in", "not_in", "starts_with", "set"],
+                false,
+                true,
+            );
+            push(
+                "tags".into(),
+                "string",
+                true,
+                &["equals", "not_equals", "in", "not_in", "starts_with", "set"],
+                false,
+                true,
+            );
             for t in ["createdAt", "updatedAt"] {
-                push(t.into(), "date", false, crate::model::AttrType::Date.operators(), true, true);
+                push(
+                    t.into(),
+                    "date",
+                    false,
+                    crate::model::AttrType::Date.operators(),
+                    true,
+                    true,
+                );
             }
             for a in &k.attributes {
-                let path = if a.standard { a.name.clone() } else { format!("custom.{}", a.name) };
-                push(path, a.ty.name(), a.list, a.ty.operators(), a.ty.sortable() && !a.list, a.ty.aggregatable());
+                let path = if a.standard {
+                    a.name.clone()
+                } else {
+                    format!("custom.{}", a.name)
+                };
+                push(
+                    path,
+                    a.ty.name(),
+                    a.list,
+                    a.ty.operators(),
+                    a.ty.sortable() && !a.list,
+                    a.ty.aggregatable(),
+                );
             }
             for r in &k.relationships {
-                push(format!("relationships.{}", r.name), "reference", r.cardinality == crate::model::Cardinality::Many, crate::model::AttrType::Reference.operators(), false, true);
+                push(
+                    format!("relationships.{}", r.name),
+                    "reference",
+                    r.cardinality == crate::model::Cardinality::Many,
+                    crate::model::AttrType::Reference.operators(),
+                    false,
+                    true,
+                );
             }
-            let related: Vec<&String> = schema.klasses.keys().filter(|o| schema.relation(&k.name, o).is_some()).collect();
-            klasses.insert(k.name.clone(), serde_json::json!({"fields": fields, "related": related}));
+            let related: Vec<&String> = schema
+                .klasses
+                .keys()
+                .filter(|o| schema.relation(&k.name, o).is_some())
+                .collect();
+            klasses.insert(
+                k.name.clone(),
+                serde_json::json!({"fields": fields, "related": related}),
+            );
         }
         Ok(serde_json::json!({"klasses": klasses}))
     }
@@ -286,7 +391,11 @@ impl ExportFormat {
         match s {
             "" | "ndjson" => Ok(ExportFormat::Ndjson),
             "csv" => Ok(ExportFormat::Csv),
-            _ => Err(Problem::bad_request("invalid_parameter", "`format` must be ndjson or csv").param("format").into()),
+            _ => Err(
+                Problem::bad_request("invalid_parameter", "`format` must be ndjson or csv")
+                    .param("format")
+                    .into(),
+            ),
         }
     }
 }
@@ -299,9 +408,17 @@ pub fn csv_columns(k: &Klass, fields: Option<&[String]>) -> Vec<String> {
         cols.extend(f.iter().filter(|x| x.as_str() != "id").cloned());
         return cols;
     }
-    let mut cols: Vec<String> = ["id", "klass", "externalId", "createdAt", "updatedAt"].iter().map(|s| s.to_string()).collect();
+    let mut cols: Vec<String> = ["id", "klass", "externalId", "createdAt", "updatedAt"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     cols.extend(k.attributes.iter().filter(|a| a.standard).map(|a| a.name.clone()));
-    let mut custom: Vec<String> = k.attributes.iter().filter(|a| !a.standard).map(|a| format!("custom.{}", a.name)).collect();
+    let mut custom: Vec<String> = k
+        .attributes
+        .iter()
+        .filter(|a| !a.standard)
+        .map(|a| format!("custom.{}", a.name))
+        .collect();
     custom.sort();
     cols.extend(custom);
     cols
@@ -331,7 +448,12 @@ pub fn csv_cell(obj: &Value, path: &str) -> String {
     }
 }
 
-fn export(app: &App, p: &Prepared, format: ExportFormat, tx: &mpsc::Sender<std::result::Result<Bytes, std::io::Error>>) -> Result<()> {
+fn export(
+    app: &App,
+    p: &Prepared,
+    format: ExportFormat,
+    tx: &mpsc::Sender<std::result::Result<Bytes, std::io::Error>>,
+) -> Result<()> {
     let snap = app.snapshot(&p.rt);
     let compiled = snap.compile(&p.klass.name, &p.filter)?;
     let org = p.rt.org.num;
@@ -339,21 +461,27 @@ fn export(app: &App, p: &Prepared, format: ExportFormat, tx: &mpsc::Sender<std::
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     if format == ExportFormat::Csv {
         let mut w = csv::Writer::from_writer(&mut buf);
-        w.write_record(&cols).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        w.write_record(&cols)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
         w.flush().map_err(|e| ServiceError::Internal(e.to_string()))?;
     }
     let emit = |objs: &mut dyn Iterator<Item = crate::model::Object>, buf: &mut Vec<u8>| -> Result<bool> {
         for o in objs {
             match format {
                 ExportFormat::Ndjson => {
-                    let view = crate::model::ObjectView { obj: &o, klass: p.schema.klass(&o.klass), score: None };
+                    let view = crate::model::ObjectView {
+                        obj: &o,
+                        klass: p.schema.klass(&o.klass),
+                        score: None,
+                    };
                     serde_json::to_writer(&mut *buf, &view).map_err(|e| ServiceError::Internal(e.to_string()))?;
                     buf.push(b'\n');
                 }
                 ExportFormat::Csv => {
                     let j = app.render(&p.schema, &o);
                     let mut w = csv::Writer::from_writer(&mut *buf);
-                    w.write_record(cols.iter().map(|c| csv_cell(&j, c))).map_err(|e| ServiceError::Internal(e.to_string()))?;
+                    w.write_record(cols.iter().map(|c| csv_cell(&j, c)))
+                        .map_err(|e| ServiceError::Internal(e.to_string()))?;
                     w.flush().map_err(|e| ServiceError::Internal(e.to_string()))?;
                 }
             }
@@ -407,11 +535,20 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_refuse_other_sorts() {
-        let keys = vec![SortKey { source: SortSource::I64("updated".into()), desc: true }];
-        let pos = Position { parts: vec![KeyPart::Num(5)], id: "c-1".into() };
+        let keys = vec![SortKey {
+            source: SortSource::I64("updated".into()),
+            desc: true,
+        }];
+        let pos = Position {
+            parts: vec![KeyPart::Num(5)],
+            id: "c-1".into(),
+        };
         let c = encode_cursor(&keys, &pos);
         assert_eq!(decode_cursor(&keys, &c, "/cursor").unwrap(), pos);
-        let other = vec![SortKey { source: SortSource::I64("created".into()), desc: true }];
+        let other = vec![SortKey {
+            source: SortSource::I64("created".into()),
+            desc: true,
+        }];
         assert!(decode_cursor(&other, &c, "/cursor").is_err());
         assert!(decode_cursor(&keys, "garbage!", "/cursor").is_err());
     }

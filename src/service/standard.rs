@@ -3,14 +3,17 @@
 
 use std::path::Path;
 
-use crate::model::klass::{AttributeDef, KlassDef};
 use crate::model::klass::STANDARD_KLASSES;
+use crate::model::klass::{AttributeDef, KlassDef};
 use crate::model::{Attribute, Klass};
 
 const EMBEDDED: [(&str, &str); 6] = [
     ("company", include_str!("../../index-config/klasses/company.json")),
     ("customer", include_str!("../../index-config/klasses/customer.json")),
-    ("conversation", include_str!("../../index-config/klasses/conversation.json")),
+    (
+        "conversation",
+        include_str!("../../index-config/klasses/conversation.json"),
+    ),
     ("message", include_str!("../../index-config/klasses/message.json")),
     ("note", include_str!("../../index-config/klasses/note.json")),
     ("kobject", include_str!("../../index-config/klasses/kobject.json")),
@@ -75,7 +78,14 @@ fn to_attributes(klass: &str, defs: Vec<AttributeDef>) -> Result<Vec<Attribute>,
             let key = d.name.clone();
             out.push(d.into_attribute(ty, key, true));
         } else {
-            return Err(format!("klasses/{klass}.json: {}", errors.iter().map(|e| format!("{}: {}", e.pointer, e.title)).collect::<Vec<_>>().join("; ")));
+            return Err(format!(
+                "klasses/{klass}.json: {}",
+                errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.pointer, e.title))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
         }
     }
     Ok(out)
@@ -104,7 +114,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("klasses")).unwrap();
         for (name, text) in EMBEDDED {
-            let text = if name == "note" { text.replace("\"type\": \"text\"", "\"typ\": \"text\"") } else { text.to_string() };
+            let text = if name == "note" {
+                text.replace("\"type\": \"text\"", "\"typ\": \"text\"")
+            } else {
+                text.to_string()
+            };
             std::fs::write(dir.path().join("klasses").join(format!("{name}.json")), text).unwrap();
         }
         let err = StandardKlasses::load(Some(dir.path())).unwrap_err();

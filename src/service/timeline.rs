@@ -18,18 +18,34 @@ use crate::query::filter::{Filter, Pred, Scalar, Target};
 use crate::query::validate::Validator;
 
 fn timeline_keys() -> Vec<SortKey> {
-    vec![SortKey { source: SortSource::I64(schema::CREATED.into()), desc: true }]
+    vec![SortKey {
+        source: SortSource::I64(schema::CREATED.into()),
+        desc: true,
+    }]
 }
 
 impl App {
     /// `GET /v1/objects/{customer|company}/{id}/timeline?klasses=&pageSize=&cursor=`.
-    pub async fn timeline_get(&self, caller: &Caller, klass: &str, id: &str, q: &HashMap<String, String>) -> Result<JsonBytes> {
+    pub async fn timeline_get(
+        &self,
+        caller: &Caller,
+        klass: &str,
+        id: &str,
+        q: &HashMap<String, String>,
+    ) -> Result<JsonBytes> {
         let mut req = SearchRequest::default();
         if let Some(k) = q.get("klasses") {
-            req.klasses = Some(k.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
+            req.klasses = Some(
+                k.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            );
         }
         if let Some(ps) = q.get("pageSize") {
-            req.page_size = Some(ps.parse().map_err(|_| Problem::bad_request("invalid_page_size", "`pageSize` must be between 1 and 1000").param("pageSize"))?);
+            req.page_size = Some(ps.parse().map_err(|_| {
+                Problem::bad_request("invalid_page_size", "`pageSize` must be between 1 and 1000").param("pageSize")
+            })?);
         }
         req.cursor = q.get("cursor").cloned().filter(|c| !c.is_empty());
         self.timeline(caller, klass, id, req, true).await
@@ -41,7 +57,14 @@ impl App {
         self.timeline(caller, klass, id, req, false).await
     }
 
-    async fn timeline(&self, caller: &Caller, klass: &str, id: &str, req: SearchRequest, from_query: bool) -> Result<JsonBytes> {
+    async fn timeline(
+        &self,
+        caller: &Caller,
+        klass: &str,
+        id: &str,
+        req: SearchRequest,
+        from_query: bool,
+    ) -> Result<JsonBytes> {
         caller.require(Action::Read)?;
         if klass != "customer" && klass != "company" {
             return Err(Problem::not_found("timeline of klass", klass).into());
@@ -53,7 +76,12 @@ impl App {
         for (i, k) in klasses.iter().enumerate() {
             if schema.klass(k).is_none() {
                 let p = Problem::bad_request("unknown_klass", format!("klass `{k}` does not exist"));
-                return Err(if from_query { p.param("klasses") } else { p.at(format!("/klasses/{i}")) }.into());
+                return Err(if from_query {
+                    p.param("klasses")
+                } else {
+                    p.at(format!("/klasses/{i}"))
+                }
+                .into());
             }
         }
         let now = resolve_now(self, req.now.as_deref(), "/now")?;
@@ -71,9 +99,7 @@ impl App {
             let (customers, company) = if klass == "customer" {
                 (vec![owner.num], None)
             } else {
-                let customers = snap
-                    .compile("customer", &company_filter(&owner.id))?
-                    .nums(&snap)?;
+                let customers = snap.compile("customer", &company_filter(&owner.id))?.nums(&snap)?;
                 (customers, Some(owner.num))
             };
             let compiled = snap.compile_linked(&customers, company, &klasses, &filter)?;

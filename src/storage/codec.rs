@@ -37,15 +37,28 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// [`StorageError::Corrupt`] when the bytes are not a value of this version and type.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, StorageError> {
     match bytes.split_first() {
-        Some((&PLAIN, rest)) => rmp_serde::from_slice(rest)
-            .map_err(|e| StorageError::Corrupt { what, detail: e.to_string() }),
+        Some((&PLAIN, rest)) => rmp_serde::from_slice(rest).map_err(|e| StorageError::Corrupt {
+            what,
+            detail: e.to_string(),
+        }),
         Some((&LZ4, rest)) => {
-            let plain = lz4_flex::block::decompress_size_prepended(rest)
-                .map_err(|e| StorageError::Corrupt { what, detail: e.to_string() })?;
-            rmp_serde::from_slice(&plain).map_err(|e| StorageError::Corrupt { what, detail: e.to_string() })
+            let plain = lz4_flex::block::decompress_size_prepended(rest).map_err(|e| StorageError::Corrupt {
+                what,
+                detail: e.to_string(),
+            })?;
+            rmp_serde::from_slice(&plain).map_err(|e| StorageError::Corrupt {
+                what,
+                detail: e.to_string(),
+            })
         }
-        Some((v, _)) => Err(StorageError::Corrupt { what, detail: format!("unknown encoding version {v}") }),
-        None => Err(StorageError::Corrupt { what, detail: "empty value".into() }),
+        Some((v, _)) => Err(StorageError::Corrupt {
+            what,
+            detail: format!("unknown encoding version {v}"),
+        }),
+        None => Err(StorageError::Corrupt {
+            what,
+            detail: "empty value".into(),
+        }),
     }
 }
 
@@ -57,7 +70,13 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn object() -> impl Strategy<Value = Object> {
-        (any::<u64>(), "[a-z0-9-]{1,20}", prop::option::of("[ -~]{0,12}"), prop::collection::btree_map("[a-z]{1,6}", any::<i64>(), 0..4), any::<i64>())
+        (
+            any::<u64>(),
+            "[a-z0-9-]{1,20}",
+            prop::option::of("[ -~]{0,12}"),
+            prop::collection::btree_map("[a-z]{1,6}", any::<i64>(), 0..4),
+            any::<i64>(),
+        )
             .prop_map(|(num, id, ext, custom, t)| Object {
                 num,
                 id,

@@ -33,13 +33,20 @@ impl GroupCommit {
     /// Starts the flusher thread.
     pub(crate) fn start(db: sled::Db) -> GroupCommit {
         let (tx, _) = watch::channel(Flushed { upto: 0, ok: true });
-        let shared = Arc::new(Shared { requested: Mutex::new((0, false)), wake: Condvar::new(), flushed: tx });
+        let shared = Arc::new(Shared {
+            requested: Mutex::new((0, false)),
+            wake: Condvar::new(),
+            flushed: tx,
+        });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("kindred-flush".into())
             .spawn(move || flusher(db, s))
             .expect("spawning the flusher thread");
-        GroupCommit { shared, thread: Some(thread) }
+        GroupCommit {
+            shared,
+            thread: Some(thread),
+        }
     }
 
     /// Waits until everything written before the call is on disk.
@@ -54,11 +61,17 @@ impl GroupCommit {
         let state = *rx
             .wait_for(|f| f.upto >= ticket)
             .await
-            .map_err(|_| StorageError::Corrupt { what: "flusher", detail: "flusher stopped".into() })?;
+            .map_err(|_| StorageError::Corrupt {
+                what: "flusher",
+                detail: "flusher stopped".into(),
+            })?;
         if state.ok {
             Ok(())
         } else {
-            Err(StorageError::Corrupt { what: "flush", detail: "fsync failed, see the log".into() })
+            Err(StorageError::Corrupt {
+                what: "flush",
+                detail: "fsync failed, see the log".into(),
+            })
         }
     }
 }

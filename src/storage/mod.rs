@@ -37,7 +37,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { cache_bytes: 256 << 20, flush_every_ms: Some(500) }
+        StoreOptions {
+            cache_bytes: 256 << 20,
+            flush_every_ms: Some(500),
+        }
     }
 }
 
@@ -110,7 +113,12 @@ pub enum Op {
 impl Op {
     /// A put of a serialisable document.
     pub fn put<T: Serialize>(coll: Collection, id: impl Into<String>, value: &T, expect: Expect) -> Op {
-        Op::PutDoc { coll, id: id.into(), value: codec::encode(value), expect }
+        Op::PutDoc {
+            coll,
+            id: id.into(),
+            value: codec::encode(value),
+            expect,
+        }
     }
 
     /// A delete.
@@ -179,7 +187,11 @@ struct Tx<'a> {
 
 impl<'a> Tx<'a> {
     fn new(kv: &'a sled::Tree) -> Tx<'a> {
-        Tx { kv, overlay: HashMap::new(), batch: sled::Batch::default() }
+        Tx {
+            kv,
+            overlay: HashMap::new(),
+            batch: sled::Batch::default(),
+        }
     }
 
     fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
@@ -222,7 +234,13 @@ impl Store {
         let kv = db.open_tree("kindred")?;
         let flusher = GroupCommit::start(db.clone());
         Ok(Store {
-            inner: Arc::new(Inner { db, kv, orgs: Mutex::new(HashMap::new()), global: Mutex::new(()), flusher }),
+            inner: Arc::new(Inner {
+                db,
+                kv,
+                orgs: Mutex::new(HashMap::new()),
+                global: Mutex::new(()),
+                flusher,
+            }),
         })
     }
 
@@ -246,12 +264,18 @@ impl Store {
 
     /// Reads platform metadata.
     pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.inner.kv.get(keys::global_key(global::META, name.as_bytes()))?.map(|v| v.to_vec()))
+        Ok(self
+            .inner
+            .kv
+            .get(keys::global_key(global::META, name.as_bytes()))?
+            .map(|v| v.to_vec()))
     }
 
     /// Writes platform metadata.
     pub fn set_meta(&self, name: &str, value: &[u8]) -> Result<()> {
-        self.inner.kv.insert(keys::global_key(global::META, name.as_bytes()), value)?;
+        self.inner
+            .kv
+            .insert(keys::global_key(global::META, name.as_bytes()), value)?;
         Ok(())
     }
 
@@ -260,15 +284,29 @@ impl Store {
     pub fn create_org(&self, mut org: Org, docs: impl FnOnce(u64) -> Vec<Op>) -> Result<Org> {
         let _g = self.inner.global.lock().expect("global lock");
         let counter_key = keys::global_key(global::COUNTER, b"org");
-        let last = self.inner.kv.get(&counter_key)?.and_then(|v| keys::read_u64(&v)).unwrap_or(0);
+        let last = self
+            .inner
+            .kv
+            .get(&counter_key)?
+            .and_then(|v| keys::read_u64(&v))
+            .unwrap_or(0);
         org.num = last + 1;
         let docs = docs(org.num);
         let mut tx = Tx::new(&self.inner.kv);
         if tx.get(keys::global_key(global::ORG_ID, org.id.as_bytes()))?.is_some() {
-            return Err(StorageError::Duplicate { what: "org id", value: org.id.clone() });
+            return Err(StorageError::Duplicate {
+                what: "org id",
+                value: org.id.clone(),
+            });
         }
-        if tx.get(keys::global_key(global::ORG_NAME, org.name.as_bytes()))?.is_some() {
-            return Err(StorageError::Duplicate { what: "org name", value: org.name.clone() });
+        if tx
+            .get(keys::global_key(global::ORG_NAME, org.name.as_bytes()))?
+            .is_some()
+        {
+            return Err(StorageError::Duplicate {
+                what: "org name",
+                value: org.name.clone(),
+            });
         }
         let num = keys::u64_value(org.num);
         tx.insert(counter_key, num);
@@ -324,7 +362,12 @@ impl Store {
     }
 
     /// Documents whose id starts with `prefix`, in id order.
-    pub fn list_docs_with_prefix<T: DeserializeOwned>(&self, org: u64, coll: Collection, prefix: &str) -> Result<Vec<T>> {
+    pub fn list_docs_with_prefix<T: DeserializeOwned>(
+        &self,
+        org: u64,
+        coll: Collection,
+        prefix: &str,
+    ) -> Result<Vec<T>> {
         self.inner
             .kv
             .scan_prefix(keys::doc_key(org, coll as u8, prefix))
@@ -380,10 +423,14 @@ impl Store {
 
     /// The num and klass of an object by id (one read, no object decoding).
     pub fn num_and_klass_by_id(&self, org: u64, id: &str) -> Result<Option<(u64, String)>> {
-        Ok(self.inner.kv.get(keys::org_key(org, okind::ID, id.as_bytes()))?.and_then(|v| {
-            let num = keys::read_u64(v.get(..8)?)?;
-            Some((num, String::from_utf8_lossy(&v[8..]).into_owned()))
-        }))
+        Ok(self
+            .inner
+            .kv
+            .get(keys::org_key(org, okind::ID, id.as_bytes()))?
+            .and_then(|v| {
+                let num = keys::read_u64(v.get(..8)?)?;
+                Some((num, String::from_utf8_lossy(&v[8..]).into_owned()))
+            }))
     }
 
     /// The num of an object by klass and externalId.
@@ -410,7 +457,10 @@ impl Store {
     pub fn scan_objects_from(&self, org: u64, from: u64) -> impl Iterator<Item = Result<Object>> + Send + 'static {
         let start = keys::org_num_key(org, okind::OBJECT, from);
         let end = keys::org_key(org, okind::OBJECT + 1, &[]);
-        self.inner.kv.range(start..end).map(|kv| codec::decode(&kv?.1, "object"))
+        self.inner
+            .kv
+            .range(start..end)
+            .map(|kv| codec::decode(&kv?.1, "object"))
     }
 
     /// Writes objects atomically: every write or none. Checks that each `before` is still the
@@ -426,7 +476,13 @@ impl Store {
 
     /// [`Store::write_objects`], with document operations applied in the same atomic batch
     /// (an import's progress marker commits with its batch).
-    pub fn write_objects_with(&self, org: u64, writes: &mut [ObjectWrite], at: Millis, extra: &[Op]) -> Result<Vec<WriteOutcome>> {
+    pub fn write_objects_with(
+        &self,
+        org: u64,
+        writes: &mut [ObjectWrite],
+        at: Millis,
+        extra: &[Op],
+    ) -> Result<Vec<WriteOutcome>> {
         let lock = self.org_lock(org);
         let mut counters = lock.lock().expect("org lock");
         self.load_counters(org, &mut counters)?;
@@ -453,7 +509,10 @@ impl Store {
             let n = tx.get(&key)?.and_then(|v| keys::read_u64(&v)).unwrap_or(0) as i64;
             tx.insert(key, keys::u64_value((n + delta).max(0) as u64));
         }
-        tx.insert(keys::org_key(org, okind::COUNTER, COUNTER_NUM), keys::u64_value(next_num));
+        tx.insert(
+            keys::org_key(org, okind::COUNTER, COUNTER_NUM),
+            keys::u64_value(next_num),
+        );
         tx.insert(keys::org_key(org, okind::COUNTER, COUNTER_SEQ), keys::u64_value(seq));
         apply_ops(&mut tx, org, extra)?;
         tx.commit()?;
@@ -468,7 +527,10 @@ impl Store {
         let mut counters = lock.lock().expect("org lock");
         self.load_counters(org, &mut counters)?;
         let first = counters.next_num;
-        self.inner.kv.insert(keys::org_key(org, okind::COUNTER, COUNTER_NUM), &keys::u64_value(first + n))?;
+        self.inner.kv.insert(
+            keys::org_key(org, okind::COUNTER, COUNTER_NUM),
+            &keys::u64_value(first + n),
+        )?;
         counters.next_num = first + n;
         Ok(first)
     }
@@ -487,7 +549,12 @@ impl Store {
     pub fn log_after(&self, org: u64, after: u64, limit: usize) -> Result<Vec<ChangeRecord>> {
         let start = keys::org_num_key(org, okind::LOG, after.saturating_add(1));
         let end = keys::org_key(org, okind::LOG + 1, &[]);
-        self.inner.kv.range(start..end).take(limit).map(|kv| codec::decode(&kv?.1, "change record")).collect()
+        self.inner
+            .kv
+            .range(start..end)
+            .take(limit)
+            .map(|kv| codec::decode(&kv?.1, "change record"))
+            .collect()
     }
 
     /// The oldest log record still kept (0 when the log is empty).
@@ -502,12 +569,17 @@ impl Store {
 
     /// A consumer's cursor: the last seq it has durably processed.
     pub fn cursor(&self, org: u64, consumer: &str) -> Result<u64> {
-        Ok(self.get_u64(keys::org_key(org, okind::CURSOR, consumer.as_bytes()))?.unwrap_or(0))
+        Ok(self
+            .get_u64(keys::org_key(org, okind::CURSOR, consumer.as_bytes()))?
+            .unwrap_or(0))
     }
 
     /// Moves a consumer's cursor.
     pub fn set_cursor(&self, org: u64, consumer: &str, seq: u64) -> Result<()> {
-        self.inner.kv.insert(keys::org_key(org, okind::CURSOR, consumer.as_bytes()), &keys::u64_value(seq))?;
+        self.inner.kv.insert(
+            keys::org_key(org, okind::CURSOR, consumer.as_bytes()),
+            &keys::u64_value(seq),
+        )?;
         Ok(())
     }
 
@@ -528,13 +600,23 @@ impl Store {
     // ---- helpers ----
 
     fn org_lock(&self, org: u64) -> Arc<Mutex<OrgCounters>> {
-        self.inner.orgs.lock().expect("orgs lock").entry(org).or_default().clone()
+        self.inner
+            .orgs
+            .lock()
+            .expect("orgs lock")
+            .entry(org)
+            .or_default()
+            .clone()
     }
 
     fn load_counters(&self, org: u64, c: &mut MutexGuard<'_, OrgCounters>) -> Result<()> {
         if !c.loaded {
-            c.next_num = self.get_u64(keys::org_key(org, okind::COUNTER, COUNTER_NUM))?.unwrap_or(1);
-            c.next_seq = self.get_u64(keys::org_key(org, okind::COUNTER, COUNTER_SEQ))?.unwrap_or(1);
+            c.next_num = self
+                .get_u64(keys::org_key(org, okind::COUNTER, COUNTER_NUM))?
+                .unwrap_or(1);
+            c.next_seq = self
+                .get_u64(keys::org_key(org, okind::COUNTER, COUNTER_SEQ))?
+                .unwrap_or(1);
             c.loaded = true;
         }
         Ok(())
@@ -573,11 +655,23 @@ fn unique_what(key: &UniqueKey) -> (&'static str, String) {
     }
 }
 
-fn write_one(tx: &mut Tx<'_>, org: u64, w: &ObjectWrite, at: Millis, seq: &mut u64, counts: &mut HashMap<String, i64>) -> Result<WriteOutcome> {
+fn write_one(
+    tx: &mut Tx<'_>,
+    org: u64,
+    w: &ObjectWrite,
+    at: Millis,
+    seq: &mut u64,
+    counts: &mut HashMap<String, i64>,
+) -> Result<WriteOutcome> {
     let num = match (&w.before, &w.after) {
         (Some(b), _) => b.num,
         (None, Some(a)) => a.num,
-        (None, None) => return Err(StorageError::Missing { what: "object", id: String::new() }),
+        (None, None) => {
+            return Err(StorageError::Missing {
+                what: "object",
+                id: String::new(),
+            })
+        }
     };
     let obj_key = keys::org_num_key(org, okind::OBJECT, num);
     let current = tx.get(&obj_key)?;
@@ -588,7 +682,12 @@ fn write_one(tx: &mut Tx<'_>, org: u64, w: &ObjectWrite, at: Millis, seq: &mut u
                 return Err(StorageError::Stale);
             }
         }
-        (Some(b), None) => return Err(StorageError::Missing { what: "object", id: b.id.clone() }),
+        (Some(b), None) => {
+            return Err(StorageError::Missing {
+                what: "object",
+                id: b.id.clone(),
+            })
+        }
         (None, Some(_)) => return Err(StorageError::Stale),
         (None, None) => {}
     }
@@ -657,18 +756,29 @@ fn write_one(tx: &mut Tx<'_>, org: u64, w: &ObjectWrite, at: Millis, seq: &mut u
 fn apply_ops(tx: &mut Tx<'_>, org: u64, ops: &[Op]) -> Result<()> {
     for op in ops {
         match op {
-            Op::PutDoc { coll, id, value, expect } => {
+            Op::PutDoc {
+                coll,
+                id,
+                value,
+                expect,
+            } => {
                 let key = keys::doc_key(org, *coll as u8, id);
                 match expect {
                     Expect::Any => {}
                     Expect::Absent => {
                         if tx.get(&key)?.is_some() {
-                            return Err(StorageError::Duplicate { what: coll_name(*coll), value: id.clone() });
+                            return Err(StorageError::Duplicate {
+                                what: coll_name(*coll),
+                                value: id.clone(),
+                            });
                         }
                     }
                     Expect::Present => {
                         if tx.get(&key)?.is_none() {
-                            return Err(StorageError::Missing { what: coll_name(*coll), id: id.clone() });
+                            return Err(StorageError::Missing {
+                                what: coll_name(*coll),
+                                id: id.clone(),
+                            });
                         }
                     }
                 }
@@ -684,7 +794,10 @@ fn apply_ops(tx: &mut Tx<'_>, org: u64, ops: &[Op]) -> Result<()> {
                 tx.remove(keys::global_key(global::API_KEY, hash));
             }
             Op::PutCursor(consumer, seq) => {
-                tx.insert(keys::org_key(org, okind::CURSOR, consumer.as_bytes()), keys::u64_value(*seq));
+                tx.insert(
+                    keys::org_key(org, okind::CURSOR, consumer.as_bytes()),
+                    keys::u64_value(*seq),
+                );
             }
         }
     }
@@ -714,7 +827,10 @@ mod tests {
     fn obj(id: &str, email: Option<&str>) -> Object {
         let mut fields = BTreeMap::new();
         if let Some(e) = email {
-            fields.insert("emails".into(), crate::model::Value::List(vec![crate::model::Value::Str(e.into())]));
+            fields.insert(
+                "emails".into(),
+                crate::model::Value::List(vec![crate::model::Value::Str(e.into())]),
+            );
         }
         Object {
             num: 0,
@@ -733,7 +849,13 @@ mod tests {
     }
 
     fn create(o: Object) -> ObjectWrite {
-        ObjectWrite { before: None, after: Some(o), log: true, depth: 0, changed: vec![] }
+        ObjectWrite {
+            before: None,
+            after: Some(o),
+            log: true,
+            depth: 0,
+            changed: vec![],
+        }
     }
 
     fn temp_store() -> (tempfile::TempDir, Store) {
@@ -745,7 +867,9 @@ mod tests {
     #[test]
     fn creates_assign_nums_lookups_and_log_records() {
         let (_d, s) = temp_store();
-        let out = s.write_objects(1, &mut [create(obj("a", Some("A@x.io"))), create(obj("b", None))], 5).unwrap();
+        let out = s
+            .write_objects(1, &mut [create(obj("a", Some("A@x.io"))), create(obj("b", None))], 5)
+            .unwrap();
         assert_eq!(out[0], WriteOutcome { num: 1, seq: Some(1) });
         assert_eq!(out[1], WriteOutcome { num: 2, seq: Some(2) });
         assert_eq!(s.num_by_id(1, "b").unwrap(), Some(2));
@@ -779,13 +903,44 @@ mod tests {
         let v1 = s.object(1, 1).unwrap().unwrap();
         let mut v2 = v1.clone();
         v2.rev = 2;
-        s.write_objects(1, &mut [ObjectWrite { before: Some(v1.clone()), after: Some(v2.clone()), log: true, depth: 0, changed: vec![] }], 6)
-            .unwrap();
+        s.write_objects(
+            1,
+            &mut [ObjectWrite {
+                before: Some(v1.clone()),
+                after: Some(v2.clone()),
+                log: true,
+                depth: 0,
+                changed: vec![],
+            }],
+            6,
+        )
+        .unwrap();
         let err = s
-            .write_objects(1, &mut [ObjectWrite { before: Some(v1), after: None, log: true, depth: 0, changed: vec![] }], 7)
+            .write_objects(
+                1,
+                &mut [ObjectWrite {
+                    before: Some(v1),
+                    after: None,
+                    log: true,
+                    depth: 0,
+                    changed: vec![],
+                }],
+                7,
+            )
             .unwrap_err();
         assert!(matches!(err, StorageError::Stale));
-        s.write_objects(1, &mut [ObjectWrite { before: Some(v2), after: None, log: true, depth: 0, changed: vec![] }], 7).unwrap();
+        s.write_objects(
+            1,
+            &mut [ObjectWrite {
+                before: Some(v2),
+                after: None,
+                log: true,
+                depth: 0,
+                changed: vec![],
+            }],
+            7,
+        )
+        .unwrap();
         assert_eq!(s.num_by_email(1, "a@x.io").unwrap(), None);
         assert_eq!(s.num_by_id(1, "a").unwrap(), None);
         assert_eq!(s.klass_count(1, "customer").unwrap(), 0);
@@ -806,7 +961,8 @@ mod tests {
     fn log_trimming_keeps_later_records() {
         let (_d, s) = temp_store();
         for i in 0..5 {
-            s.write_objects(1, &mut [create(obj(&format!("o{i}"), None))], 5).unwrap();
+            s.write_objects(1, &mut [create(obj(&format!("o{i}"), None))], 5)
+                .unwrap();
         }
         assert_eq!(s.trim_log(1, 3).unwrap(), 3);
         assert_eq!(s.first_seq(1).unwrap(), 4);

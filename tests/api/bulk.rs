@@ -22,7 +22,10 @@ impl BulkAnswer {
     /// The answer for input line `n`.
     #[track_caller]
     fn at(&self, n: u64) -> &Value {
-        self.lines.iter().find(|l| l["line"] == n).unwrap_or_else(|| panic!("no answer for line {n}; answer:\n{}", self.text))
+        self.lines
+            .iter()
+            .find(|l| l["line"] == n)
+            .unwrap_or_else(|| panic!("no answer for line {n}; answer:\n{}", self.text))
     }
 
     /// Asserts line `n`'s status and returns its answer.
@@ -33,11 +36,20 @@ impl BulkAnswer {
         if status < 300 {
             assert!(l.get("errors").is_none(), "line {n}: {l}");
         } else {
-            let errors = l["errors"].as_array().unwrap_or_else(|| panic!("line {n} has no errors: {l}"));
+            let errors = l["errors"]
+                .as_array()
+                .unwrap_or_else(|| panic!("line {n} has no errors: {l}"));
             assert!(!errors.is_empty(), "line {n}: {l}");
             for e in errors {
-                assert_eq!(e["status"], status.to_string(), "line {n}: each error carries the line's status: {l}");
-                assert!(e["code"].is_string() && e["title"].is_string(), "line {n}: JSON:API error objects: {l}");
+                assert_eq!(
+                    e["status"],
+                    status.to_string(),
+                    "line {n}: each error carries the line's status: {l}"
+                );
+                assert!(
+                    e["code"].is_string() && e["title"].is_string(),
+                    "line {n}: JSON:API error objects: {l}"
+                );
             }
         }
         l
@@ -51,19 +63,30 @@ impl BulkAnswer {
 
 /// Posts an NDJSON body, streamed in chunks of `chunk` bytes (0: one piece).
 async fn bulk_chunked(t: &TestApp, path: &str, key: Option<&str>, body: Vec<u8>, chunk: usize) -> BulkAnswer {
-    let mut req = Request::builder().method("POST").uri(path).header("content-type", "application/x-ndjson");
+    let mut req = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("content-type", "application/x-ndjson");
     if let Some(k) = key {
         req = req.header("authorization", format!("Bearer {k}"));
     }
     let body = if chunk == 0 {
         Body::from(body)
     } else {
-        let pieces: Vec<Result<bytes::Bytes, std::io::Error>> = body.chunks(chunk).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
+        let pieces: Vec<Result<bytes::Bytes, std::io::Error>> = body
+            .chunks(chunk)
+            .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+            .collect();
         Body::from_stream(futures::stream::iter(pieces))
     };
     let resp = t.router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
     let status = resp.status().as_u16();
-    let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let lines = if status == 200 {
@@ -74,7 +97,12 @@ async fn bulk_chunked(t: &TestApp, path: &str, key: Option<&str>, body: Vec<u8>,
     } else {
         vec![]
     };
-    BulkAnswer { status, content_type, lines, text }
+    BulkAnswer {
+        status,
+        content_type,
+        lines,
+        text,
+    }
 }
 
 async fn bulk(t: &TestApp, path: &str, key: &str, body: &str) -> BulkAnswer {
@@ -85,44 +113,79 @@ async fn bulk(t: &TestApp, path: &str, key: &str, body: &str) -> BulkAnswer {
 
 /// An NDJSON body of JSON values and raw lines.
 fn ndjson(lines: &[Value]) -> String {
-    lines.iter().map(|l| if let Value::String(raw) = l { raw.clone() } else { l.to_string() }).collect::<Vec<_>>().join("\n")
+    lines
+        .iter()
+        .map(|l| {
+            if let Value::String(raw) = l {
+                raw.clone()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Asserts that the answer has exactly the given line numbers, in this order.
 #[track_caller]
 fn assert_numbers(a: &BulkAnswer, want: &[u64]) {
-    let got: Vec<u64> = a.lines.iter().map(|l| l["line"].as_u64().unwrap_or_else(|| panic!("no line number: {l}"))).collect();
+    let got: Vec<u64> = a
+        .lines
+        .iter()
+        .map(|l| l["line"].as_u64().unwrap_or_else(|| panic!("no line number: {l}")))
+        .collect();
     assert_eq!(got, want, "answer:\n{}", a.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn good_and_bad_lines_are_answered_one_by_one_in_order() {
     let t = TestApp::new().await;
-    t.patch("/v1/klasses/customer", A, json!({"attributes": [{"name": "scoreNum", "type": "number"}]})).await.expect(200);
+    t.patch(
+        "/v1/klasses/customer",
+        A,
+        json!({"attributes": [{"name": "scoreNum", "type": "number"}]}),
+    )
+    .await
+    .expect(200);
     let body = ndjson(&[
-        /* 1 */ json!({"op": "create", "klass": "customer", "id": "c1", "object": {"name": "Ada", "custom": {"tierStr": "gold"}}}),
+        /* 1 */
+        json!({"op": "create", "klass": "customer", "id": "c1", "object": {"name": "Ada", "custom": {"tierStr": "gold"}}}),
         /* 2 */ json!("{\"op\": \"create\", \"klass\": \"customer\", \"object\": {"),
         /* 3 */ json!({"op": "create", "klass": "customer", "id": "c1", "object": {"name": "Ada again"}}),
         /* 4 */ json!(""),
         /* 5 */ json!({"op": "create", "klass": "nosuchklass", "object": {"title": "x"}}),
-        /* 6 */ json!({"op": "create", "klass": "customer", "object": {"name": "Bad score", "custom": {"scoreNum": "high"}}}),
-        /* 7 */ json!({"op": "create", "klass": "customer", "object": {"name": "Zed", "emails": ["zed@example.com"]}}),
+        /* 6 */
+        json!({"op": "create", "klass": "customer", "object": {"name": "Bad score", "custom": {"scoreNum": "high"}}}),
+        /* 7 */
+        json!({"op": "create", "klass": "customer", "object": {"name": "Zed", "emails": ["zed@example.com"]}}),
         /* 8 */ json!("   "),
-        /* 9 */ json!({"op": "create", "klass": "conversation", "object": {"customer": "ghost", "subject": "Nobody"}}),
+        /* 9 */
+        json!({"op": "create", "klass": "conversation", "object": {"customer": "ghost", "subject": "Nobody"}}),
         /* 10 */ json!([1, 2, 3]),
         /* 11 */ json!({"op": "frobnicate", "klass": "customer", "object": {}}),
-        /* 12 */ json!({"op": "create", "klass": "customer", "id": "c2", "object": {"id": "c3", "name": "Mismatch"}}),
-        /* 13 */ json!({"op": "create", "klass": "customer", "object": {"name": "Unknown attr", "custom": {"loyalty": 3}}}),
-        /* 14 */ json!({"op": "create", "klass": "conversation", "id": "v1", "object": {"customer": "c1", "subject": "Refund", "status": "open"}}),
-        /* 15 */ json!({"op": "create", "klass": "conversation", "object": {"customer": "c1", "status": "closed"}}),
+        /* 12 */
+        json!({"op": "create", "klass": "customer", "id": "c2", "object": {"id": "c3", "name": "Mismatch"}}),
+        /* 13 */
+        json!({"op": "create", "klass": "customer", "object": {"name": "Unknown attr", "custom": {"loyalty": 3}}}),
+        /* 14 */
+        json!({"op": "create", "klass": "conversation", "id": "v1", "object": {"customer": "c1", "subject": "Refund", "status": "open"}}),
+        /* 15 */
+        json!({"op": "create", "klass": "conversation", "object": {"customer": "c1", "status": "closed"}}),
         /* 16 */ json!({"op": "create", "klass": "customer", "id": "bad id!", "object": {"name": "Bad id"}}),
-        /* 17 */ json!({"op": "create", "klass": "customer", "externalId": "ext-z", "object": {"name": "External"}}),
-        /* 18 */ json!({"op": "create", "klass": "customer", "externalId": "ext-z", "object": {"name": "External twin"}}),
+        /* 17 */
+        json!({"op": "create", "klass": "customer", "externalId": "ext-z", "object": {"name": "External"}}),
+        /* 18 */
+        json!({"op": "create", "klass": "customer", "externalId": "ext-z", "object": {"name": "External twin"}}),
         // The last line has no newline after it.
-        /* 19 */ json!({"op": "create", "klass": "message", "object": {"conversation": "v1", "body": "hello", "direction": "in"}}),
+        /* 19 */
+        json!({"op": "create", "klass": "message", "object": {"conversation": "v1", "body": "hello", "direction": "in"}}),
     ]);
     let a = bulk(&t, "/v1/bulk?refresh=wait_for", A, &body).await;
-    assert!(a.content_type.starts_with("application/x-ndjson"), "content-type {}", a.content_type);
+    assert!(
+        a.content_type.starts_with("application/x-ndjson"),
+        "content-type {}",
+        a.content_type
+    );
     assert_numbers(&a, &[1, 2, 3, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
 
     assert_eq!(a.expect(1, 201)["id"], "c1");
@@ -155,13 +218,28 @@ async fn good_and_bad_lines_are_answered_one_by_one_in_order() {
     let c1 = t.get("/v1/objects/customer/c1", A).await.expect(200);
     assert_eq!(c1["name"], "Ada");
     assert_eq!(c1["custom"]["tierStr"], "gold");
-    assert_eq!(t.get(&format!("/v1/objects/customer/{zed}"), A).await.expect(200)["emails"], json!(["zed@example.com"]));
-    assert_eq!(t.get("/v1/objects/customer/by-external-id/ext-z", A).await.expect(200)["id"], ext.as_str());
-    assert_eq!(t.get(&format!("/v1/objects/message/{msg}"), A).await.expect(200)["customer"], "c1", "a message's customer defaults to its conversation's");
+    assert_eq!(
+        t.get(&format!("/v1/objects/customer/{zed}"), A).await.expect(200)["emails"],
+        json!(["zed@example.com"])
+    );
+    assert_eq!(
+        t.get("/v1/objects/customer/by-external-id/ext-z", A).await.expect(200)["id"],
+        ext.as_str()
+    );
+    assert_eq!(
+        t.get(&format!("/v1/objects/message/{msg}"), A).await.expect(200)["customer"],
+        "c1",
+        "a message's customer defaults to its conversation's"
+    );
     t.get("/v1/objects/customer/c2", A).await.expect(404);
     t.get("/v1/objects/customer/c3", A).await.expect(404);
     // refresh=wait_for: the three customers are searchable now.
-    assert_eq!(t.post("/v1/search/count", A, json!({"queryContext": "customer"})).await.expect(200)["total"], 3);
+    assert_eq!(
+        t.post("/v1/search/count", A, json!({"queryContext": "customer"}))
+            .await
+            .expect(200)["total"],
+        3
+    );
     // An empty body: an empty answer.
     let a = bulk(&t, "/v1/bulk", A, "").await;
     assert!(a.lines.is_empty(), "an empty body has no answers: {}", a.text);
@@ -171,30 +249,47 @@ async fn good_and_bad_lines_are_answered_one_by_one_in_order() {
 async fn upserts_updates_and_deletes_by_id_and_external_id() {
     let t = TestApp::new().await;
     let body = ndjson(&[
-        /* 1 */ json!({"op": "upsert", "klass": "customer", "externalId": "ext-1", "object": {"name": "Bob", "custom": {"tierStr": "gold"}, "tags": ["a"]}}),
-        /* 2 */ json!({"op": "upsert", "klass": "customer", "externalId": "ext-1", "object": {"custom": {"ltvNum": 10}}}),
-        /* 3 */ json!({"op": "upsert", "klass": "customer", "id": "c1", "object": {"name": "Cy", "emails": ["cy@example.com"]}}),
-        /* 4 */ json!({"op": "upsert", "klass": "customer", "id": "c1", "object": {"custom": {"tierStr": "silver"}}}),
-        /* 5 */ json!({"op": "update", "klass": "customer", "id": "c1", "object": {"name": "Cyd", "custom": {"tierStr": null}}}),
-        /* 6 */ json!({"op": "update", "klass": "customer", "externalId": "ext-1", "object": {"tags": ["a", "b"]}}),
+        /* 1 */
+        json!({"op": "upsert", "klass": "customer", "externalId": "ext-1", "object": {"name": "Bob", "custom": {"tierStr": "gold"}, "tags": ["a"]}}),
+        /* 2 */
+        json!({"op": "upsert", "klass": "customer", "externalId": "ext-1", "object": {"custom": {"ltvNum": 10}}}),
+        /* 3 */
+        json!({"op": "upsert", "klass": "customer", "id": "c1", "object": {"name": "Cy", "emails": ["cy@example.com"]}}),
+        /* 4 */
+        json!({"op": "upsert", "klass": "customer", "id": "c1", "object": {"custom": {"tierStr": "silver"}}}),
+        /* 5 */
+        json!({"op": "update", "klass": "customer", "id": "c1", "object": {"name": "Cyd", "custom": {"tierStr": null}}}),
+        /* 6 */
+        json!({"op": "update", "klass": "customer", "externalId": "ext-1", "object": {"tags": ["a", "b"]}}),
         /* 7 */ json!({"op": "update", "klass": "customer", "id": "nobody", "object": {"name": "x"}}),
-        /* 8 */ json!({"op": "update", "klass": "customer", "externalId": "ext-nobody", "object": {"name": "x"}}),
-        /* 9 */ json!({"op": "create", "klass": "customer", "id": "c2", "externalId": "ext-2", "object": {"name": "Doomed"}}),
+        /* 8 */
+        json!({"op": "update", "klass": "customer", "externalId": "ext-nobody", "object": {"name": "x"}}),
+        /* 9 */
+        json!({"op": "create", "klass": "customer", "id": "c2", "externalId": "ext-2", "object": {"name": "Doomed"}}),
         /* 10 */ json!({"op": "delete", "klass": "customer", "id": "c2"}),
         /* 11 */ json!({"op": "delete", "klass": "customer", "id": "c2"}),
-        /* 12 */ json!({"op": "create", "klass": "customer", "id": "c3", "externalId": "ext-3", "object": {"name": "Doomed too"}}),
+        /* 12 */
+        json!({"op": "create", "klass": "customer", "id": "c3", "externalId": "ext-3", "object": {"name": "Doomed too"}}),
         /* 13 */ json!({"op": "delete", "klass": "customer", "externalId": "ext-3"}),
         /* 14 */ json!({"op": "upsert", "klass": "customer", "object": {"name": "No key"}}),
         /* 15 */ json!({"op": "update", "klass": "customer", "object": {"name": "No key"}}),
-        /* 16 */ json!({"op": "upsert", "klass": "customer", "id": "c1", "object": {"emails": ["not an email"]}}),
-        /* 17 */ json!({"op": "upsert", "klass": "customer", "id": "c4", "externalId": "ext-4", "object": {"name": "Dee"}}),
-        /* 18 */ json!({"op": "upsert", "klass": "customer", "id": "c4", "externalId": "ext-4", "object": {"phones": ["+15550001"]}}),
-        /* 19 */ json!({"op": "update", "klass": "conversation", "id": "c1", "object": {"subject": "wrong klass"}}),
+        /* 16 */
+        json!({"op": "upsert", "klass": "customer", "id": "c1", "object": {"emails": ["not an email"]}}),
+        /* 17 */
+        json!({"op": "upsert", "klass": "customer", "id": "c4", "externalId": "ext-4", "object": {"name": "Dee"}}),
+        /* 18 */
+        json!({"op": "upsert", "klass": "customer", "id": "c4", "externalId": "ext-4", "object": {"phones": ["+15550001"]}}),
+        /* 19 */
+        json!({"op": "update", "klass": "conversation", "id": "c1", "object": {"subject": "wrong klass"}}),
     ]);
     let a = bulk(&t, "/v1/bulk?refresh=wait_for", A, &body).await;
     assert_numbers(&a, &(1..=19).collect::<Vec<_>>());
     let bob = a.expect(1, 201)["id"].as_str().unwrap().to_string();
-    assert_eq!(a.expect(2, 200)["id"], bob.as_str(), "an upsert on the same externalId updates the same object");
+    assert_eq!(
+        a.expect(2, 200)["id"],
+        bob.as_str(),
+        "an upsert on the same externalId updates the same object"
+    );
     assert_eq!(a.expect(3, 201)["id"], "c1");
     assert_eq!(a.expect(4, 200)["id"], "c1");
     assert_eq!(a.expect(5, 200)["id"], "c1");
@@ -210,7 +305,12 @@ async fn upserts_updates_and_deletes_by_id_and_external_id() {
     a.expect(14, 400);
     a.expect(15, 400);
     a.expect(16, 422);
-    assert!(a.pointer(16).is_some_and(|p| p == "/object/emails" || p == "/object/emails/0"), "{}", a.at(16));
+    assert!(
+        a.pointer(16)
+            .is_some_and(|p| p == "/object/emails" || p == "/object/emails/0"),
+        "{}",
+        a.at(16)
+    );
     assert_eq!(a.expect(17, 201)["id"], "c4");
     assert_eq!(a.expect(18, 200)["id"], "c4");
     a.expect(19, 404);
@@ -225,46 +325,83 @@ async fn upserts_updates_and_deletes_by_id_and_external_id() {
     assert_eq!(b["rev"], 3, "{b}");
     let c1 = t.get("/v1/objects/customer/c1", A).await.expect(200);
     assert_eq!(c1["name"], "Cyd", "{c1}");
-    assert_eq!(c1["emails"], json!(["cy@example.com"]), "the failed line 16 changed nothing: {c1}");
-    assert!(c1["custom"].get("tierStr").is_none(), "null removes a custom attribute: {c1}");
+    assert_eq!(
+        c1["emails"],
+        json!(["cy@example.com"]),
+        "the failed line 16 changed nothing: {c1}"
+    );
+    assert!(
+        c1["custom"].get("tierStr").is_none(),
+        "null removes a custom attribute: {c1}"
+    );
     assert_eq!(c1["rev"], 3, "{c1}");
     let c4 = t.get("/v1/objects/customer/by-external-id/ext-4", A).await.expect(200);
-    assert_eq!((c4["id"].as_str(), c4["name"].as_str()), (Some("c4"), Some("Dee")), "{c4}");
+    assert_eq!(
+        (c4["id"].as_str(), c4["name"].as_str()),
+        (Some("c4"), Some("Dee")),
+        "{c4}"
+    );
     assert_eq!(c4["phones"], json!(["+15550001"]), "{c4}");
     t.get("/v1/objects/customer/c2", A).await.expect(404);
     t.get("/v1/objects/customer/c3", A).await.expect(404);
     t.get("/v1/objects/customer/by-external-id/ext-3", A).await.expect(404);
     // And the index agrees (refresh=wait_for).
-    let mut ids = t.search_ids(A, json!({"queryContext": "customer", "sort": [{"id": "asc"}]})).await;
+    let mut ids = t
+        .search_ids(A, json!({"queryContext": "customer", "sort": [{"id": "asc"}]}))
+        .await;
     ids.sort();
     let mut want = vec![bob.clone(), "c1".into(), "c4".into()];
     want.sort();
     assert_eq!(ids, want);
-    assert_eq!(t.search_ids(A, json!({"queryContext": "customer", "and": [{"name": {"equals": "cyd"}}]})).await, ["c1"]);
-    assert_eq!(t.search_ids(A, json!({"queryContext": "customer", "and": [{"tags": {"equals": "b"}}]})).await, [bob.clone()]);
+    assert_eq!(
+        t.search_ids(
+            A,
+            json!({"queryContext": "customer", "and": [{"name": {"equals": "cyd"}}]})
+        )
+        .await,
+        ["c1"]
+    );
+    assert_eq!(
+        t.search_ids(
+            A,
+            json!({"queryContext": "customer", "and": [{"tags": {"equals": "b"}}]})
+        )
+        .await,
+        [bob.clone()]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn definition_lines_create_and_upsert_klasses_teams_and_users_for_admins_only() {
     let t = TestApp::new().await;
     let body = ndjson(&[
-        /* 1 */ json!({"op": "create", "resource": "klass", "object": {"name": "order", "displayName": "Order", "attributes": [{"name": "totalNum", "type": "number"}]}}),
-        /* 2 */ json!({"op": "upsert", "resource": "klass", "object": {"name": "order", "attributes": [{"name": "skuStr", "type": "string"}]}}),
-        /* 3 */ json!({"op": "upsert", "resource": "klass", "object": {"name": "customer", "attributes": [{"name": "tier", "type": "enum", "values": ["gold", "silver"]}]}}),
+        /* 1 */
+        json!({"op": "create", "resource": "klass", "object": {"name": "order", "displayName": "Order", "attributes": [{"name": "totalNum", "type": "number"}]}}),
+        /* 2 */
+        json!({"op": "upsert", "resource": "klass", "object": {"name": "order", "attributes": [{"name": "skuStr", "type": "string"}]}}),
+        /* 3 */
+        json!({"op": "upsert", "resource": "klass", "object": {"name": "customer", "attributes": [{"name": "tier", "type": "enum", "values": ["gold", "silver"]}]}}),
         /* 4 */ json!({"op": "create", "resource": "team", "object": {"id": "t1", "name": "Support"}}),
         /* 5 */ json!({"op": "upsert", "resource": "team", "object": {"id": "t1", "name": "Support EU"}}),
         /* 6 */ json!({"op": "upsert", "resource": "team", "object": {"id": "t2", "name": "Billing"}}),
-        /* 7 */ json!({"op": "create", "resource": "user", "object": {"id": "u1", "name": "Una", "email": "una@example.com", "role": "agent", "teams": ["t1"]}}),
-        /* 8 */ json!({"op": "upsert", "resource": "user", "object": {"id": "u1", "name": "Una", "email": "una@example.com", "role": "analyst", "teams": ["t1", "t2"]}}),
+        /* 7 */
+        json!({"op": "create", "resource": "user", "object": {"id": "u1", "name": "Una", "email": "una@example.com", "role": "agent", "teams": ["t1"]}}),
+        /* 8 */
+        json!({"op": "upsert", "resource": "user", "object": {"id": "u1", "name": "Una", "email": "una@example.com", "role": "analyst", "teams": ["t1", "t2"]}}),
         /* 9 */ json!({"op": "create", "resource": "team", "object": {"id": "t1", "name": "Dup"}}),
         /* 10 */ json!({"op": "create", "resource": "klass", "object": {"name": "1order", "attributes": []}}),
         /* 11 */ json!({"op": "delete", "resource": "team", "object": {"id": "t1"}}),
         /* 12 */ json!({"op": "create", "resource": "widget", "object": {"id": "w"}}),
-        /* 13 */ json!({"op": "create", "klass": "order", "id": "o1", "object": {"title": "First", "custom": {"totalNum": 12.5, "skuStr": "SKU-1"}}}),
-        /* 14 */ json!({"op": "create", "klass": "customer", "id": "c1", "object": {"name": "Ada", "custom": {"tier": "gold"}}}),
-        /* 15 */ json!({"op": "create", "klass": "customer", "id": "c2", "object": {"name": "Bo", "custom": {"tier": "bronze"}}}),
-        /* 16 */ json!({"op": "create", "klass": "conversation", "id": "v1", "object": {"customer": "c1", "assignedTeam": "t2", "assignedUser": "u1"}}),
-        /* 17 */ json!({"op": "create", "resource": "user", "object": {"id": "u2", "name": "No email", "role": "agent"}}),
+        /* 13 */
+        json!({"op": "create", "klass": "order", "id": "o1", "object": {"title": "First", "custom": {"totalNum": 12.5, "skuStr": "SKU-1"}}}),
+        /* 14 */
+        json!({"op": "create", "klass": "customer", "id": "c1", "object": {"name": "Ada", "custom": {"tier": "gold"}}}),
+        /* 15 */
+        json!({"op": "create", "klass": "customer", "id": "c2", "object": {"name": "Bo", "custom": {"tier": "bronze"}}}),
+        /* 16 */
+        json!({"op": "create", "klass": "conversation", "id": "v1", "object": {"customer": "c1", "assignedTeam": "t2", "assignedUser": "u1"}}),
+        /* 17 */
+        json!({"op": "create", "resource": "user", "object": {"id": "u2", "name": "No email", "role": "agent"}}),
     ]);
     let a = bulk(&t, "/v1/bulk", A, &body).await;
     assert_numbers(&a, &(1..=17).collect::<Vec<_>>());
@@ -292,13 +429,25 @@ async fn definition_lines_create_and_upsert_klasses_teams_and_users_for_admins_o
 
     // A klass upsert merges: the attributes of line 1 stay.
     let k = t.get("/v1/klasses/order", A).await.expect(200);
-    let names: Vec<&str> = k["attributes"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = k["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
     assert!(names.contains(&"totalNum") && names.contains(&"skuStr"), "{k}");
     assert_eq!(k["displayName"], "Order", "{k}");
     assert_eq!(t.get("/v1/teams/t1", A).await.expect(200)["name"], "Support EU");
     let u = t.get("/v1/users/u1", A).await.expect(200);
-    assert_eq!((u["role"].as_str(), u["teams"].clone()), (Some("analyst"), json!(["t1", "t2"])), "{u}");
-    assert_eq!(t.get("/v1/objects/order/o1", A).await.expect(200)["custom"]["skuStr"], "SKU-1");
+    assert_eq!(
+        (u["role"].as_str(), u["teams"].clone()),
+        (Some("analyst"), json!(["t1", "t2"])),
+        "{u}"
+    );
+    assert_eq!(
+        t.get("/v1/objects/order/o1", A).await.expect(200)["custom"]["skuStr"],
+        "SKU-1"
+    );
     t.get("/v1/users/u2", A).await.expect(404);
 
     // Agents: definition lines are 403 each, their object lines still apply.
@@ -321,7 +470,14 @@ async fn definition_lines_create_and_upsert_klasses_teams_and_users_for_admins_o
     t.get("/v1/teams/t9", A).await.expect(404);
     assert_eq!(t.get("/v1/users/u1", A).await.expect(200)["role"], "analyst");
     let k = t.get("/v1/klasses/order", A).await.expect(200);
-    assert!(!k["attributes"].as_array().unwrap().iter().any(|a| a["name"] == "hackStr"), "{k}");
+    assert!(
+        !k["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "hackStr"),
+        "{k}"
+    );
 
     // Analysts: every line is 403, one by one.
     let analyst = t.user_key(A, "analyst1", "analyst", &[]).await;
@@ -359,7 +515,13 @@ async fn definition_lines_create_and_upsert_klasses_teams_and_users_for_admins_o
 async fn blank_lines_and_crlf_count_for_numbering_but_get_no_answer() {
     let t = TestApp::new().await;
     let l = |id: &str| json!({"op": "create", "klass": "customer", "id": id, "object": {"name": id}}).to_string();
-    let body = format!("\n{}\r\n\r\n  \t \n{}\n\n\n{}\r\n{}\n\n", l("a"), l("b"), l("c"), l("a"));
+    let body = format!(
+        "\n{}\r\n\r\n  \t \n{}\n\n\n{}\r\n{}\n\n",
+        l("a"),
+        l("b"),
+        l("c"),
+        l("a")
+    );
     let a = bulk(&t, "/v1/bulk", A, &body).await;
     assert_numbers(&a, &[2, 5, 8, 9]);
     a.expect(2, 201);
@@ -374,7 +536,8 @@ async fn blank_lines_and_crlf_count_for_numbering_but_get_no_answer() {
 /// A valid customer line of about `len` bytes.
 fn big_line(id: &str, len: usize) -> String {
     let bio = "lorem ipsum ".repeat(len / 12 + 1);
-    json!({"op": "create", "klass": "customer", "id": id, "object": {"name": id, "custom": {"bioTxt": &bio[..len]}}}).to_string()
+    json!({"op": "create", "klass": "customer", "id": id, "object": {"name": id, "custom": {"bioTxt": &bio[..len]}}})
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,13 +565,22 @@ async fn a_line_over_one_mib_is_413_and_the_lines_around_it_still_apply() {
             a.expect(n, st);
         }
         for id in ["before", "fits", "between", "after"] {
-            t.get(&format!("/v1/objects/customer/{prefix}-{id}"), A).await.expect(200);
+            t.get(&format!("/v1/objects/customer/{prefix}-{id}"), A)
+                .await
+                .expect(200);
         }
         for id in ["huge", "huge2"] {
-            t.get(&format!("/v1/objects/customer/{prefix}-{id}"), A).await.expect(404);
+            t.get(&format!("/v1/objects/customer/{prefix}-{id}"), A)
+                .await
+                .expect(404);
         }
     }
-    assert_eq!(t.post("/v1/search/count", A, json!({"queryContext": "customer"})).await.expect(200)["total"], 12);
+    assert_eq!(
+        t.post("/v1/search/count", A, json!({"queryContext": "customer"}))
+            .await
+            .expect(200)["total"],
+        12
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -427,7 +599,11 @@ async fn a_long_body_is_answered_line_by_line_without_a_total_limit_and_refresh_
             body.push('\n');
         }
     }
-    assert!(body.len() > 3 << 20, "the body is well over the 1 MiB request limit ({} bytes)", body.len());
+    assert!(
+        body.len() > 3 << 20,
+        "the body is well over the 1 MiB request limit ({} bytes)",
+        body.len()
+    );
     let a = bulk_chunked(&t, "/v1/bulk?refresh=wait_for", Some(A), body.into_bytes(), 256 << 10).await;
     assert_eq!(a.status, 200, "{}", &a.text[..a.text.len().min(2000)]);
     assert_eq!(a.lines.len() as u64, N, "one answer per line");
@@ -443,8 +619,20 @@ async fn a_long_body_is_answered_line_by_line_without_a_total_limit_and_refresh_
     }
     // refresh=wait_for: all of it is searchable as soon as the answer ends.
     let want = N - bad.len() as u64;
-    assert_eq!(t.post("/v1/search/count", A, json!({"queryContext": "customer"})).await.expect(200)["total"], want);
-    assert_eq!(t.search_ids(A, json!({"queryContext": "customer", "and": [{"custom.seqNum": {"equals": N}}]})).await, [format!("c{N}")]);
+    assert_eq!(
+        t.post("/v1/search/count", A, json!({"queryContext": "customer"}))
+            .await
+            .expect(200)["total"],
+        want
+    );
+    assert_eq!(
+        t.search_ids(
+            A,
+            json!({"queryContext": "customer", "and": [{"custom.seqNum": {"equals": N}}]})
+        )
+        .await,
+        [format!("c{N}")]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -460,12 +648,33 @@ async fn refresh_wait_for_makes_creates_updates_and_deletes_visible_when_the_ans
         }
         lines.push(json!({"op": "create", "klass": "customer", "id": format!("c{}", 50 + round), "object": {"name": "Extra", "custom": {"roundNum": round}}}));
         let a = bulk(&t, "/v1/bulk?refresh=wait_for", A, &ndjson(&lines)).await;
-        assert!(a.lines.iter().all(|l| l["status"].as_u64().is_some_and(|s| s < 300)), "{}", a.text);
+        assert!(
+            a.lines.iter().all(|l| l["status"].as_u64().is_some_and(|s| s < 300)),
+            "{}",
+            a.text
+        );
         // Immediately: the round's values, the previous extra gone, the new one there.
-        let total = t.post("/v1/search/count", A, json!({"queryContext": "customer", "and": [{"custom.roundNum": {"equals": round}}]})).await.expect(200);
+        let total = t
+            .post(
+                "/v1/search/count",
+                A,
+                json!({"queryContext": "customer", "and": [{"custom.roundNum": {"equals": round}}]}),
+            )
+            .await
+            .expect(200);
         assert_eq!(total["total"], 51, "round {round}");
-        let all = t.post("/v1/search/count", A, json!({"queryContext": "customer"})).await.expect(200);
+        let all = t
+            .post("/v1/search/count", A, json!({"queryContext": "customer"}))
+            .await
+            .expect(200);
         assert_eq!(all["total"], 51, "round {round}");
-        assert_eq!(t.search_ids(A, json!({"queryContext": "customer", "and": [{"name": {"equals": "extra"}}]})).await, [format!("c{}", 50 + round)]);
+        assert_eq!(
+            t.search_ids(
+                A,
+                json!({"queryContext": "customer", "and": [{"name": {"equals": "extra"}}]})
+            )
+            .await,
+            [format!("c{}", 50 + round)]
+        );
     }
 }

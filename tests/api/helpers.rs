@@ -21,6 +21,7 @@ impl Clock for FixedClock {
     }
 }
 
+#[allow(dead_code)] // not every test module reaches into the service or the data dir
 pub struct TestApp {
     pub app: App,
     pub router: Router,
@@ -78,7 +79,14 @@ impl TestApp {
         (TestApp { app, router, dir }, clock)
     }
 
-    pub async fn raw(&self, method: &str, path: &str, key: Option<&str>, body: Option<Vec<u8>>, headers: &[(&str, &str)]) -> Resp {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(k) = key {
             req = req.header("authorization", format!("Bearer {k}"));
@@ -87,7 +95,10 @@ impl TestApp {
             req = req.header(*h, *v);
         }
         let req = match body {
-            Some(b) => req.header("content-type", "application/json").body(Body::from(b)).unwrap(),
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b))
+                .unwrap(),
             None => req.body(Body::empty()).unwrap(),
         };
         let resp = self.router.clone().oneshot(req).await.unwrap();
@@ -96,11 +107,23 @@ impl TestApp {
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Resp { status, body, headers, text }
+        Resp {
+            status,
+            body,
+            headers,
+            text,
+        }
     }
 
     pub async fn call(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> Resp {
-        self.raw(method, path, Some(key), body.map(|b| serde_json::to_vec(&b).unwrap()), &[]).await
+        self.raw(
+            method,
+            path,
+            Some(key),
+            body.map(|b| serde_json::to_vec(&b).unwrap()),
+            &[],
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str, key: &str) -> Resp {
@@ -125,27 +148,44 @@ impl TestApp {
 
     /// Creates a user with a role and returns a key of theirs.
     pub async fn user_key(&self, admin: &str, id: &str, role: &str, teams: &[&str]) -> String {
-        self.post("/v1/users", admin, json!({"id": id, "name": id, "email": format!("{id}@example.com"), "role": role, "teams": teams}))
+        self.post(
+            "/v1/users",
+            admin,
+            json!({"id": id, "name": id, "email": format!("{id}@example.com"), "role": role, "teams": teams}),
+        )
+        .await
+        .expect(201);
+        let k = self
+            .post(&format!("/v1/users/{id}/keys"), admin, json!({}))
             .await
             .expect(201);
-        let k = self.post(&format!("/v1/users/{id}/keys"), admin, json!({})).await.expect(201);
         k["key"].as_str().unwrap().to_string()
     }
 
     /// Creates an org with the platform key and returns its admin key.
     pub async fn new_org(&self, name: &str) -> String {
-        let o = self.post("/v1/orgs", ADMIN_KEY, json!({"name": name})).await.expect(201);
+        let o = self
+            .post("/v1/orgs", ADMIN_KEY, json!({"name": name}))
+            .await
+            .expect(201);
         o["adminKey"].as_str().unwrap().to_string()
     }
 
     /// Creates an object and waits until it is searchable.
     pub async fn create(&self, key: &str, klass: &str, body: Value) -> Value {
-        self.post(&format!("/v1/objects/{klass}?refresh=wait_for"), key, body).await.expect(201)
+        self.post(&format!("/v1/objects/{klass}?refresh=wait_for"), key, body)
+            .await
+            .expect(201)
     }
 
     /// Ids of a search's results.
     pub async fn search_ids(&self, key: &str, body: Value) -> Vec<String> {
         let r = self.post("/v1/search", key, body).await.expect(200);
-        r["data"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()).collect()
+        r["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_string())
+            .collect()
     }
 }

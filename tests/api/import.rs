@@ -31,8 +31,14 @@ fn show(out: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
         out.status.code(),
-        String::from_utf8_lossy(&out.stdout).chars().take(4000).collect::<String>(),
-        String::from_utf8_lossy(&out.stderr).chars().take(8000).collect::<String>()
+        String::from_utf8_lossy(&out.stdout)
+            .chars()
+            .take(4000)
+            .collect::<String>(),
+        String::from_utf8_lossy(&out.stderr)
+            .chars()
+            .take(8000)
+            .collect::<String>()
     )
 }
 
@@ -42,7 +48,12 @@ fn run(args: &[&str], paths: &[&Path], code: i32) -> Output {
     let mut c = kindred();
     c.args(args).args(paths);
     let out = c.output().expect("running kindred");
-    assert_eq!(out.status.code(), Some(code), "kindred {args:?} {paths:?}: {}", show(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "kindred {args:?} {paths:?}: {}",
+        show(&out)
+    );
     out
 }
 
@@ -51,7 +62,18 @@ fn stderr(out: &Output) -> String {
 }
 
 fn gen(dir: &Path, customers: u64, seed: u64) {
-    run(&["gen", "--customers", &customers.to_string(), "--seed", &seed.to_string(), "--out"], &[dir], 0);
+    run(
+        &[
+            "gen",
+            "--customers",
+            &customers.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--out",
+        ],
+        &[dir],
+        0,
+    );
 }
 
 fn import(data: &Path, inputs: &[&Path], code: i32) -> Output {
@@ -69,13 +91,18 @@ fn export(data: &Path, out_file: &Path) -> Vec<String> {
     c.args(["export", "--data"]).arg(data).arg("--out").arg(out_file);
     let out = c.output().expect("running kindred export");
     assert_eq!(out.status.code(), Some(0), "kindred export: {}", show(&out));
-    std::fs::read_to_string(out_file).unwrap().lines().map(str::to_string).collect()
+    std::fs::read_to_string(out_file)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 #[track_caller]
 fn verify(data: &Path) -> Value {
     let out = run(&["verify", "--data"], &[data], 0);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("verify prints JSON ({e}): {}", show(&out)));
+    let report: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("verify prints JSON ({e}): {}", show(&out)));
     assert_eq!(report["ok"], true, "{report}");
     report
 }
@@ -89,9 +116,23 @@ fn summary_count(text: &str, what: &str) -> Option<u64> {
 
 /// The lines of every `*.ndjson` file of a directory, in name order.
 fn read_dir_lines(dir: &Path) -> Vec<Value> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "ndjson")).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
+        .collect();
     files.sort();
-    files.iter().flat_map(|f| std::fs::read_to_string(f).unwrap().lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<Value>>()).collect()
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<Value>>()
+        })
+        .collect()
 }
 
 /// Object lines per klass.
@@ -113,26 +154,52 @@ struct Server {
 
 impl Server {
     async fn start(data: &Path) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let log = data.with_extension("serve.log");
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let mut cmd = kindred();
-        cmd.args(["serve", "--data"]).arg(data).args(["--listen", &format!("127.0.0.1:{port}")]);
-        cmd.stdout(Stdio::from(out.try_clone().unwrap())).stderr(Stdio::from(out));
+        cmd.args(["serve", "--data"])
+            .arg(data)
+            .args(["--listen", &format!("127.0.0.1:{port}")]);
+        cmd.stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out));
         let child = cmd.spawn().expect("spawning kindred serve");
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        let mut s = Server { child, base: format!("http://127.0.0.1:{port}"), http, log };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let mut s = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http,
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(st) = s.child.try_wait().unwrap() {
-                panic!("kindred serve exited: {st}\n{}", std::fs::read_to_string(&s.log).unwrap_or_default());
+                panic!(
+                    "kindred serve exited: {st}\n{}",
+                    std::fs::read_to_string(&s.log).unwrap_or_default()
+                );
             }
             if let Ok(r) = s.http.get(format!("{}/health", s.base)).send().await {
                 if r.status().as_u16() == 200 {
                     return s;
                 }
             }
-            assert!(Instant::now() < deadline, "kindred serve did not become healthy\n{}", std::fs::read_to_string(&s.log).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "kindred serve did not become healthy\n{}",
+                std::fs::read_to_string(&s.log).unwrap_or_default()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -157,17 +224,29 @@ impl Server {
     }
 
     async fn count(&self, klass: &str) -> u64 {
-        self.expect("POST", "/v1/search/count", Some(json!({"queryContext": klass})), 200).await["total"].as_u64().unwrap()
+        self.expect("POST", "/v1/search/count", Some(json!({"queryContext": klass})), 200)
+            .await["total"]
+            .as_u64()
+            .unwrap()
     }
 
     /// SIGTERM and wait for a clean exit.
     async fn stop(mut self) {
-        let st = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        let st = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(st.success());
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
-                assert_eq!(st.code(), Some(0), "{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+                assert_eq!(
+                    st.code(),
+                    Some(0),
+                    "{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
                 return;
             }
             assert!(Instant::now() < deadline, "kindred serve did not stop");
@@ -190,7 +269,9 @@ fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
         (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
-        (Value::Object(x), Value::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w))),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
         _ => a == b,
     }
 }
@@ -212,7 +293,10 @@ async fn gen_import_export_import_export_round_trips_every_line() {
     let gen_counts = per_klass(&generated);
     assert_eq!(gen_counts.get("customer"), Some(&300), "{gen_counts:?}");
     for k in ["company", "order", "conversation", "message"] {
-        assert!(gen_counts.get(k).is_some_and(|n| *n > 0), "gen writes {k}: {gen_counts:?}");
+        assert!(
+            gen_counts.get(k).is_some_and(|n| *n > 0),
+            "gen writes {k}: {gen_counts:?}"
+        );
     }
     // The same seed gives the same bytes.
     let again = tmp.path().join("gen-again");
@@ -245,23 +329,54 @@ async fn gen_import_export_import_export_round_trips_every_line() {
     assert_eq!(e1.len(), e2.len());
     let only1: Vec<&&String> = set1.difference(&set2).take(5).collect();
     let only2: Vec<&&String> = set2.difference(&set1).take(5).collect();
-    assert!(only1.is_empty() && only2.is_empty(), "exports differ:\nonly in the first: {only1:?}\nonly in the second: {only2:?}");
+    assert!(
+        only1.is_empty() && only2.is_empty(),
+        "exports differ:\nonly in the first: {only1:?}\nonly in the second: {only2:?}"
+    );
 
     // The export: definitions first, then objects as upsert lines, counts per klass as generated.
     let e1v: Vec<Value> = e1.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
     let first_object = e1v.iter().position(|l| l.get("klass").is_some()).unwrap();
-    assert!(e1v[..first_object].iter().all(|l| l.get("resource").is_some()), "definitions come first");
-    assert!(e1v[first_object..].iter().all(|l| l.get("klass").is_some() && l["op"] == "upsert" && l["id"].is_string()), "then objects as upserts");
+    assert!(
+        e1v[..first_object].iter().all(|l| l.get("resource").is_some()),
+        "definitions come first"
+    );
+    assert!(
+        e1v[first_object..]
+            .iter()
+            .all(|l| l.get("klass").is_some() && l["op"] == "upsert" && l["id"].is_string()),
+        "then objects as upserts"
+    );
     assert_eq!(per_klass(&e1v), gen_counts);
-    for l in generated.iter().filter(|l| l.get("resource").is_some_and(|r| r != "klass")) {
+    for l in generated
+        .iter()
+        .filter(|l| l.get("resource").is_some_and(|r| r != "klass"))
+    {
         let id = &l["object"]["id"];
-        assert!(e1v.iter().any(|e| e["resource"] == l["resource"] && &e["object"]["id"] == id), "definition {l} is exported");
+        assert!(
+            e1v.iter()
+                .any(|e| e["resource"] == l["resource"] && &e["object"]["id"] == id),
+            "definition {l} is exported"
+        );
     }
     // Every generated object is exported with the fields it was generated with.
-    let exported: std::collections::HashMap<(String, String), &Value> =
-        e1v[first_object..].iter().map(|l| ((l["klass"].as_str().unwrap().to_string(), l["id"].as_str().unwrap().to_string()), l)).collect();
+    let exported: std::collections::HashMap<(String, String), &Value> = e1v[first_object..]
+        .iter()
+        .map(|l| {
+            (
+                (
+                    l["klass"].as_str().unwrap().to_string(),
+                    l["id"].as_str().unwrap().to_string(),
+                ),
+                l,
+            )
+        })
+        .collect();
     for g in generated.iter().filter(|l| l.get("klass").is_some()) {
-        let key = (g["klass"].as_str().unwrap().to_string(), g["id"].as_str().unwrap().to_string());
+        let key = (
+            g["klass"].as_str().unwrap().to_string(),
+            g["id"].as_str().unwrap().to_string(),
+        );
         let e = exported.get(&key).unwrap_or_else(|| panic!("{key:?} is not exported"));
         assert_fields(&g["object"], &e["object"], &format!("{key:?}"));
         if let Some(ext) = g.get("externalId") {
@@ -277,28 +392,54 @@ async fn gen_import_export_import_export_round_trips_every_line() {
     let objects_only: Vec<&Value> = generated.iter().filter(|l| l.get("klass").is_some()).collect();
     for g in objects_only.iter().step_by(97) {
         let (klass, id) = (g["klass"].as_str().unwrap(), g["id"].as_str().unwrap());
-        let got = server.expect("GET", &format!("/v1/objects/{klass}/{id}"), None, 200).await;
+        let got = server
+            .expect("GET", &format!("/v1/objects/{klass}/{id}"), None, 200)
+            .await;
         assert_fields(&g["object"], &got, &format!("{klass}/{id}"));
         assert_eq!(got["rev"], 1, "one import, one revision: {got}");
         if let Some(ext) = g["externalId"].as_str() {
-            let by_ext = server.expect("GET", &format!("/v1/objects/{klass}/by-external-id/{ext}"), None, 200).await;
+            let by_ext = server
+                .expect("GET", &format!("/v1/objects/{klass}/by-external-id/{ext}"), None, 200)
+                .await;
             assert_eq!(by_ext["id"], id);
         }
     }
     let c0 = generated.iter().find(|l| l["klass"] == "customer").unwrap();
     let email = c0["object"]["emails"][0].as_str().unwrap();
-    assert_eq!(server.expect("GET", &format!("/v1/objects/customer/by-email/{email}"), None, 200).await["id"], c0["id"]);
+    assert_eq!(
+        server
+            .expect("GET", &format!("/v1/objects/customer/by-email/{email}"), None, 200)
+            .await["id"],
+        c0["id"]
+    );
     let cid = c0["id"].as_str().unwrap();
     let orders = gen_counts_for(&generated, "order", "customer", cid);
-    let found = server.expect("POST", "/v1/search/count", Some(json!({"queryContext": "order", "and": [{"customer": {"equals": cid}}]})), 200).await;
+    let found = server
+        .expect(
+            "POST",
+            "/v1/search/count",
+            Some(json!({"queryContext": "order", "and": [{"customer": {"equals": cid}}]})),
+            200,
+        )
+        .await;
     assert_eq!(found["total"], orders, "orders of {cid}");
     let k = server.expect("GET", "/v1/klasses/order", None, 200).await;
-    assert!(k["attributes"].as_array().unwrap().iter().any(|a| a["name"] == "totalNum"), "{k}");
+    assert!(
+        k["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "totalNum"),
+        "{k}"
+    );
     server.stop().await;
 }
 
 fn gen_counts_for(lines: &[Value], klass: &str, field: &str, id: &str) -> u64 {
-    lines.iter().filter(|l| l["klass"] == klass && l["object"][field] == id).count() as u64
+    lines
+        .iter()
+        .filter(|l| l["klass"] == klass && l["object"][field] == id)
+        .count() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,28 +454,45 @@ async fn an_import_killed_midway_resumes_and_writes_every_object_exactly_once() 
 
     // Start the import and SIGKILL it midway.
     let mut c = kindred();
-    c.args(["import", "--data"]).arg(&data).arg(&gen_dir).stdout(Stdio::null()).stderr(Stdio::piped());
+    c.args(["import", "--data"])
+        .arg(&data)
+        .arg(&gen_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = c.spawn().expect("spawning kindred import");
     tokio::time::sleep(Duration::from_millis(800)).await;
     let running = child.try_wait().unwrap().is_none();
     child.kill().expect("SIGKILL");
     let st = child.wait().unwrap();
-    assert!(running, "the import of {objects} objects finished within 0.8 s ({st}); the kill tested nothing");
+    assert!(
+        running,
+        "the import of {objects} objects finished within 0.8 s ({st}); the kill tested nothing"
+    );
 
     // Run it again to completion.
     let out = import(&data, &[&gen_dir], 0);
     let text = stderr(&out);
     assert_eq!(summary_count(&text, "failed"), Some(0), "{text}");
     // Batches and their resume markers commit together: nothing is applied twice.
-    assert_eq!(summary_count(&text, "updated"), Some(0), "a resumed import re-applies nothing: {text}");
+    assert_eq!(
+        summary_count(&text, "updated"),
+        Some(0),
+        "a resumed import re-applies nothing: {text}"
+    );
     let created = summary_count(&text, "created").unwrap();
     assert!(created <= objects, "{text}");
     if created < objects {
-        assert!(text.contains("resumed "), "the rerun resumed after the interrupted batches: {text}");
+        assert!(
+            text.contains("resumed "),
+            "the rerun resumed after the interrupted batches: {text}"
+        );
     }
     eprintln!("interrupted import: the rerun created {created} of {objects} objects");
     let report = verify(&data);
-    assert_eq!(report["storeObjects"], objects, "every generated object is stored exactly once: {report}");
+    assert_eq!(
+        report["storeObjects"], objects,
+        "every generated object is stored exactly once: {report}"
+    );
     assert_eq!(report["indexDocuments"], objects, "{report}");
 
     // The export holds every generated object once.
@@ -354,7 +512,9 @@ async fn an_import_killed_midway_resumes_and_writes_every_object_exactly_once() 
     }
     for g in generated.iter().filter(|l| l.get("klass").is_some()).step_by(1999) {
         let (klass, id) = (g["klass"].as_str().unwrap(), g["id"].as_str().unwrap());
-        let got = server.expect("GET", &format!("/v1/objects/{klass}/{id}"), None, 200).await;
+        let got = server
+            .expect("GET", &format!("/v1/objects/{klass}/{id}"), None, 200)
+            .await;
         assert_fields(&g["object"], &got, &format!("{klass}/{id}"));
     }
     server.stop().await;
@@ -366,24 +526,32 @@ async fn kustomer_export_lines_import_with_skipped_fields_counted_and_bad_attrib
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("kustomer.ndjson");
     let lines = [
-        /* 1 */ json!({"data": {"type": "company", "id": "co1", "attributes": {"name": "Acme", "domains": ["acme.io"], "custom": {"industryStr": "retail"}}}}),
-        /* 2 */ json!({"data": {"type": "customer", "id": "cu1", "attributes": {
+        /* 1 */
+        json!({"data": {"type": "company", "id": "co1", "attributes": {"name": "Acme", "domains": ["acme.io"], "custom": {"industryStr": "retail"}}}}),
+        /* 2 */
+        json!({"data": {"type": "customer", "id": "cu1", "attributes": {
             "name": "Ada Lovelace", "externalId": "crm-1",
             "emails": [{"type": "home", "email": "ada@acme.io"}, {"type": "work", "email": "ada@work.io"}],
             "phones": [{"type": "mobile", "phone": "+15551234"}],
             "birthdayAt": "1815-12-10", "createdAt": "2024-02-03T04:05:06.789Z", "tags": ["vip"],
             "custom": {"tierStr": "gold", "ltvNum": 12.5, "signupAt": "2024-01-01T00:00:00.000Z", "vipBool": true}},
             "relationships": {"company": {"data": {"type": "company", "id": "co1"}}, "org": {"data": {"type": "org", "id": "o1"}}}}}),
-        /* 3 */ json!({"data": {"type": "customer", "id": "cu2", "attributes": {"name": "Bad Custom", "custom": {"loyalty": "x"}}}}),
-        /* 4 */ json!({"data": {"type": "conversation", "id": "cv1", "attributes": {"name": "Where is my order", "status": "open", "channels": ["email"], "messageCount": 3},
+        /* 3 */
+        json!({"data": {"type": "customer", "id": "cu2", "attributes": {"name": "Bad Custom", "custom": {"loyalty": "x"}}}}),
+        /* 4 */
+        json!({"data": {"type": "conversation", "id": "cv1", "attributes": {"name": "Where is my order", "status": "open", "channels": ["email"], "messageCount": 3},
             "relationships": {"customer": {"data": {"type": "customer", "id": "cu1"}}}}}),
-        /* 5 */ json!({"data": {"type": "message", "id": "m1", "attributes": {"direction": "in", "channel": "email", "body": "hello there, where is it?"},
+        /* 5 */
+        json!({"data": {"type": "message", "id": "m1", "attributes": {"direction": "in", "channel": "email", "body": "hello there, where is it?"},
             "relationships": {"conversation": {"data": {"type": "conversation", "id": "cv1"}}, "customer": {"data": {"type": "customer", "id": "cu1"}}}}}),
-        /* 6 */ json!({"data": {"type": "kobject", "id": "k1", "attributes": {"title": "Order 1", "custom": {"totalNum": 42, "skuStr": "SKU-9"}},
+        /* 6 */
+        json!({"data": {"type": "kobject", "id": "k1", "attributes": {"title": "Order 1", "custom": {"totalNum": 42, "skuStr": "SKU-9"}},
             "relationships": {"klass": {"data": {"type": "klass", "id": "order"}}, "customer": {"data": {"type": "customer", "id": "cu1"}}}}}),
-        /* 7 */ json!({"data": {"type": "kobject", "id": "k2", "attributes": {"title": "Order 2", "custom": {"totalNum": 7}},
+        /* 7 */
+        json!({"data": {"type": "kobject", "id": "k2", "attributes": {"title": "Order 2", "custom": {"totalNum": 7}},
             "relationships": {"klass": {"data": {"type": "klass", "id": "order"}}, "customer": {"data": {"type": "customer", "id": "cu1"}}}}}),
-        /* 8 */ json!({"data": {"type": "note", "id": "n1", "attributes": {"body": "Called back"}, "relationships": {"customer": {"data": {"type": "customer", "id": "cu1"}}}}}),
+        /* 8 */
+        json!({"data": {"type": "note", "id": "n1", "attributes": {"body": "Called back"}, "relationships": {"customer": {"data": {"type": "customer", "id": "cu1"}}}}}),
     ];
     let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(&file, body).unwrap();
@@ -392,11 +560,24 @@ async fn kustomer_export_lines_import_with_skipped_fields_counted_and_bad_attrib
     let out = import(&data, &[&file], 1);
     let text = stderr(&out);
     assert_eq!(summary_count(&text, "lines"), Some(8), "{text}");
-    for skipped in ["customer.birthdayAt: 1", "conversation.messageCount: 1", "customer.relationships.org: 1"] {
-        assert!(text.contains(&format!("skipped Kustomer field {skipped}")), "summary names {skipped}: {text}");
+    for skipped in [
+        "customer.birthdayAt: 1",
+        "conversation.messageCount: 1",
+        "customer.relationships.org: 1",
+    ] {
+        assert!(
+            text.contains(&format!("skipped Kustomer field {skipped}")),
+            "summary names {skipped}: {text}"
+        );
     }
-    let failure = text.lines().find(|l| l.starts_with("failed ")).unwrap_or_else(|| panic!("no failure reported: {text}"));
-    assert!(failure.contains("kustomer.ndjson:3: 422") && failure.contains("/object/custom/loyalty"), "{failure}");
+    let failure = text
+        .lines()
+        .find(|l| l.starts_with("failed "))
+        .unwrap_or_else(|| panic!("no failure reported: {text}"));
+    assert!(
+        failure.contains("kustomer.ndjson:3: 422") && failure.contains("/object/custom/loyalty"),
+        "{failure}"
+    );
     verify(&data);
 
     let server = Server::start(&data).await;
@@ -408,40 +589,95 @@ async fn kustomer_export_lines_import_with_skipped_fields_counted_and_bad_attrib
     assert_eq!(cu1["company"], "co1");
     assert_eq!(cu1["tags"], json!(["vip"]));
     assert_eq!(cu1["createdAt"], "2024-02-03T04:05:06.789Z");
-    assert!(same(&cu1["custom"], &json!({"tierStr": "gold", "ltvNum": 12.5, "signupAt": "2024-01-01T00:00:00.000Z", "vipBool": true})), "{cu1}");
+    assert!(
+        same(
+            &cu1["custom"],
+            &json!({"tierStr": "gold", "ltvNum": 12.5, "signupAt": "2024-01-01T00:00:00.000Z", "vipBool": true})
+        ),
+        "{cu1}"
+    );
     assert!(cu1.get("birthdayAt").is_none(), "{cu1}");
     server.expect("GET", "/v1/objects/customer/cu2", None, 404).await;
-    assert_eq!(server.expect("GET", "/v1/objects/customer/by-email/ADA@work.io", None, 200).await["id"], "cu1");
+    assert_eq!(
+        server
+            .expect("GET", "/v1/objects/customer/by-email/ADA@work.io", None, 200)
+            .await["id"],
+        "cu1"
+    );
     let co1 = server.expect("GET", "/v1/objects/company/co1", None, 200).await;
-    assert_eq!((co1["name"].clone(), co1["domains"].clone(), co1["custom"]["industryStr"].clone()), (json!("Acme"), json!(["acme.io"]), json!("retail")));
+    assert_eq!(
+        (
+            co1["name"].clone(),
+            co1["domains"].clone(),
+            co1["custom"]["industryStr"].clone()
+        ),
+        (json!("Acme"), json!(["acme.io"]), json!("retail"))
+    );
     let cv1 = server.expect("GET", "/v1/objects/conversation/cv1", None, 200).await;
     assert_eq!(cv1["subject"], "Where is my order", "{cv1}");
     assert_eq!(cv1["customer"], "cu1");
     assert_eq!(cv1["status"], "open");
     assert_eq!(cv1["channel"], "email");
     let m1 = server.expect("GET", "/v1/objects/message/m1", None, 200).await;
-    assert_eq!((m1["conversation"].as_str(), m1["customer"].as_str(), m1["direction"].as_str()), (Some("cv1"), Some("cu1"), Some("in")), "{m1}");
+    assert_eq!(
+        (
+            m1["conversation"].as_str(),
+            m1["customer"].as_str(),
+            m1["direction"].as_str()
+        ),
+        (Some("cv1"), Some("cu1"), Some("in")),
+        "{m1}"
+    );
     assert_eq!(m1["body"], "hello there, where is it?");
     let n1 = server.expect("GET", "/v1/objects/note/n1", None, 200).await;
-    assert_eq!((n1["customer"].as_str(), n1["body"].as_str()), (Some("cu1"), Some("Called back")), "{n1}");
+    assert_eq!(
+        (n1["customer"].as_str(), n1["body"].as_str()),
+        (Some("cu1"), Some("Called back")),
+        "{n1}"
+    );
     // The suffixed custom attributes were declared with their types.
     let cust = server.expect("GET", "/v1/klasses/customer", None, 200).await;
-    let ty = |k: &Value, n: &str| k["attributes"].as_array().unwrap().iter().find(|a| a["name"] == n).map(|a| a["type"].clone());
+    let ty = |k: &Value, n: &str| {
+        k["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == n)
+            .map(|a| a["type"].clone())
+    };
     assert_eq!(ty(&cust, "tierStr"), Some(json!("string")));
     assert_eq!(ty(&cust, "ltvNum"), Some(json!("number")));
     assert_eq!(ty(&cust, "signupAt"), Some(json!("date")));
     assert_eq!(ty(&cust, "vipBool"), Some(json!("boolean")));
     assert_eq!(ty(&cust, "loyalty"), None);
     // Searchable: the conversation by its subject, the customer by tier.
-    let r = server.expect("POST", "/v1/search", Some(json!({"queryContext": "conversation", "text": "order"})), 200).await;
+    let r = server
+        .expect(
+            "POST",
+            "/v1/search",
+            Some(json!({"queryContext": "conversation", "text": "order"})),
+            200,
+        )
+        .await;
     assert_eq!(r["data"][0]["id"], "cv1", "{r}");
-    let r = server.expect("POST", "/v1/search", Some(json!({"queryContext": "customer", "and": [{"custom.tierStr": {"equals": "GOLD"}}]})), 200).await;
+    let r = server
+        .expect(
+            "POST",
+            "/v1/search",
+            Some(json!({"queryContext": "customer", "and": [{"custom.tierStr": {"equals": "GOLD"}}]})),
+            200,
+        )
+        .await;
     assert_eq!(r["total"], 1, "{r}");
     // The kobjects' klass was created on first sight, with their custom attributes.
     let order = server.expect("GET", "/v1/klasses/order", None, 200).await;
     assert_eq!(ty(&order, "totalNum"), Some(json!("number")), "{order}");
     let k1 = server.expect("GET", "/v1/objects/order/k1", None, 200).await;
-    assert_eq!((k1["title"].as_str(), k1["customer"].as_str()), (Some("Order 1"), Some("cu1")), "{k1}");
+    assert_eq!(
+        (k1["title"].as_str(), k1["customer"].as_str()),
+        (Some("Order 1"), Some("cu1")),
+        "{k1}"
+    );
     assert!(same(&k1["custom"], &json!({"totalNum": 42, "skuStr": "SKU-9"})), "{k1}");
     assert_eq!(server.count("order").await, 2);
     server.stop().await;
@@ -470,11 +706,23 @@ async fn import_exit_codes_bulk_lines_with_failures_and_fatal_errors() {
     std::fs::write(&file, lines.join("\n")).unwrap();
     let out = import(&data, &[&file], 1);
     let text = stderr(&out);
-    assert_eq!(summary_count(&text, "lines"), Some(10), "blank lines are not counted: {text}");
+    assert_eq!(
+        summary_count(&text, "lines"),
+        Some(10),
+        "blank lines are not counted: {text}"
+    );
     assert_eq!(summary_count(&text, "definitions"), Some(1), "{text}");
     assert_eq!(summary_count(&text, "failed"), Some(4), "{text}");
-    for want in ["lines.ndjson:4: 400", "lines.ndjson:5: 422", "lines.ndjson:7: 409", "lines.ndjson:11: "] {
-        assert!(text.lines().any(|l| l.starts_with("failed ") && l.contains(want)), "{want}: {text}");
+    for want in [
+        "lines.ndjson:4: 400",
+        "lines.ndjson:5: 422",
+        "lines.ndjson:7: 409",
+        "lines.ndjson:11: ",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with("failed ") && l.contains(want)),
+            "{want}: {text}"
+        );
     }
     assert!(text.contains("/object/custom/totalNum"), "{text}");
     verify(&data);
@@ -484,7 +732,12 @@ async fn import_exit_codes_bulk_lines_with_failures_and_fatal_errors() {
     assert!(stderr(&out).contains("missing.ndjson"), "{}", stderr(&out));
     // So is an unknown org.
     let mut c = kindred();
-    let out = c.args(["import", "--org", "nosuchorg", "--data"]).arg(&data).arg(&file).output().unwrap();
+    let out = c
+        .args(["import", "--org", "nosuchorg", "--data"])
+        .arg(&data)
+        .arg(&file)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     verify(&data);
 
@@ -495,7 +748,10 @@ async fn import_exit_codes_bulk_lines_with_failures_and_fatal_errors() {
     assert_eq!(c1["object"]["name"], "Ada L.");
     assert!(ev.iter().any(|l| l["id"] == "o3"), "{e:?}");
     assert!(!ev.iter().any(|l| l["id"] == "o1"), "{e:?}");
-    assert!(!ev.iter().any(|l| l["id"] == "o2"), "o2 was deleted by line 9 but is exported: {e:?}");
+    assert!(
+        !ev.iter().any(|l| l["id"] == "o2"),
+        "o2 was deleted by line 9 but is exported: {e:?}"
+    );
     // An unknown klass answers as `POST /v1/bulk` does (404), since import validates like the API.
     let unknown = text.lines().find(|l| l.contains("lines.ndjson:11: ")).unwrap();
     assert!(unknown.contains("lines.ndjson:11: 404"), "{unknown}");

@@ -11,12 +11,22 @@ use crate::helpers::{Resp, TestApp, ADMIN_KEY};
 #[track_caller]
 fn assert_error(r: &Resp, status: u16) -> Value {
     assert_eq!(r.status.as_u16(), status, "unexpected status; body: {}", r.text);
-    let errors = r.body["errors"].as_array().unwrap_or_else(|| panic!("no `errors` list in {}", r.text));
+    let errors = r.body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no `errors` list in {}", r.text));
     assert!(!errors.is_empty(), "empty `errors` in {}", r.text);
     for e in errors {
         assert_eq!(e["status"], status.to_string(), "error status; body: {}", r.text);
-        assert!(e["code"].as_str().is_some_and(|c| !c.is_empty()), "error without code: {}", r.text);
-        assert!(e["title"].as_str().is_some_and(|t| !t.is_empty()), "error without title: {}", r.text);
+        assert!(
+            e["code"].as_str().is_some_and(|c| !c.is_empty()),
+            "error without code: {}",
+            r.text
+        );
+        assert!(
+            e["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "error without title: {}",
+            r.text
+        );
     }
     errors[0].clone()
 }
@@ -31,15 +41,31 @@ fn assert_invalid(r: &Resp, status: u16, pointer: &str) -> Value {
 
 /// Every pointer of an error answer.
 fn pointers(r: &Resp) -> Vec<String> {
-    r.body["errors"].as_array().map(|es| es.iter().filter_map(|e| e["source"]["pointer"].as_str().map(str::to_string)).collect()).unwrap_or_default()
+    r.body["errors"]
+        .as_array()
+        .map(|es| {
+            es.iter()
+                .filter_map(|e| e["source"]["pointer"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn names(list: &Value) -> Vec<String> {
-    list["data"].as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap().to_string()).collect()
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn attr<'a>(klass: &'a Value, name: &str) -> Option<&'a Value> {
-    klass["attributes"].as_array().unwrap().iter().find(|a| a["name"] == name)
+    klass["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
 }
 
 #[track_caller]
@@ -56,7 +82,13 @@ fn order_def() -> Value {
 }
 
 async fn with_order(app: &TestApp, key: &str) -> Value {
-    app.post("/v1/klasses", key, json!({"name": "shipment", "attributes": [{"name": "carrier", "type": "string"}]})).await.expect(201);
+    app.post(
+        "/v1/klasses",
+        key,
+        json!({"name": "shipment", "attributes": [{"name": "carrier", "type": "string"}]}),
+    )
+    .await
+    .expect(201);
     app.post("/v1/klasses", key, order_def()).await.expect(201)
 }
 
@@ -85,10 +117,28 @@ async fn a_standard_klass_shows_every_attribute_with_its_type() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| (a["name"].as_str().unwrap().to_string(), a["type"].as_str().unwrap().to_string(), a["list"].as_bool().unwrap()))
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_string(),
+                a["type"].as_str().unwrap().to_string(),
+                a["list"].as_bool().unwrap(),
+            )
+        })
         .collect();
-    let expect = |v: &[(&str, &str, bool)]| v.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), *c)).collect::<Vec<_>>();
-    assert_eq!(shape, expect(&[("name", "string", false), ("emails", "email", true), ("phones", "phone", true), ("company", "reference", false)]));
+    let expect = |v: &[(&str, &str, bool)]| {
+        v.iter()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), *c))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        shape,
+        expect(&[
+            ("name", "string", false),
+            ("emails", "email", true),
+            ("phones", "phone", true),
+            ("company", "reference", false)
+        ])
+    );
     assert_eq!(must_attr(&c, "company")["klass"], "company");
     for a in c["attributes"].as_array().unwrap() {
         assert_eq!(a["standard"], true, "{a}");
@@ -145,7 +195,10 @@ async fn an_unknown_klass_is_a_404() {
 #[tokio::test]
 async fn an_admin_creates_a_custom_klass_with_attributes_and_relationships() {
     let app = TestApp::new().await;
-    let shipment = app.post("/v1/klasses", ADMIN_KEY, json!({"name": "shipment"})).await.expect(201);
+    let shipment = app
+        .post("/v1/klasses", ADMIN_KEY, json!({"name": "shipment"}))
+        .await
+        .expect(201);
     assert_eq!(shipment["name"], "shipment");
     assert_eq!(shipment["standard"], false);
     let k = app.post("/v1/klasses", ADMIN_KEY, order_def()).await.expect(201);
@@ -165,15 +218,35 @@ async fn an_admin_creates_a_custom_klass_with_attributes_and_relationships() {
     assert_eq!(total["displayName"], "Total");
     assert_eq!(total["standard"], false);
     assert_eq!(total["list"], false);
-    assert_eq!(k["relationships"], json!([{"name": "shipment", "klass": "shipment", "cardinality": "one"}]));
+    assert_eq!(
+        k["relationships"],
+        json!([{"name": "shipment", "klass": "shipment", "cardinality": "one"}])
+    );
     assert!(k["createdAt"].as_str().is_some_and(|t| t.ends_with('Z')));
     // Read back, alone and in the list (after the standard klasses).
     assert_eq!(app.get("/v1/klasses/order", ADMIN_KEY).await.expect(200), k);
     let list = app.get("/v1/klasses", ADMIN_KEY).await.expect(200);
-    assert_eq!(names(&list), ["company", "customer", "conversation", "message", "note", "order", "shipment"]);
+    assert_eq!(
+        names(&list),
+        [
+            "company",
+            "customer",
+            "conversation",
+            "message",
+            "note",
+            "order",
+            "shipment"
+        ]
+    );
     assert_eq!(list["total"], 7);
     // Objects of it can be written.
-    app.post("/v1/objects/order", ADMIN_KEY, json!({"title": "first", "custom": {"totalNum": 12.5}})).await.expect(201);
+    app.post(
+        "/v1/objects/order",
+        ADMIN_KEY,
+        json!({"title": "first", "custom": {"totalNum": 12.5}}),
+    )
+    .await
+    .expect(201);
 }
 
 #[tokio::test]
@@ -214,7 +287,22 @@ async fn a_custom_klass_takes_every_attribute_type() {
 #[tokio::test]
 async fn a_custom_klass_may_not_take_a_reserved_or_standard_name() {
     let app = TestApp::new().await;
-    for name in ["company", "customer", "conversation", "message", "note", "kobject", "custom", "relationships", "tags", "id", "externalId", "createdAt", "assignedTeam", "author"] {
+    for name in [
+        "company",
+        "customer",
+        "conversation",
+        "message",
+        "note",
+        "kobject",
+        "custom",
+        "relationships",
+        "tags",
+        "id",
+        "externalId",
+        "createdAt",
+        "assignedTeam",
+        "author",
+    ] {
         let r = app.post("/v1/klasses", ADMIN_KEY, json!({"name": name})).await;
         assert_eq!(r.status.as_u16(), 422, "`{name}`: {}", r.text);
         assert_invalid(&r, 422, "/name");
@@ -228,14 +316,30 @@ async fn a_custom_klass_may_not_take_a_reserved_or_standard_name() {
 #[tokio::test]
 async fn a_klass_name_must_be_a_letter_then_letters_digits_or_underscores() {
     let app = TestApp::new().await;
-    for name in [json!("1order"), json!("or-der"), json!("or der"), json!("_order"), json!(""), json!("o".repeat(65)), json!(7)] {
+    for name in [
+        json!("1order"),
+        json!("or-der"),
+        json!("or der"),
+        json!("_order"),
+        json!(""),
+        json!("o".repeat(65)),
+        json!(7),
+    ] {
         let r = app.post("/v1/klasses", ADMIN_KEY, json!({"name": name})).await;
         assert_eq!(r.status.as_u16(), 422, "{name}: {}", r.text);
         assert_invalid(&r, 422, "/name");
     }
-    assert_invalid(&app.post("/v1/klasses", ADMIN_KEY, json!({"attributes": []})).await, 422, "/name");
-    app.post("/v1/klasses", ADMIN_KEY, json!({"name": "o".repeat(64)})).await.expect(201);
-    app.post("/v1/klasses", ADMIN_KEY, json!({"name": "Order_2"})).await.expect(201);
+    assert_invalid(
+        &app.post("/v1/klasses", ADMIN_KEY, json!({"attributes": []})).await,
+        422,
+        "/name",
+    );
+    app.post("/v1/klasses", ADMIN_KEY, json!({"name": "o".repeat(64)}))
+        .await
+        .expect(201);
+    app.post("/v1/klasses", ADMIN_KEY, json!({"name": "Order_2"}))
+        .await
+        .expect(201);
     assert_eq!(app.get("/v1/klasses", ADMIN_KEY).await.expect(200)["total"], 7);
 }
 
@@ -243,7 +347,13 @@ async fn a_klass_name_must_be_a_letter_then_letters_digits_or_underscores() {
 async fn a_duplicate_klass_is_a_409() {
     let app = TestApp::new().await;
     with_order(&app, ADMIN_KEY).await;
-    let r = app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "attributes": [{"name": "other", "type": "string"}]})).await;
+    let r = app
+        .post(
+            "/v1/klasses",
+            ADMIN_KEY,
+            json!({"name": "order", "attributes": [{"name": "other", "type": "string"}]}),
+        )
+        .await;
     assert_error(&r, 409);
     let k = app.get("/v1/klasses/order", ADMIN_KEY).await.expect(200);
     assert!(attr(&k, "other").is_none(), "{k}");
@@ -256,9 +366,21 @@ async fn an_attribute_with_an_unknown_type_is_422_at_its_type() {
         .post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "attributes": [{"name": "ok", "type": "string"}, {"name": "price", "type": "money"}]}))
         .await;
     assert_invalid(&r, 422, "/attributes/1/type");
-    let r = app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "attributes": [{"name": "price", "type": "String"}]})).await;
+    let r = app
+        .post(
+            "/v1/klasses",
+            ADMIN_KEY,
+            json!({"name": "order", "attributes": [{"name": "price", "type": "String"}]}),
+        )
+        .await;
     assert_invalid(&r, 422, "/attributes/0/type");
-    let r = app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "attributes": [{"name": "price"}]})).await;
+    let r = app
+        .post(
+            "/v1/klasses",
+            ADMIN_KEY,
+            json!({"name": "order", "attributes": [{"name": "price"}]}),
+        )
+        .await;
     assert_error(&r, 422);
     assert_error(&app.get("/v1/klasses/order", ADMIN_KEY).await, 404);
 }
@@ -266,11 +388,29 @@ async fn an_attribute_with_an_unknown_type_is_422_at_its_type() {
 #[tokio::test]
 async fn an_enum_needs_values() {
     let app = TestApp::new().await;
-    let r = app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "attributes": [{"name": "state", "type": "enum"}]})).await;
+    let r = app
+        .post(
+            "/v1/klasses",
+            ADMIN_KEY,
+            json!({"name": "order", "attributes": [{"name": "state", "type": "enum"}]}),
+        )
+        .await;
     assert_invalid(&r, 422, "/attributes/0/values");
-    let r = app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "attributes": [{"name": "state", "type": "enum", "values": []}]})).await;
+    let r = app
+        .post(
+            "/v1/klasses",
+            ADMIN_KEY,
+            json!({"name": "order", "attributes": [{"name": "state", "type": "enum", "values": []}]}),
+        )
+        .await;
     assert_invalid(&r, 422, "/attributes/0/values");
-    let r = app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "attributes": [{"name": "state", "type": "string", "values": ["a"]}]})).await;
+    let r = app
+        .post(
+            "/v1/klasses",
+            ADMIN_KEY,
+            json!({"name": "order", "attributes": [{"name": "state", "type": "string", "values": ["a"]}]}),
+        )
+        .await;
     assert_invalid(&r, 422, "/attributes/0/values");
     assert_error(&app.get("/v1/klasses/order", ADMIN_KEY).await, 404);
 }
@@ -278,18 +418,38 @@ async fn an_enum_needs_values() {
 #[tokio::test]
 async fn a_reference_needs_an_existing_target_klass() {
     let app = TestApp::new().await;
-    let r = app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "attributes": [{"name": "buyer", "type": "reference"}]})).await;
-    assert_invalid(&r, 422, "/attributes/0/klass");
     let r = app
-        .post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "attributes": [{"name": "buyer", "type": "reference", "klass": "buyer"}]}))
+        .post(
+            "/v1/klasses",
+            ADMIN_KEY,
+            json!({"name": "order", "attributes": [{"name": "buyer", "type": "reference"}]}),
+        )
         .await;
     assert_invalid(&r, 422, "/attributes/0/klass");
-    let r = app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "attributes": [{"name": "n", "type": "string", "klass": "customer"}]})).await;
+    let r = app
+        .post(
+            "/v1/klasses",
+            ADMIN_KEY,
+            json!({"name": "order", "attributes": [{"name": "buyer", "type": "reference", "klass": "buyer"}]}),
+        )
+        .await;
+    assert_invalid(&r, 422, "/attributes/0/klass");
+    let r = app
+        .post(
+            "/v1/klasses",
+            ADMIN_KEY,
+            json!({"name": "order", "attributes": [{"name": "n", "type": "string", "klass": "customer"}]}),
+        )
+        .await;
     assert_invalid(&r, 422, "/attributes/0/klass");
     assert_error(&app.get("/v1/klasses/order", ADMIN_KEY).await, 404);
-    app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "attributes": [{"name": "buyer", "type": "reference", "klass": "customer"}]}))
-        .await
-        .expect(201);
+    app.post(
+        "/v1/klasses",
+        ADMIN_KEY,
+        json!({"name": "order", "attributes": [{"name": "buyer", "type": "reference", "klass": "customer"}]}),
+    )
+    .await
+    .expect(201);
 }
 
 #[tokio::test]
@@ -298,11 +458,19 @@ async fn a_relationship_needs_an_existing_target_and_a_cardinality() {
     let r = app.post("/v1/klasses", ADMIN_KEY, order_def()).await; // shipment does not exist yet
     assert_invalid(&r, 422, "/relationships/0/klass");
     let r = app
-        .post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "relationships": [{"name": "buyer", "klass": "customer", "cardinality": "some"}]}))
+        .post(
+            "/v1/klasses",
+            ADMIN_KEY,
+            json!({"name": "order", "relationships": [{"name": "buyer", "klass": "customer", "cardinality": "some"}]}),
+        )
         .await;
     assert_invalid(&r, 422, "/relationships/0/cardinality");
     let r = app
-        .post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "relationships": [{"name": "9buyer", "klass": "customer", "cardinality": "one"}]}))
+        .post(
+            "/v1/klasses",
+            ADMIN_KEY,
+            json!({"name": "order", "relationships": [{"name": "9buyer", "klass": "customer", "cardinality": "one"}]}),
+        )
         .await;
     assert_invalid(&r, 422, "/relationships/0/name");
     let r = app
@@ -320,12 +488,22 @@ async fn a_relationship_needs_an_existing_target_and_a_cardinality() {
 async fn an_attribute_name_must_be_valid_and_declared_once() {
     let app = TestApp::new().await;
     for bad in ["9lives", "has-dash", "", "has space"] {
-        let r = app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "attributes": [{"name": bad, "type": "string"}]})).await;
+        let r = app
+            .post(
+                "/v1/klasses",
+                ADMIN_KEY,
+                json!({"name": "order", "attributes": [{"name": bad, "type": "string"}]}),
+            )
+            .await;
         assert_eq!(r.status.as_u16(), 422, "{bad:?}: {}", r.text);
         assert_invalid(&r, 422, "/attributes/0/name");
     }
     let r = app
-        .post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "attributes": [{"name": "a", "type": "string"}, {"name": "a", "type": "number"}]}))
+        .post(
+            "/v1/klasses",
+            ADMIN_KEY,
+            json!({"name": "order", "attributes": [{"name": "a", "type": "string"}, {"name": "a", "type": "number"}]}),
+        )
         .await;
     assert_invalid(&r, 422, "/attributes/1/name");
     assert_error(&app.get("/v1/klasses/order", ADMIN_KEY).await, 404);
@@ -334,9 +512,17 @@ async fn an_attribute_name_must_be_valid_and_declared_once() {
 #[tokio::test]
 async fn unknown_fields_of_a_definition_are_422_at_their_pointer() {
     let app = TestApp::new().await;
-    let top = app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "colour": "#fff"})).await;
+    let top = app
+        .post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "colour": "#fff"}))
+        .await;
     assert_error(&top, 422);
-    let nested = app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "attributes": [{"name": "a", "type": "string", "indexed": true}]})).await;
+    let nested = app
+        .post(
+            "/v1/klasses",
+            ADMIN_KEY,
+            json!({"name": "order", "attributes": [{"name": "a", "type": "string", "indexed": true}]}),
+        )
+        .await;
     assert_error(&nested, 422);
     let rel = app
         .post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "relationships": [{"name": "r", "klass": "customer", "cardinality": "one", "many": 1}]}))
@@ -344,19 +530,43 @@ async fn unknown_fields_of_a_definition_are_422_at_their_pointer() {
     assert_error(&rel, 422);
     assert_eq!(
         (top.pointer(), nested.pointer(), rel.pointer()),
-        (Some("/colour"), Some("/attributes/0/indexed"), Some("/relationships/0/many")),
+        (
+            Some("/colour"),
+            Some("/attributes/0/indexed"),
+            Some("/relationships/0/many")
+        ),
         "bodies: {} / {} / {}",
         top.text,
         nested.text,
         rel.text
     );
-    let r = app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "attributes": {"name": "a"}})).await;
+    let r = app
+        .post(
+            "/v1/klasses",
+            ADMIN_KEY,
+            json!({"name": "order", "attributes": {"name": "a"}}),
+        )
+        .await;
     assert_error(&r, 422);
     let r = app.post("/v1/klasses", ADMIN_KEY, json!(["order"])).await;
     assert_error(&r, 400);
-    let r = app.raw("POST", "/v1/klasses", Some(ADMIN_KEY), Some(b"{\"name\":\"order\"".to_vec()), &[]).await;
+    let r = app
+        .raw(
+            "POST",
+            "/v1/klasses",
+            Some(ADMIN_KEY),
+            Some(b"{\"name\":\"order\"".to_vec()),
+            &[],
+        )
+        .await;
     assert_error(&r, 400);
-    let r = app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "displayName": "x".repeat((1 << 20) + 1)})).await;
+    let r = app
+        .post(
+            "/v1/klasses",
+            ADMIN_KEY,
+            json!({"name": "order", "displayName": "x".repeat((1 << 20) + 1)}),
+        )
+        .await;
     assert_error(&r, 413);
     assert_error(&app.get("/v1/klasses/order", ADMIN_KEY).await, 404);
 }
@@ -405,15 +615,26 @@ async fn patching_a_standard_klass_adds_custom_attributes() {
     assert_eq!(must_attr(&k, "name")["standard"], true);
     assert_eq!(app.get("/v1/klasses/customer", ADMIN_KEY).await.expect(200), k);
     // The new attributes are accepted under `custom` and checked.
-    let c = app.create(ADMIN_KEY, "customer", json!({"custom": {"tier": "gold", "ltv": 12}})).await;
+    let c = app
+        .create(ADMIN_KEY, "customer", json!({"custom": {"tier": "gold", "ltv": 12}}))
+        .await;
     assert_eq!(c["custom"], json!({"tier": "gold", "ltv": 12}));
-    let r = app.post("/v1/objects/customer", ADMIN_KEY, json!({"custom": {"tier": "Gold"}})).await;
+    let r = app
+        .post("/v1/objects/customer", ADMIN_KEY, json!({"custom": {"tier": "Gold"}}))
+        .await;
     assert_invalid(&r, 422, "/custom/tier");
-    let r = app.post("/v1/objects/customer", ADMIN_KEY, json!({"custom": {"ltv": "much"}})).await;
+    let r = app
+        .post("/v1/objects/customer", ADMIN_KEY, json!({"custom": {"ltv": "much"}}))
+        .await;
     assert_invalid(&r, 422, "/custom/ltv");
     // And searchable.
     let id = c["id"].as_str().unwrap().to_string();
-    let found = app.search_ids(ADMIN_KEY, json!({"queryContext": "customer", "and": [{"custom.tier": {"equals": "gold"}}]})).await;
+    let found = app
+        .search_ids(
+            ADMIN_KEY,
+            json!({"queryContext": "customer", "and": [{"custom.tier": {"equals": "gold"}}]}),
+        )
+        .await;
     assert_eq!(found, [id]);
 }
 
@@ -436,16 +657,31 @@ async fn patching_a_klass_adds_relationships_and_changes_display_metadata() {
     assert_eq!(k["color"], "#000000");
     must_attr(&k, "totalNum");
     assert_eq!(must_attr(&k, "placedAt")["type"], "date");
-    let rels: Vec<&str> = k["relationships"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let rels: Vec<&str> = k["relationships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
     assert_eq!(rels, ["shipment", "related"]);
     assert_eq!(app.get("/v1/klasses/order", ADMIN_KEY).await.expect(200), k);
     // A metadata-only patch keeps attributes.
-    let k2 = app.patch("/v1/klasses/order", ADMIN_KEY, json!({"displayName": "Order"})).await.expect(200);
+    let k2 = app
+        .patch("/v1/klasses/order", ADMIN_KEY, json!({"displayName": "Order"}))
+        .await
+        .expect(200);
     assert_eq!(k2["displayName"], "Order");
     assert_eq!(k2["attributes"], k["attributes"]);
     // The same name may be given, another may not.
-    app.patch("/v1/klasses/order", ADMIN_KEY, json!({"name": "order"})).await.expect(200);
-    assert_invalid(&app.patch("/v1/klasses/order", ADMIN_KEY, json!({"name": "purchase"})).await, 422, "/name");
+    app.patch("/v1/klasses/order", ADMIN_KEY, json!({"name": "order"}))
+        .await
+        .expect(200);
+    assert_invalid(
+        &app.patch("/v1/klasses/order", ADMIN_KEY, json!({"name": "purchase"}))
+            .await,
+        422,
+        "/name",
+    );
     assert_error(&app.get("/v1/klasses/purchase", ADMIN_KEY).await, 404);
 }
 
@@ -453,17 +689,45 @@ async fn patching_a_klass_adds_relationships_and_changes_display_metadata() {
 async fn changing_an_attributes_type_is_a_409() {
     let app = TestApp::new().await;
     with_order(&app, ADMIN_KEY).await;
-    let r = app.patch("/v1/klasses/order", ADMIN_KEY, json!({"attributes": [{"name": "totalNum", "type": "string"}]})).await;
+    let r = app
+        .patch(
+            "/v1/klasses/order",
+            ADMIN_KEY,
+            json!({"attributes": [{"name": "totalNum", "type": "string"}]}),
+        )
+        .await;
     assert_invalid(&r, 409, "/attributes/0/type");
-    let r = app.patch("/v1/klasses/order", ADMIN_KEY, json!({"attributes": [{"name": "totalNum", "type": "number", "list": true}]})).await;
+    let r = app
+        .patch(
+            "/v1/klasses/order",
+            ADMIN_KEY,
+            json!({"attributes": [{"name": "totalNum", "type": "number", "list": true}]}),
+        )
+        .await;
     assert_error(&r, 409);
     let r = app
-        .patch("/v1/klasses/order", ADMIN_KEY, json!({"relationships": [{"name": "shipment", "klass": "shipment", "cardinality": "many"}]}))
+        .patch(
+            "/v1/klasses/order",
+            ADMIN_KEY,
+            json!({"relationships": [{"name": "shipment", "klass": "shipment", "cardinality": "many"}]}),
+        )
         .await;
     assert_error(&r, 409);
     // Suffix-declared attributes keep their type too.
-    app.post("/v1/objects/customer", ADMIN_KEY, json!({"custom": {"tierStr": "gold"}})).await.expect(201);
-    let r = app.patch("/v1/klasses/customer", ADMIN_KEY, json!({"attributes": [{"name": "tierStr", "type": "number"}]})).await;
+    app.post(
+        "/v1/objects/customer",
+        ADMIN_KEY,
+        json!({"custom": {"tierStr": "gold"}}),
+    )
+    .await
+    .expect(201);
+    let r = app
+        .patch(
+            "/v1/klasses/customer",
+            ADMIN_KEY,
+            json!({"attributes": [{"name": "tierStr", "type": "number"}]}),
+        )
+        .await;
     assert_error(&r, 409);
     let k = app.get("/v1/klasses/order", ADMIN_KEY).await.expect(200);
     assert_eq!(must_attr(&k, "totalNum")["type"], "number");
@@ -471,29 +735,70 @@ async fn changing_an_attributes_type_is_a_409() {
     assert_eq!(k["relationships"][0]["cardinality"], "one");
     // Declaring it again with the same type only changes its label.
     let k = app
-        .patch("/v1/klasses/order", ADMIN_KEY, json!({"attributes": [{"name": "totalNum", "type": "number", "displayName": "Grand total"}]}))
+        .patch(
+            "/v1/klasses/order",
+            ADMIN_KEY,
+            json!({"attributes": [{"name": "totalNum", "type": "number", "displayName": "Grand total"}]}),
+        )
         .await
         .expect(200);
     assert_eq!(must_attr(&k, "totalNum")["displayName"], "Grand total");
-    assert_eq!(k["attributes"].as_array().unwrap().iter().filter(|a| a["name"] == "totalNum").count(), 1);
+    assert_eq!(
+        k["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["name"] == "totalNum")
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn declaring_a_standard_attribute_again_never_yields_two_attributes_of_one_name() {
     let app = TestApp::new().await;
     with_order(&app, ADMIN_KEY).await;
-    let count = |k: &Value, n: &str| k["attributes"].as_array().unwrap().iter().filter(|a| a["name"] == n).count();
+    let count = |k: &Value, n: &str| {
+        k["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["name"] == n)
+            .count()
+    };
     // Another type for a standard attribute is a type change (409), on a standard klass...
     let before = app.get("/v1/klasses/customer", ADMIN_KEY).await.expect(200);
-    let r1 = app.patch("/v1/klasses/customer", ADMIN_KEY, json!({"attributes": [{"name": "name", "type": "number"}]})).await;
+    let r1 = app
+        .patch(
+            "/v1/klasses/customer",
+            ADMIN_KEY,
+            json!({"attributes": [{"name": "name", "type": "number"}]}),
+        )
+        .await;
     let customer = app.get("/v1/klasses/customer", ADMIN_KEY).await.expect(200);
     // ...on a custom klass's standard kobject attributes...
-    let r2 = app.patch("/v1/klasses/order", ADMIN_KEY, json!({"attributes": [{"name": "title", "type": "integer"}]})).await;
+    let r2 = app
+        .patch(
+            "/v1/klasses/order",
+            ADMIN_KEY,
+            json!({"attributes": [{"name": "title", "type": "integer"}]}),
+        )
+        .await;
     let order = app.get("/v1/klasses/order", ADMIN_KEY).await.expect(200);
     // ...and when a new custom klass declares one.
-    let r3 = app.post("/v1/klasses", ADMIN_KEY, json!({"name": "invoice", "attributes": [{"name": "customer", "type": "string"}]})).await;
+    let r3 = app
+        .post(
+            "/v1/klasses",
+            ADMIN_KEY,
+            json!({"name": "invoice", "attributes": [{"name": "customer", "type": "string"}]}),
+        )
+        .await;
     let invoice = app.get("/v1/klasses/invoice", ADMIN_KEY).await;
-    let invoice_customers = if invoice.status.as_u16() == 200 { count(&invoice.body, "customer") } else { 1 };
+    let invoice_customers = if invoice.status.as_u16() == 200 {
+        count(&invoice.body, "customer")
+    } else {
+        1
+    };
     assert_eq!(
         (r1.status.as_u16(), count(&customer, "name"), r2.status.as_u16(), count(&order, "title"), r3.status.as_u16() >= 400, invoice_customers),
         (409, 1, 409, 1, true, 1),
@@ -511,15 +816,44 @@ async fn declaring_a_standard_attribute_again_never_yields_two_attributes_of_one
 #[tokio::test]
 async fn patching_an_unknown_klass_is_a_404_and_bad_patches_are_422() {
     let app = TestApp::new().await;
-    assert_error(&app.patch("/v1/klasses/ghost", ADMIN_KEY, json!({"displayName": "G"})).await, 404);
-    assert_invalid(&app.patch("/v1/klasses/customer", ADMIN_KEY, json!({"attributes": [{"name": "x", "type": "nope"}]})).await, 422, "/attributes/0/type");
-    assert_invalid(&app.patch("/v1/klasses/customer", ADMIN_KEY, json!({"attributes": [{"name": "x", "type": "enum"}]})).await, 422, "/attributes/0/values");
+    assert_error(
+        &app.patch("/v1/klasses/ghost", ADMIN_KEY, json!({"displayName": "G"}))
+            .await,
+        404,
+    );
     assert_invalid(
-        &app.patch("/v1/klasses/customer", ADMIN_KEY, json!({"relationships": [{"name": "r", "klass": "ghost", "cardinality": "one"}]})).await,
+        &app.patch(
+            "/v1/klasses/customer",
+            ADMIN_KEY,
+            json!({"attributes": [{"name": "x", "type": "nope"}]}),
+        )
+        .await,
+        422,
+        "/attributes/0/type",
+    );
+    assert_invalid(
+        &app.patch(
+            "/v1/klasses/customer",
+            ADMIN_KEY,
+            json!({"attributes": [{"name": "x", "type": "enum"}]}),
+        )
+        .await,
+        422,
+        "/attributes/0/values",
+    );
+    assert_invalid(
+        &app.patch(
+            "/v1/klasses/customer",
+            ADMIN_KEY,
+            json!({"relationships": [{"name": "r", "klass": "ghost", "cardinality": "one"}]}),
+        )
+        .await,
         422,
         "/relationships/0/klass",
     );
-    let r = app.patch("/v1/klasses/customer", ADMIN_KEY, json!({"shape": "round"})).await;
+    let r = app
+        .patch("/v1/klasses/customer", ADMIN_KEY, json!({"shape": "round"}))
+        .await;
     assert_error(&r, 422);
     let c = app.get("/v1/klasses/customer", ADMIN_KEY).await.expect(200);
     assert!(attr(&c, "x").is_none());
@@ -531,9 +865,27 @@ async fn patching_an_unknown_klass_is_a_404_and_bad_patches_are_422() {
 #[tokio::test]
 async fn a_removed_custom_attribute_is_no_longer_returned_accepted_or_searchable() {
     let app = TestApp::new().await;
-    app.patch("/v1/klasses/customer", ADMIN_KEY, json!({"attributes": [{"name": "segment", "type": "string"}]})).await.expect(200);
-    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "name": "Ann", "custom": {"segment": "smb", "keepStr": "k"}})).await;
-    assert_eq!(app.search_ids(ADMIN_KEY, json!({"queryContext": "customer", "and": [{"custom.segment": {"equals": "smb"}}]})).await, ["c1"]);
+    app.patch(
+        "/v1/klasses/customer",
+        ADMIN_KEY,
+        json!({"attributes": [{"name": "segment", "type": "string"}]}),
+    )
+    .await
+    .expect(200);
+    app.create(
+        ADMIN_KEY,
+        "customer",
+        json!({"id": "c1", "name": "Ann", "custom": {"segment": "smb", "keepStr": "k"}}),
+    )
+    .await;
+    assert_eq!(
+        app.search_ids(
+            ADMIN_KEY,
+            json!({"queryContext": "customer", "and": [{"custom.segment": {"equals": "smb"}}]})
+        )
+        .await,
+        ["c1"]
+    );
     let r = app.delete("/v1/klasses/customer/attributes/segment", ADMIN_KEY).await;
     assert_eq!(r.status.as_u16(), 204, "{}", r.text);
     assert!(r.text.is_empty());
@@ -545,50 +897,134 @@ async fn a_removed_custom_attribute_is_no_longer_returned_accepted_or_searchable
     assert_eq!(c["custom"], json!({"keepStr": "k"}));
     assert_eq!(c["name"], "Ann");
     // Not accepted.
-    let r = app.post("/v1/objects/customer", ADMIN_KEY, json!({"custom": {"segment": "ent"}})).await;
+    let r = app
+        .post("/v1/objects/customer", ADMIN_KEY, json!({"custom": {"segment": "ent"}}))
+        .await;
     assert_invalid(&r, 422, "/custom/segment");
-    let r = app.patch("/v1/objects/customer/c1", ADMIN_KEY, json!({"custom": {"segment": "ent"}})).await;
+    let r = app
+        .patch(
+            "/v1/objects/customer/c1",
+            ADMIN_KEY,
+            json!({"custom": {"segment": "ent"}}),
+        )
+        .await;
     assert_invalid(&r, 422, "/custom/segment");
     // Not searchable.
-    let r = app.post("/v1/search", ADMIN_KEY, json!({"queryContext": "customer", "and": [{"custom.segment": {"equals": "smb"}}]})).await;
+    let r = app
+        .post(
+            "/v1/search",
+            ADMIN_KEY,
+            json!({"queryContext": "customer", "and": [{"custom.segment": {"equals": "smb"}}]}),
+        )
+        .await;
     assert_invalid(&r, 400, "/and/0/custom.segment");
     // Removing it again: 404.
-    assert_error(&app.delete("/v1/klasses/customer/attributes/segment", ADMIN_KEY).await, 404);
+    assert_error(
+        &app.delete("/v1/klasses/customer/attributes/segment", ADMIN_KEY).await,
+        404,
+    );
 }
 
 #[tokio::test]
 async fn a_removed_attribute_declared_again_does_not_bring_old_values_back() {
     let app = TestApp::new().await;
-    app.create(ADMIN_KEY, "customer", json!({"id": "old", "custom": {"planStr": "gold"}})).await;
-    app.delete("/v1/klasses/customer/attributes/planStr", ADMIN_KEY).await.expect(204);
-    assert_eq!(app.get("/v1/objects/customer/old", ADMIN_KEY).await.expect(200)["custom"], json!({}));
+    app.create(
+        ADMIN_KEY,
+        "customer",
+        json!({"id": "old", "custom": {"planStr": "gold"}}),
+    )
+    .await;
+    app.delete("/v1/klasses/customer/attributes/planStr", ADMIN_KEY)
+        .await
+        .expect(204);
+    assert_eq!(
+        app.get("/v1/objects/customer/old", ADMIN_KEY).await.expect(200)["custom"],
+        json!({})
+    );
     // A suffix name is declared again on the next write, as a new attribute.
-    app.create(ADMIN_KEY, "customer", json!({"id": "new", "custom": {"planStr": "silver"}})).await;
+    app.create(
+        ADMIN_KEY,
+        "customer",
+        json!({"id": "new", "custom": {"planStr": "silver"}}),
+    )
+    .await;
     let k = app.get("/v1/klasses/customer", ADMIN_KEY).await.expect(200);
     assert_eq!(must_attr(&k, "planStr")["type"], "string");
-    assert_eq!(app.get("/v1/objects/customer/old", ADMIN_KEY).await.expect(200)["custom"], json!({}));
-    assert_eq!(app.get("/v1/objects/customer/new", ADMIN_KEY).await.expect(200)["custom"], json!({"planStr": "silver"}));
-    assert_eq!(app.search_ids(ADMIN_KEY, json!({"queryContext": "customer", "and": [{"custom.planStr": {"equals": "gold"}}]})).await, Vec::<String>::new());
-    assert_eq!(app.search_ids(ADMIN_KEY, json!({"queryContext": "customer", "and": [{"custom.planStr": {"set": true}}]})).await, ["new"]);
+    assert_eq!(
+        app.get("/v1/objects/customer/old", ADMIN_KEY).await.expect(200)["custom"],
+        json!({})
+    );
+    assert_eq!(
+        app.get("/v1/objects/customer/new", ADMIN_KEY).await.expect(200)["custom"],
+        json!({"planStr": "silver"})
+    );
+    assert_eq!(
+        app.search_ids(
+            ADMIN_KEY,
+            json!({"queryContext": "customer", "and": [{"custom.planStr": {"equals": "gold"}}]})
+        )
+        .await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        app.search_ids(
+            ADMIN_KEY,
+            json!({"queryContext": "customer", "and": [{"custom.planStr": {"set": true}}]})
+        )
+        .await,
+        ["new"]
+    );
     // Declared again explicitly with another type: still no old values.
-    app.delete("/v1/klasses/customer/attributes/planStr", ADMIN_KEY).await.expect(204);
-    app.patch("/v1/klasses/customer", ADMIN_KEY, json!({"attributes": [{"name": "planStr", "type": "number"}]})).await.expect(200);
-    assert_eq!(app.get("/v1/objects/customer/new", ADMIN_KEY).await.expect(200)["custom"], json!({}));
+    app.delete("/v1/klasses/customer/attributes/planStr", ADMIN_KEY)
+        .await
+        .expect(204);
+    app.patch(
+        "/v1/klasses/customer",
+        ADMIN_KEY,
+        json!({"attributes": [{"name": "planStr", "type": "number"}]}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        app.get("/v1/objects/customer/new", ADMIN_KEY).await.expect(200)["custom"],
+        json!({})
+    );
 }
 
 #[tokio::test]
 async fn a_custom_klass_attribute_can_be_removed() {
     let app = TestApp::new().await;
     with_order(&app, ADMIN_KEY).await;
-    app.patch("/v1/klasses/order", ADMIN_KEY, json!({"attributes": [{"name": "amount", "type": "integer"}]})).await.expect(200);
-    app.create(ADMIN_KEY, "order", json!({"id": "o1", "title": "T", "custom": {"totalNum": 5, "amount": 7}})).await;
-    app.delete("/v1/klasses/order/attributes/amount", ADMIN_KEY).await.expect(204);
+    app.patch(
+        "/v1/klasses/order",
+        ADMIN_KEY,
+        json!({"attributes": [{"name": "amount", "type": "integer"}]}),
+    )
+    .await
+    .expect(200);
+    app.create(
+        ADMIN_KEY,
+        "order",
+        json!({"id": "o1", "title": "T", "custom": {"totalNum": 5, "amount": 7}}),
+    )
+    .await;
+    app.delete("/v1/klasses/order/attributes/amount", ADMIN_KEY)
+        .await
+        .expect(204);
     let o = app.get("/v1/objects/order/o1", ADMIN_KEY).await.expect(200);
     assert_eq!(o["custom"], json!({"totalNum": 5}));
     assert_eq!(o["title"], "T");
-    let r = app.post("/v1/objects/order", ADMIN_KEY, json!({"custom": {"amount": 1}})).await;
+    let r = app
+        .post("/v1/objects/order", ADMIN_KEY, json!({"custom": {"amount": 1}}))
+        .await;
     assert_invalid(&r, 422, "/custom/amount");
-    let r = app.post("/v1/search", ADMIN_KEY, json!({"queryContext": "order", "and": [{"custom.amount": {"equals": 7}}]})).await;
+    let r = app
+        .post(
+            "/v1/search",
+            ADMIN_KEY,
+            json!({"queryContext": "order", "and": [{"custom.amount": {"equals": 7}}]}),
+        )
+        .await;
     assert_invalid(&r, 400, "/and/0/custom.amount");
     // The declared (non-suffix) attribute is gone from the klass; the others stay.
     let k = app.get("/v1/klasses/order", ADMIN_KEY).await.expect(200);
@@ -600,7 +1036,14 @@ async fn a_custom_klass_attribute_can_be_removed() {
 async fn a_standard_attribute_cannot_be_removed() {
     let app = TestApp::new().await;
     with_order(&app, ADMIN_KEY).await;
-    for (k, a) in [("customer", "name"), ("customer", "emails"), ("conversation", "status"), ("conversation", "customer"), ("order", "title"), ("order", "customer")] {
+    for (k, a) in [
+        ("customer", "name"),
+        ("customer", "emails"),
+        ("conversation", "status"),
+        ("conversation", "customer"),
+        ("order", "title"),
+        ("order", "customer"),
+    ] {
         let r = app.delete(&format!("/v1/klasses/{k}/attributes/{a}"), ADMIN_KEY).await;
         assert_eq!(r.status.as_u16(), 409, "{k}.{a}: {}", r.text);
         assert_error(&r, 409);
@@ -612,7 +1055,10 @@ async fn a_standard_attribute_cannot_be_removed() {
 #[tokio::test]
 async fn removing_an_unknown_attribute_or_from_an_unknown_klass_is_a_404() {
     let app = TestApp::new().await;
-    assert_error(&app.delete("/v1/klasses/customer/attributes/nothing", ADMIN_KEY).await, 404);
+    assert_error(
+        &app.delete("/v1/klasses/customer/attributes/nothing", ADMIN_KEY).await,
+        404,
+    );
     assert_error(&app.delete("/v1/klasses/ghost/attributes/name", ADMIN_KEY).await, 404);
 }
 
@@ -638,7 +1084,14 @@ async fn a_custom_klass_can_be_deleted_once_it_has_no_objects() {
     assert_error(&app.post("/v1/objects/order", ADMIN_KEY, json!({})).await, 404);
     assert_error(&app.delete("/v1/klasses/order", ADMIN_KEY).await, 404);
     // The name is free again.
-    let k = app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "attributes": [{"name": "totalNum", "type": "string"}]})).await.expect(201);
+    let k = app
+        .post(
+            "/v1/klasses",
+            ADMIN_KEY,
+            json!({"name": "order", "attributes": [{"name": "totalNum", "type": "string"}]}),
+        )
+        .await
+        .expect(201);
     assert_eq!(must_attr(&k, "totalNum")["type"], "string");
 }
 
@@ -647,8 +1100,16 @@ async fn a_klass_referenced_by_another_cannot_be_deleted() {
     let app = TestApp::new().await;
     with_order(&app, ADMIN_KEY).await; // order -> shipment
     assert_error(&app.delete("/v1/klasses/shipment", ADMIN_KEY).await, 409);
-    app.post("/v1/klasses", ADMIN_KEY, json!({"name": "invoice"})).await.expect(201);
-    app.patch("/v1/klasses/customer", ADMIN_KEY, json!({"attributes": [{"name": "lastInvoice", "type": "reference", "klass": "invoice"}]})).await.expect(200);
+    app.post("/v1/klasses", ADMIN_KEY, json!({"name": "invoice"}))
+        .await
+        .expect(201);
+    app.patch(
+        "/v1/klasses/customer",
+        ADMIN_KEY,
+        json!({"attributes": [{"name": "lastInvoice", "type": "reference", "klass": "invoice"}]}),
+    )
+    .await
+    .expect(200);
     assert_error(&app.delete("/v1/klasses/invoice", ADMIN_KEY).await, 409);
     app.get("/v1/klasses/invoice", ADMIN_KEY).await.expect(200);
     app.get("/v1/klasses/shipment", ADMIN_KEY).await.expect(200);
@@ -672,7 +1133,13 @@ async fn a_standard_klass_cannot_be_deleted() {
 async fn agents_and_analysts_get_403_on_every_schema_write() {
     let app = TestApp::new().await;
     with_order(&app, ADMIN_KEY).await;
-    app.patch("/v1/klasses/customer", ADMIN_KEY, json!({"attributes": [{"name": "segment", "type": "string"}]})).await.expect(200);
+    app.patch(
+        "/v1/klasses/customer",
+        ADMIN_KEY,
+        json!({"attributes": [{"name": "segment", "type": "string"}]}),
+    )
+    .await
+    .expect(200);
     let agent = app.user_key(ADMIN_KEY, "agent1", "agent", &[]).await;
     let analyst = app.user_key(ADMIN_KEY, "analyst1", "analyst", &[]).await;
     let before_order = app.get("/v1/klasses/order", ADMIN_KEY).await.expect(200);
@@ -680,8 +1147,16 @@ async fn agents_and_analysts_get_403_on_every_schema_write() {
     for (role, key) in [("agent", &agent), ("analyst", &analyst)] {
         for (m, p, b) in [
             ("POST", "/v1/klasses", Some(json!({"name": "invoice"}))),
-            ("PATCH", "/v1/klasses/order", Some(json!({"displayName": "Hacked", "attributes": [{"name": "x", "type": "string"}]}))),
-            ("PATCH", "/v1/klasses/customer", Some(json!({"attributes": [{"name": "y", "type": "string"}]}))),
+            (
+                "PATCH",
+                "/v1/klasses/order",
+                Some(json!({"displayName": "Hacked", "attributes": [{"name": "x", "type": "string"}]})),
+            ),
+            (
+                "PATCH",
+                "/v1/klasses/customer",
+                Some(json!({"attributes": [{"name": "y", "type": "string"}]})),
+            ),
             ("DELETE", "/v1/klasses/shipment/attributes/carrier", None),
             ("DELETE", "/v1/klasses/customer/attributes/segment", None),
             ("DELETE", "/v1/klasses/order", None),
@@ -693,7 +1168,10 @@ async fn agents_and_analysts_get_403_on_every_schema_write() {
         }
     }
     assert_eq!(app.get("/v1/klasses/order", ADMIN_KEY).await.expect(200), before_order);
-    assert_eq!(app.get("/v1/klasses/customer", ADMIN_KEY).await.expect(200), before_customer);
+    assert_eq!(
+        app.get("/v1/klasses/customer", ADMIN_KEY).await.expect(200),
+        before_customer
+    );
     assert_error(&app.get("/v1/klasses/invoice", ADMIN_KEY).await, 404);
     must_attr(&app.get("/v1/klasses/shipment", ADMIN_KEY).await.expect(200), "carrier");
 }
@@ -719,7 +1197,13 @@ async fn agents_and_analysts_may_read_every_klass() {
 async fn another_org_gets_404_for_this_orgs_custom_klasses_and_keeps_its_own_schema() {
     let app = TestApp::new().await;
     with_order(&app, ADMIN_KEY).await;
-    app.patch("/v1/klasses/customer", ADMIN_KEY, json!({"attributes": [{"name": "segment", "type": "string"}]})).await.expect(200);
+    app.patch(
+        "/v1/klasses/customer",
+        ADMIN_KEY,
+        json!({"attributes": [{"name": "segment", "type": "string"}]}),
+    )
+    .await
+    .expect(200);
     let b = app.new_org("org-b").await;
     for (m, p, body) in [
         ("GET", "/v1/klasses/order", None),
@@ -733,20 +1217,38 @@ async fn another_org_gets_404_for_this_orgs_custom_klasses_and_keeps_its_own_sch
         assert_eq!(r.status.as_u16(), 404, "org B: {m} {p} -> {}", r.text);
         assert_error(&r, 404);
     }
-    assert_eq!(names(&app.get("/v1/klasses", &b).await.expect(200)), ["company", "customer", "conversation", "message", "note"]);
+    assert_eq!(
+        names(&app.get("/v1/klasses", &b).await.expect(200)),
+        ["company", "customer", "conversation", "message", "note"]
+    );
     let bc = app.get("/v1/klasses/customer", &b).await.expect(200);
     assert!(attr(&bc, "segment").is_none(), "A's attribute leaked into B: {bc}");
     // B's `segment` is not A's.
-    let r = app.post("/v1/objects/customer", &b, json!({"custom": {"segment": "x"}})).await;
+    let r = app
+        .post("/v1/objects/customer", &b, json!({"custom": {"segment": "x"}}))
+        .await;
     assert_invalid(&r, 422, "/custom/segment");
     // B may define its own `order`, differently; A's stays as it was.
-    let bo = app.post("/v1/klasses", &b, json!({"name": "order", "attributes": [{"name": "totalNum", "type": "integer"}]})).await.expect(201);
+    let bo = app
+        .post(
+            "/v1/klasses",
+            &b,
+            json!({"name": "order", "attributes": [{"name": "totalNum", "type": "integer"}]}),
+        )
+        .await
+        .expect(201);
     assert_eq!(must_attr(&bo, "totalNum")["type"], "integer");
     assert!(bo["relationships"].as_array().unwrap().is_empty());
     let ao = app.get("/v1/klasses/order", ADMIN_KEY).await.expect(200);
     assert_eq!(must_attr(&ao, "totalNum")["type"], "number");
     assert_eq!(ao["displayName"], "Order");
     // Suffix declarations stay in their org.
-    app.post("/v1/objects/customer", &b, json!({"custom": {"onlyInBStr": "x"}})).await.expect(201);
-    assert!(attr(&app.get("/v1/klasses/customer", ADMIN_KEY).await.expect(200), "onlyInBStr").is_none());
+    app.post("/v1/objects/customer", &b, json!({"custom": {"onlyInBStr": "x"}}))
+        .await
+        .expect(201);
+    assert!(attr(
+        &app.get("/v1/klasses/customer", ADMIN_KEY).await.expect(200),
+        "onlyInBStr"
+    )
+    .is_none());
 }

@@ -15,12 +15,22 @@ const T0: i64 = 1_767_225_600_000;
 #[track_caller]
 fn assert_error(r: &Resp, status: u16) -> Value {
     assert_eq!(r.status.as_u16(), status, "unexpected status; body: {}", r.text);
-    let errors = r.body["errors"].as_array().unwrap_or_else(|| panic!("no `errors` list in {}", r.text));
+    let errors = r.body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no `errors` list in {}", r.text));
     assert!(!errors.is_empty(), "empty `errors` in {}", r.text);
     for e in errors {
         assert_eq!(e["status"], status.to_string(), "error status; body: {}", r.text);
-        assert!(e["code"].as_str().is_some_and(|c| !c.is_empty()), "error without code: {}", r.text);
-        assert!(e["title"].as_str().is_some_and(|t| !t.is_empty()), "error without title: {}", r.text);
+        assert!(
+            e["code"].as_str().is_some_and(|c| !c.is_empty()),
+            "error without code: {}",
+            r.text
+        );
+        assert!(
+            e["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "error without title: {}",
+            r.text
+        );
     }
     errors[0].clone()
 }
@@ -35,7 +45,14 @@ fn assert_invalid(r: &Resp, status: u16, pointer: &str) -> Value {
 
 /// Every pointer of an error answer.
 fn pointers(r: &Resp) -> Vec<String> {
-    r.body["errors"].as_array().map(|es| es.iter().filter_map(|e| e["source"]["pointer"].as_str().map(str::to_string)).collect()).unwrap_or_default()
+    r.body["errors"]
+        .as_array()
+        .map(|es| {
+            es.iter()
+                .filter_map(|e| e["source"]["pointer"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn etag(r: &Resp) -> Option<String> {
@@ -44,34 +61,62 @@ fn etag(r: &Resp) -> Option<String> {
 
 fn is_uuid_v7(s: &str) -> bool {
     s.len() == 36
-        && s.chars().enumerate().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
+        && s.chars().enumerate().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
         && s.as_bytes()[14] == b'7'
 }
 
 /// A request with extra headers (`If-Match`).
-async fn with_headers(app: &TestApp, method: &str, path: &str, key: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Resp {
-    app.raw(method, path, Some(key), body.map(|b| serde_json::to_vec(&b).unwrap()), headers).await
+async fn with_headers(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Resp {
+    app.raw(
+        method,
+        path,
+        Some(key),
+        body.map(|b| serde_json::to_vec(&b).unwrap()),
+        headers,
+    )
+    .await
 }
 
 async fn get_obj(app: &TestApp, klass: &str, id: &str) -> Value {
-    app.get(&format!("/v1/objects/{klass}/{id}"), ADMIN_KEY).await.expect(200)
+    app.get(&format!("/v1/objects/{klass}/{id}"), ADMIN_KEY)
+        .await
+        .expect(200)
 }
 
 /// Order (custom klass) with a reference attribute and relationships, and shipment.
 async fn with_order(app: &TestApp, key: &str) {
-    app.post("/v1/klasses", key, json!({"name": "shipment", "attributes": [{"name": "carrier", "type": "string"}]})).await.expect(201);
+    app.post(
+        "/v1/klasses",
+        key,
+        json!({"name": "shipment", "attributes": [{"name": "carrier", "type": "string"}]}),
+    )
+    .await
+    .expect(201);
     app.post(
         "/v1/klasses",
         key,
         json!({"name": "order", "attributes": [
-                {"name": "totalNum", "type": "number"},
-                {"name": "placedBy", "type": "reference", "klass": "customer"},
-                {"name": "state", "type": "enum", "values": ["new", "paid"]}
-            ],
-            "relationships": [
-                {"name": "shipment", "klass": "shipment", "cardinality": "one"},
-                {"name": "related", "klass": "order", "cardinality": "many"}
-            ]}),
+            {"name": "totalNum", "type": "number"},
+            {"name": "placedBy", "type": "reference", "klass": "customer"},
+            {"name": "state", "type": "enum", "values": ["new", "paid"]}
+        ],
+        "relationships": [
+            {"name": "shipment", "klass": "shipment", "cardinality": "one"},
+            {"name": "related", "klass": "order", "cardinality": "many"}
+        ]}),
     )
     .await
     .expect(201);
@@ -107,8 +152,14 @@ async fn creating_a_customer_answers_201_with_the_whole_object_and_its_etag() {
 #[tokio::test]
 async fn an_object_created_without_an_id_gets_a_uuid_v7() {
     let app = TestApp::new().await;
-    let a = app.post("/v1/objects/company", ADMIN_KEY, json!({"name": "Acme"})).await.expect(201);
-    let b = app.post("/v1/objects/company", ADMIN_KEY, json!({"name": "Bmce"})).await.expect(201);
+    let a = app
+        .post("/v1/objects/company", ADMIN_KEY, json!({"name": "Acme"}))
+        .await
+        .expect(201);
+    let b = app
+        .post("/v1/objects/company", ADMIN_KEY, json!({"name": "Bmce"}))
+        .await
+        .expect(201);
     let (ia, ib) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
     assert!(is_uuid_v7(ia), "{ia}");
     assert!(is_uuid_v7(ib), "{ib}");
@@ -120,9 +171,19 @@ async fn an_object_created_without_an_id_gets_a_uuid_v7() {
 #[tokio::test]
 async fn a_duplicate_object_id_is_a_409_even_across_klasses() {
     let app = TestApp::new().await;
-    app.post("/v1/objects/customer", ADMIN_KEY, json!({"id": "x1", "name": "First"})).await.expect(201);
-    assert_error(&app.post("/v1/objects/customer", ADMIN_KEY, json!({"id": "x1", "name": "Second"})).await, 409);
-    assert_error(&app.post("/v1/objects/company", ADMIN_KEY, json!({"id": "x1", "name": "Co"})).await, 409);
+    app.post("/v1/objects/customer", ADMIN_KEY, json!({"id": "x1", "name": "First"}))
+        .await
+        .expect(201);
+    assert_error(
+        &app.post("/v1/objects/customer", ADMIN_KEY, json!({"id": "x1", "name": "Second"}))
+            .await,
+        409,
+    );
+    assert_error(
+        &app.post("/v1/objects/company", ADMIN_KEY, json!({"id": "x1", "name": "Co"}))
+            .await,
+        409,
+    );
     assert_eq!(get_obj(&app, "customer", "x1").await["name"], "First");
     assert_error(&app.get("/v1/objects/company/x1", ADMIN_KEY).await, 404);
 }
@@ -130,13 +191,25 @@ async fn a_duplicate_object_id_is_a_409_even_across_klasses() {
 #[tokio::test]
 async fn an_invalid_supplied_id_is_422_at_id() {
     let app = TestApp::new().await;
-    for id in [json!("has space"), json!(""), json!("x".repeat(65)), json!("é"), json!("a/b"), json!("a#b"), json!(7)] {
-        let r = app.post("/v1/objects/customer", ADMIN_KEY, json!({"id": id, "name": "n"})).await;
+    for id in [
+        json!("has space"),
+        json!(""),
+        json!("x".repeat(65)),
+        json!("é"),
+        json!("a/b"),
+        json!("a#b"),
+        json!(7),
+    ] {
+        let r = app
+            .post("/v1/objects/customer", ADMIN_KEY, json!({"id": id, "name": "n"}))
+            .await;
         assert_eq!(r.status.as_u16(), 422, "{id}: {}", r.text);
         assert_invalid(&r, 422, "/id");
     }
     let long = "Az09._:-".repeat(8);
-    app.post("/v1/objects/customer", ADMIN_KEY, json!({"id": long, "name": "n"})).await.expect(201);
+    app.post("/v1/objects/customer", ADMIN_KEY, json!({"id": long, "name": "n"}))
+        .await
+        .expect(201);
     get_obj(&app, "customer", &long).await;
 }
 
@@ -162,8 +235,14 @@ async fn every_object_endpoint_answers_404_for_an_unknown_klass() {
 #[tokio::test]
 async fn an_object_is_not_found_under_another_klass() {
     let app = TestApp::new().await;
-    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "name": "n"})).await;
-    for (m, b) in [("GET", None), ("PATCH", Some(json!({"name": "x"}))), ("PUT", Some(json!({"name": "x"}))), ("DELETE", None)] {
+    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "name": "n"}))
+        .await;
+    for (m, b) in [
+        ("GET", None),
+        ("PATCH", Some(json!({"name": "x"}))),
+        ("PUT", Some(json!({"name": "x"}))),
+        ("DELETE", None),
+    ] {
         let r = app.call(m, "/v1/objects/company/c1", ADMIN_KEY, b).await;
         assert_eq!(r.status.as_u16(), 404, "{m}: {}", r.text);
         assert_error(&r, 404);
@@ -177,9 +256,21 @@ async fn an_object_is_not_found_under_another_klass() {
 #[tokio::test]
 async fn a_klass_in_the_body_must_match_the_path() {
     let app = TestApp::new().await;
-    let r = app.post("/v1/objects/customer", ADMIN_KEY, json!({"klass": "company", "name": "n"})).await;
+    let r = app
+        .post(
+            "/v1/objects/customer",
+            ADMIN_KEY,
+            json!({"klass": "company", "name": "n"}),
+        )
+        .await;
     assert_invalid(&r, 422, "/klass");
-    app.post("/v1/objects/customer", ADMIN_KEY, json!({"klass": "customer", "name": "n"})).await.expect(201);
+    app.post(
+        "/v1/objects/customer",
+        ADMIN_KEY,
+        json!({"klass": "customer", "name": "n"}),
+    )
+    .await
+    .expect(201);
 }
 
 // ---- patch and put ----
@@ -196,7 +287,13 @@ async fn patch_merges_custom_key_by_key_and_null_removes() {
     .await
     .expect(201);
     clock.0.store(T0 + 5_000, std::sync::atomic::Ordering::SeqCst);
-    let r = app.patch("/v1/objects/customer/c1", ADMIN_KEY, json!({"custom": {"aStr": "uno", "bNum": null, "dAt": "2025-12-01"}})).await;
+    let r = app
+        .patch(
+            "/v1/objects/customer/c1",
+            ADMIN_KEY,
+            json!({"custom": {"aStr": "uno", "bNum": null, "dAt": "2025-12-01"}}),
+        )
+        .await;
     assert_eq!(etag(&r).as_deref(), Some("\"2\""));
     let c = r.expect(200);
     assert_eq!(
@@ -207,35 +304,78 @@ async fn patch_merges_custom_key_by_key_and_null_removes() {
     );
     assert_eq!(get_obj(&app, "customer", "c1").await, c);
     // Standard attributes: given ones change, null removes, omitted ones stay.
-    let c = app.patch("/v1/objects/customer/c1", ADMIN_KEY, json!({"name": null, "tags": ["b", "c"]})).await.expect(200);
+    let c = app
+        .patch(
+            "/v1/objects/customer/c1",
+            ADMIN_KEY,
+            json!({"name": null, "tags": ["b", "c"]}),
+        )
+        .await
+        .expect(200);
     assert!(c.get("name").is_none(), "{c}");
     assert_eq!(c["emails"], json!(["ann@x.io"]));
     assert_eq!(c["tags"], json!(["b", "c"]));
     assert_eq!(c["custom"]["aStr"], "uno");
     assert_eq!(c["rev"], 3);
     // An empty patch changes nothing.
-    let c2 = app.patch("/v1/objects/customer/c1", ADMIN_KEY, json!({})).await.expect(200);
+    let c2 = app
+        .patch("/v1/objects/customer/c1", ADMIN_KEY, json!({}))
+        .await
+        .expect(200);
     assert!(c2["rev"].as_u64().unwrap() >= 3, "{c2}");
     assert_eq!(c2["custom"], c["custom"]);
     assert_eq!(c2["emails"], c["emails"]);
     assert_eq!(c2["tags"], c["tags"]);
     // externalId: null removes it, and its lookup.
-    let c3 = app.patch("/v1/objects/customer/c1", ADMIN_KEY, json!({"externalId": null})).await.expect(200);
+    let c3 = app
+        .patch("/v1/objects/customer/c1", ADMIN_KEY, json!({"externalId": null}))
+        .await
+        .expect(200);
     assert!(c3.get("externalId").is_none(), "{c3}");
     assert_error(&app.get("/v1/objects/customer/by-external-id/e1", ADMIN_KEY).await, 404);
     // Immutable fields.
-    assert_invalid(&app.patch("/v1/objects/customer/c1", ADMIN_KEY, json!({"id": "c2"})).await, 422, "/id");
-    app.patch("/v1/objects/customer/c1", ADMIN_KEY, json!({"id": "c1"})).await.expect(200);
-    assert_invalid(&app.patch("/v1/objects/customer/c1", ADMIN_KEY, json!({"createdAt": "2020-01-01"})).await, 422, "/createdAt");
-    assert_eq!(get_obj(&app, "customer", "c1").await["createdAt"], "2026-01-01T00:00:00.000Z");
-    assert_error(&app.patch("/v1/objects/customer/ghost", ADMIN_KEY, json!({"name": "x"})).await, 404);
+    assert_invalid(
+        &app.patch("/v1/objects/customer/c1", ADMIN_KEY, json!({"id": "c2"}))
+            .await,
+        422,
+        "/id",
+    );
+    app.patch("/v1/objects/customer/c1", ADMIN_KEY, json!({"id": "c1"}))
+        .await
+        .expect(200);
+    assert_invalid(
+        &app.patch("/v1/objects/customer/c1", ADMIN_KEY, json!({"createdAt": "2020-01-01"}))
+            .await,
+        422,
+        "/createdAt",
+    );
+    assert_eq!(
+        get_obj(&app, "customer", "c1").await["createdAt"],
+        "2026-01-01T00:00:00.000Z"
+    );
+    assert_error(
+        &app.patch("/v1/objects/customer/ghost", ADMIN_KEY, json!({"name": "x"}))
+            .await,
+        404,
+    );
 }
 
 #[tokio::test]
 async fn a_refused_patch_changes_nothing() {
     let app = TestApp::new().await;
-    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "name": "Ann", "custom": {"aNum": 1}})).await;
-    let r = app.patch("/v1/objects/customer/c1", ADMIN_KEY, json!({"name": "Bob", "custom": {"aNum": "two"}})).await;
+    app.create(
+        ADMIN_KEY,
+        "customer",
+        json!({"id": "c1", "name": "Ann", "custom": {"aNum": 1}}),
+    )
+    .await;
+    let r = app
+        .patch(
+            "/v1/objects/customer/c1",
+            ADMIN_KEY,
+            json!({"name": "Bob", "custom": {"aNum": "two"}}),
+        )
+        .await;
     assert_invalid(&r, 422, "/custom/aNum");
     let c = get_obj(&app, "customer", "c1").await;
     assert_eq!(c["name"], "Ann");
@@ -257,7 +397,13 @@ async fn put_replaces_every_writable_field_and_keeps_id_created_at_and_rev() {
     .await
     .expect(201);
     clock.0.store(T0 + 60_000, std::sync::atomic::Ordering::SeqCst);
-    let r = app.put("/v1/objects/conversation/v1", ADMIN_KEY, json!({"customer": "c2", "subject": "Refund, again"})).await;
+    let r = app
+        .put(
+            "/v1/objects/conversation/v1",
+            ADMIN_KEY,
+            json!({"customer": "c2", "subject": "Refund, again"}),
+        )
+        .await;
     assert_eq!(etag(&r).as_deref(), Some("\"2\""));
     let v = r.expect(200);
     assert_eq!(
@@ -268,39 +414,100 @@ async fn put_replaces_every_writable_field_and_keeps_id_created_at_and_rev() {
     );
     assert_eq!(get_obj(&app, "conversation", "v1").await, v);
     // The cleared externalId no longer finds it.
-    assert_error(&app.get("/v1/objects/conversation/by-external-id/ext-v1", ADMIN_KEY).await, 404);
+    assert_error(
+        &app.get("/v1/objects/conversation/by-external-id/ext-v1", ADMIN_KEY)
+            .await,
+        404,
+    );
     // Required attributes stay required; id and createdAt cannot change.
-    assert_invalid(&app.put("/v1/objects/conversation/v1", ADMIN_KEY, json!({"subject": "no customer"})).await, 422, "/customer");
-    assert_invalid(&app.put("/v1/objects/conversation/v1", ADMIN_KEY, json!({"customer": "c1", "id": "v2"})).await, 422, "/id");
     assert_invalid(
-        &app.put("/v1/objects/conversation/v1", ADMIN_KEY, json!({"customer": "c1", "createdAt": "2025-06-02T00:00:00Z"})).await,
+        &app.put(
+            "/v1/objects/conversation/v1",
+            ADMIN_KEY,
+            json!({"subject": "no customer"}),
+        )
+        .await,
+        422,
+        "/customer",
+    );
+    assert_invalid(
+        &app.put(
+            "/v1/objects/conversation/v1",
+            ADMIN_KEY,
+            json!({"customer": "c1", "id": "v2"}),
+        )
+        .await,
+        422,
+        "/id",
+    );
+    assert_invalid(
+        &app.put(
+            "/v1/objects/conversation/v1",
+            ADMIN_KEY,
+            json!({"customer": "c1", "createdAt": "2025-06-02T00:00:00Z"}),
+        )
+        .await,
         422,
         "/createdAt",
     );
-    app.put("/v1/objects/conversation/v1", ADMIN_KEY, json!({"customer": "c1", "id": "v1", "createdAt": "2025-06-01T00:00:00.000Z"}))
-        .await
-        .expect(200);
+    app.put(
+        "/v1/objects/conversation/v1",
+        ADMIN_KEY,
+        json!({"customer": "c1", "id": "v1", "createdAt": "2025-06-01T00:00:00.000Z"}),
+    )
+    .await
+    .expect(200);
     assert_eq!(get_obj(&app, "conversation", "v1").await["rev"], 3);
-    assert_error(&app.put("/v1/objects/conversation/ghost", ADMIN_KEY, json!({"customer": "c1"})).await, 404);
+    assert_error(
+        &app.put("/v1/objects/conversation/ghost", ADMIN_KEY, json!({"customer": "c1"}))
+            .await,
+        404,
+    );
 }
 
 #[tokio::test]
 async fn deleting_an_object_answers_204_and_frees_its_id() {
     let app = TestApp::new().await;
-    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "externalId": "e1", "emails": ["gone@x.io"]})).await;
+    app.create(
+        ADMIN_KEY,
+        "customer",
+        json!({"id": "c1", "externalId": "e1", "emails": ["gone@x.io"]}),
+    )
+    .await;
     let r = app.delete("/v1/objects/customer/c1?refresh=wait_for", ADMIN_KEY).await;
     assert_eq!(r.status.as_u16(), 204, "{}", r.text);
     assert!(r.text.is_empty(), "a delete answers without a body: {:?}", r.text);
     assert_error(&app.get("/v1/objects/customer/c1", ADMIN_KEY).await, 404);
     assert_error(&app.get("/v1/objects/customer/by-external-id/e1", ADMIN_KEY).await, 404);
-    assert_error(&app.get("/v1/objects/customer/by-email/gone@x.io", ADMIN_KEY).await, 404);
-    assert_error(&app.patch("/v1/objects/customer/c1", ADMIN_KEY, json!({"name": "x"})).await, 404);
+    assert_error(
+        &app.get("/v1/objects/customer/by-email/gone@x.io", ADMIN_KEY).await,
+        404,
+    );
+    assert_error(
+        &app.patch("/v1/objects/customer/c1", ADMIN_KEY, json!({"name": "x"}))
+            .await,
+        404,
+    );
     assert_error(&app.delete("/v1/objects/customer/c1", ADMIN_KEY).await, 404);
-    assert!(app.search_ids(ADMIN_KEY, json!({"queryContext": "customer"})).await.is_empty());
+    assert!(app
+        .search_ids(ADMIN_KEY, json!({"queryContext": "customer"}))
+        .await
+        .is_empty());
     // The id, externalId and email may be used again.
-    let c = app.create(ADMIN_KEY, "customer", json!({"id": "c1", "externalId": "e1", "emails": ["gone@x.io"], "name": "New"})).await;
+    let c = app
+        .create(
+            ADMIN_KEY,
+            "customer",
+            json!({"id": "c1", "externalId": "e1", "emails": ["gone@x.io"], "name": "New"}),
+        )
+        .await;
     assert_eq!(c["rev"], 1);
-    assert_eq!(app.get("/v1/objects/customer/by-email/gone@x.io", ADMIN_KEY).await.expect(200)["name"], "New");
+    assert_eq!(
+        app.get("/v1/objects/customer/by-email/gone@x.io", ADMIN_KEY)
+            .await
+            .expect(200)["name"],
+        "New"
+    );
 }
 
 // ---- If-Match ----
@@ -308,12 +515,33 @@ async fn deleting_an_object_answers_204_and_frees_its_id() {
 #[tokio::test]
 async fn if_match_with_a_stale_revision_is_a_412_and_changes_nothing() {
     let app = TestApp::new().await;
-    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "name": "v1"})).await;
-    let r = with_headers(&app, "PATCH", "/v1/objects/customer/c1", ADMIN_KEY, Some(json!({"name": "v2"})), &[("if-match", "\"1\"")]).await;
+    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "name": "v1"}))
+        .await;
+    let r = with_headers(
+        &app,
+        "PATCH",
+        "/v1/objects/customer/c1",
+        ADMIN_KEY,
+        Some(json!({"name": "v2"})),
+        &[("if-match", "\"1\"")],
+    )
+    .await;
     assert_eq!(etag(&r).as_deref(), Some("\"2\""));
     assert_eq!(r.expect(200)["rev"], 2);
-    for (m, b) in [("PATCH", Some(json!({"name": "v3"}))), ("PUT", Some(json!({"name": "v3"}))), ("DELETE", None)] {
-        let r = with_headers(&app, m, "/v1/objects/customer/c1", ADMIN_KEY, b, &[("if-match", "\"1\"")]).await;
+    for (m, b) in [
+        ("PATCH", Some(json!({"name": "v3"}))),
+        ("PUT", Some(json!({"name": "v3"}))),
+        ("DELETE", None),
+    ] {
+        let r = with_headers(
+            &app,
+            m,
+            "/v1/objects/customer/c1",
+            ADMIN_KEY,
+            b,
+            &[("if-match", "\"1\"")],
+        )
+        .await;
         assert_eq!(r.status.as_u16(), 412, "{m}: {}", r.text);
         assert_error(&r, 412);
     }
@@ -321,14 +549,57 @@ async fn if_match_with_a_stale_revision_is_a_412_and_changes_nothing() {
     assert_eq!(c["name"], "v2");
     assert_eq!(c["rev"], 2);
     // Other spellings of the current revision; `*` matches any.
-    with_headers(&app, "PATCH", "/v1/objects/customer/c1", ADMIN_KEY, Some(json!({"name": "v3"})), &[("if-match", "2")]).await.expect(200);
-    with_headers(&app, "PUT", "/v1/objects/customer/c1", ADMIN_KEY, Some(json!({"name": "v4"})), &[("if-match", "W/\"3\"")]).await.expect(200);
-    with_headers(&app, "PATCH", "/v1/objects/customer/c1", ADMIN_KEY, Some(json!({"name": "v5"})), &[("if-match", "*")]).await.expect(200);
+    with_headers(
+        &app,
+        "PATCH",
+        "/v1/objects/customer/c1",
+        ADMIN_KEY,
+        Some(json!({"name": "v3"})),
+        &[("if-match", "2")],
+    )
+    .await
+    .expect(200);
+    with_headers(
+        &app,
+        "PUT",
+        "/v1/objects/customer/c1",
+        ADMIN_KEY,
+        Some(json!({"name": "v4"})),
+        &[("if-match", "W/\"3\"")],
+    )
+    .await
+    .expect(200);
+    with_headers(
+        &app,
+        "PATCH",
+        "/v1/objects/customer/c1",
+        ADMIN_KEY,
+        Some(json!({"name": "v5"})),
+        &[("if-match", "*")],
+    )
+    .await
+    .expect(200);
     // A malformed header is a 400.
-    let r = with_headers(&app, "PATCH", "/v1/objects/customer/c1", ADMIN_KEY, Some(json!({"name": "x"})), &[("if-match", "\"abc\"")]).await;
+    let r = with_headers(
+        &app,
+        "PATCH",
+        "/v1/objects/customer/c1",
+        ADMIN_KEY,
+        Some(json!({"name": "x"})),
+        &[("if-match", "\"abc\"")],
+    )
+    .await;
     assert_error(&r, 400);
     // Deleting at the current revision works.
-    let r = with_headers(&app, "DELETE", "/v1/objects/customer/c1", ADMIN_KEY, None, &[("if-match", "\"5\"")]).await;
+    let r = with_headers(
+        &app,
+        "DELETE",
+        "/v1/objects/customer/c1",
+        ADMIN_KEY,
+        None,
+        &[("if-match", "\"5\"")],
+    )
+    .await;
     assert_eq!(r.status.as_u16(), 204, "{}", r.text);
     assert_error(&app.get("/v1/objects/customer/c1", ADMIN_KEY).await, 404);
 }
@@ -338,7 +609,9 @@ async fn the_etag_follows_the_revision() {
     let app = TestApp::new().await;
     app.create(ADMIN_KEY, "company", json!({"id": "co"})).await;
     for rev in 2..=4 {
-        let r = app.patch("/v1/objects/company/co", ADMIN_KEY, json!({"name": format!("n{rev}")})).await;
+        let r = app
+            .patch("/v1/objects/company/co", ADMIN_KEY, json!({"name": format!("n{rev}")}))
+            .await;
         assert_eq!(etag(&r), Some(format!("\"{rev}\"")));
         let g = app.get("/v1/objects/company/co", ADMIN_KEY).await;
         assert_eq!(etag(&g), Some(format!("\"{rev}\"")));
@@ -351,53 +624,139 @@ async fn the_etag_follows_the_revision() {
 #[tokio::test]
 async fn an_object_is_found_by_its_external_id_within_its_klass() {
     let app = TestApp::new().await;
-    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "externalId": "shop-42", "name": "Cus"})).await;
-    app.create(ADMIN_KEY, "company", json!({"id": "k1", "externalId": "shop-42", "name": "Com"})).await;
+    app.create(
+        ADMIN_KEY,
+        "customer",
+        json!({"id": "c1", "externalId": "shop-42", "name": "Cus"}),
+    )
+    .await;
+    app.create(
+        ADMIN_KEY,
+        "company",
+        json!({"id": "k1", "externalId": "shop-42", "name": "Com"}),
+    )
+    .await;
     let r = app.get("/v1/objects/customer/by-external-id/shop-42", ADMIN_KEY).await;
     assert_eq!(etag(&r).as_deref(), Some("\"1\""));
     let c = r.expect(200);
     assert_eq!(c["id"], "c1");
     assert_eq!(c, get_obj(&app, "customer", "c1").await);
-    assert_eq!(app.get("/v1/objects/company/by-external-id/shop-42", ADMIN_KEY).await.expect(200)["id"], "k1");
-    assert_error(&app.get("/v1/objects/customer/by-external-id/shop-43", ADMIN_KEY).await, 404);
-    assert_error(&app.get("/v1/objects/note/by-external-id/shop-42", ADMIN_KEY).await, 404);
+    assert_eq!(
+        app.get("/v1/objects/company/by-external-id/shop-42", ADMIN_KEY)
+            .await
+            .expect(200)["id"],
+        "k1"
+    );
+    assert_error(
+        &app.get("/v1/objects/customer/by-external-id/shop-43", ADMIN_KEY).await,
+        404,
+    );
+    assert_error(
+        &app.get("/v1/objects/note/by-external-id/shop-42", ADMIN_KEY).await,
+        404,
+    );
 }
 
 #[tokio::test]
 async fn external_ids_and_emails_with_reserved_characters_are_found_through_percent_encoded_paths() {
     let app = TestApp::new().await;
-    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "externalId": "shop/42 ä?x#y", "emails": ["ann+tag@example.com"]})).await;
-    let r = app.get("/v1/objects/customer/by-external-id/shop%2F42%20%C3%A4%3Fx%23y", ADMIN_KEY).await;
+    app.create(
+        ADMIN_KEY,
+        "customer",
+        json!({"id": "c1", "externalId": "shop/42 ä?x#y", "emails": ["ann+tag@example.com"]}),
+    )
+    .await;
+    let r = app
+        .get(
+            "/v1/objects/customer/by-external-id/shop%2F42%20%C3%A4%3Fx%23y",
+            ADMIN_KEY,
+        )
+        .await;
     assert_eq!(r.expect(200)["id"], "c1");
-    let r = app.get("/v1/objects/customer/by-email/ann+tag@example.com", ADMIN_KEY).await;
+    let r = app
+        .get("/v1/objects/customer/by-email/ann+tag@example.com", ADMIN_KEY)
+        .await;
     assert_eq!(r.expect(200)["id"], "c1");
-    let r = app.get("/v1/objects/customer/by-email/ann%2Btag%40example.com", ADMIN_KEY).await;
+    let r = app
+        .get("/v1/objects/customer/by-email/ann%2Btag%40example.com", ADMIN_KEY)
+        .await;
     assert_eq!(r.expect(200)["id"], "c1");
-    let c = app.put("/v1/objects/customer/by-external-id/shop%2F42%20%C3%A4%3Fx%23y", ADMIN_KEY, json!({"name": "Merged"})).await.expect(200);
+    let c = app
+        .put(
+            "/v1/objects/customer/by-external-id/shop%2F42%20%C3%A4%3Fx%23y",
+            ADMIN_KEY,
+            json!({"name": "Merged"}),
+        )
+        .await
+        .expect(200);
     assert_eq!(c["id"], "c1");
     assert_eq!(c["externalId"], "shop/42 ä?x#y");
-    let c = app.put("/v1/objects/company/by-external-id/a%20b", ADMIN_KEY, json!({"name": "Spaced"})).await.expect(201);
+    let c = app
+        .put(
+            "/v1/objects/company/by-external-id/a%20b",
+            ADMIN_KEY,
+            json!({"name": "Spaced"}),
+        )
+        .await
+        .expect(201);
     assert_eq!(c["externalId"], "a b");
 }
 
 #[tokio::test]
 async fn an_external_id_is_unique_per_klass() {
     let app = TestApp::new().await;
-    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "externalId": "e1"})).await;
-    app.create(ADMIN_KEY, "customer", json!({"id": "c2", "externalId": "e2"})).await;
-    assert_error(&app.post("/v1/objects/customer", ADMIN_KEY, json!({"id": "c3", "externalId": "e1"})).await, 409);
+    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "externalId": "e1"}))
+        .await;
+    app.create(ADMIN_KEY, "customer", json!({"id": "c2", "externalId": "e2"}))
+        .await;
+    assert_error(
+        &app.post(
+            "/v1/objects/customer",
+            ADMIN_KEY,
+            json!({"id": "c3", "externalId": "e1"}),
+        )
+        .await,
+        409,
+    );
     assert_error(&app.get("/v1/objects/customer/c3", ADMIN_KEY).await, 404);
-    assert_error(&app.patch("/v1/objects/customer/c2", ADMIN_KEY, json!({"externalId": "e1"})).await, 409);
-    assert_error(&app.put("/v1/objects/customer/c2", ADMIN_KEY, json!({"externalId": "e1"})).await, 409);
-    assert_eq!(app.get("/v1/objects/customer/by-external-id/e1", ADMIN_KEY).await.expect(200)["id"], "c1");
-    assert_eq!(app.get("/v1/objects/customer/by-external-id/e2", ADMIN_KEY).await.expect(200)["id"], "c2");
+    assert_error(
+        &app.patch("/v1/objects/customer/c2", ADMIN_KEY, json!({"externalId": "e1"}))
+            .await,
+        409,
+    );
+    assert_error(
+        &app.put("/v1/objects/customer/c2", ADMIN_KEY, json!({"externalId": "e1"}))
+            .await,
+        409,
+    );
+    assert_eq!(
+        app.get("/v1/objects/customer/by-external-id/e1", ADMIN_KEY)
+            .await
+            .expect(200)["id"],
+        "c1"
+    );
+    assert_eq!(
+        app.get("/v1/objects/customer/by-external-id/e2", ADMIN_KEY)
+            .await
+            .expect(200)["id"],
+        "c2"
+    );
     // Changing it moves the lookup.
-    app.patch("/v1/objects/customer/c2", ADMIN_KEY, json!({"externalId": "e3"})).await.expect(200);
+    app.patch("/v1/objects/customer/c2", ADMIN_KEY, json!({"externalId": "e3"}))
+        .await
+        .expect(200);
     assert_error(&app.get("/v1/objects/customer/by-external-id/e2", ADMIN_KEY).await, 404);
-    assert_eq!(app.get("/v1/objects/customer/by-external-id/e3", ADMIN_KEY).await.expect(200)["id"], "c2");
+    assert_eq!(
+        app.get("/v1/objects/customer/by-external-id/e3", ADMIN_KEY)
+            .await
+            .expect(200)["id"],
+        "c2"
+    );
     // Invalid values.
     for bad in [json!(""), json!(5), json!("x".repeat(256)), json!(["e"])] {
-        let r = app.post("/v1/objects/customer", ADMIN_KEY, json!({"externalId": bad})).await;
+        let r = app
+            .post("/v1/objects/customer", ADMIN_KEY, json!({"externalId": bad}))
+            .await;
         assert_eq!(r.status.as_u16(), 422, "{bad}: {}", r.text);
         assert_invalid(&r, 422, "/externalId");
     }
@@ -406,7 +765,13 @@ async fn an_external_id_is_unique_per_klass() {
 #[tokio::test]
 async fn put_by_external_id_creates_with_201_then_merges_with_200() {
     let app = TestApp::new().await;
-    let r = app.put("/v1/objects/customer/by-external-id/crm-1", ADMIN_KEY, json!({"name": "Ann", "custom": {"aStr": "x", "bNum": 1}})).await;
+    let r = app
+        .put(
+            "/v1/objects/customer/by-external-id/crm-1",
+            ADMIN_KEY,
+            json!({"name": "Ann", "custom": {"aStr": "x", "bNum": 1}}),
+        )
+        .await;
     assert_eq!(etag(&r).as_deref(), Some("\"1\""));
     let c = r.expect(201);
     assert_eq!(c["externalId"], "crm-1");
@@ -414,31 +779,89 @@ async fn put_by_external_id_creates_with_201_then_merges_with_200() {
     assert_eq!(c["rev"], 1);
     let id = c["id"].as_str().unwrap().to_string();
     assert!(is_uuid_v7(&id), "{id}");
-    let r = app.put("/v1/objects/customer/by-external-id/crm-1", ADMIN_KEY, json!({"custom": {"bNum": 2, "cBool": true}})).await;
+    let r = app
+        .put(
+            "/v1/objects/customer/by-external-id/crm-1",
+            ADMIN_KEY,
+            json!({"custom": {"bNum": 2, "cBool": true}}),
+        )
+        .await;
     assert_eq!(etag(&r).as_deref(), Some("\"2\""));
     let c = r.expect(200);
     assert_eq!(c["id"], id.as_str());
     assert_eq!(c["name"], "Ann");
     assert_eq!(c["custom"], json!({"aStr": "x", "bNum": 2, "cBool": true}));
     assert_eq!(c["rev"], 2);
-    assert_eq!(app.get("/v1/objects/customer/by-external-id/crm-1", ADMIN_KEY).await.expect(200), c);
+    assert_eq!(
+        app.get("/v1/objects/customer/by-external-id/crm-1", ADMIN_KEY)
+            .await
+            .expect(200),
+        c
+    );
     // The body may repeat the externalId, not change it.
-    app.put("/v1/objects/customer/by-external-id/crm-1", ADMIN_KEY, json!({"externalId": "crm-1", "name": "Ann B"})).await.expect(200);
-    let r = app.put("/v1/objects/customer/by-external-id/crm-1", ADMIN_KEY, json!({"externalId": "crm-2"})).await;
+    app.put(
+        "/v1/objects/customer/by-external-id/crm-1",
+        ADMIN_KEY,
+        json!({"externalId": "crm-1", "name": "Ann B"}),
+    )
+    .await
+    .expect(200);
+    let r = app
+        .put(
+            "/v1/objects/customer/by-external-id/crm-1",
+            ADMIN_KEY,
+            json!({"externalId": "crm-2"}),
+        )
+        .await;
     assert_invalid(&r, 422, "/externalId");
     // A supplied id on create is kept.
-    let c = app.put("/v1/objects/customer/by-external-id/crm-9", ADMIN_KEY, json!({"id": "c9"})).await.expect(201);
+    let c = app
+        .put(
+            "/v1/objects/customer/by-external-id/crm-9",
+            ADMIN_KEY,
+            json!({"id": "c9"}),
+        )
+        .await
+        .expect(201);
     assert_eq!(c["id"], "c9");
     // Validation applies: nothing is created by a refused upsert.
-    let r = app.put("/v1/objects/conversation/by-external-id/zd-1", ADMIN_KEY, json!({"subject": "no customer"})).await;
+    let r = app
+        .put(
+            "/v1/objects/conversation/by-external-id/zd-1",
+            ADMIN_KEY,
+            json!({"subject": "no customer"}),
+        )
+        .await;
     assert_invalid(&r, 422, "/customer");
-    assert_error(&app.get("/v1/objects/conversation/by-external-id/zd-1", ADMIN_KEY).await, 404);
-    let r = app.put("/v1/objects/customer/by-external-id/crm-1", ADMIN_KEY, json!({"custom": {"bNum": "NaN"}})).await;
+    assert_error(
+        &app.get("/v1/objects/conversation/by-external-id/zd-1", ADMIN_KEY).await,
+        404,
+    );
+    let r = app
+        .put(
+            "/v1/objects/customer/by-external-id/crm-1",
+            ADMIN_KEY,
+            json!({"custom": {"bNum": "NaN"}}),
+        )
+        .await;
     assert_invalid(&r, 422, "/custom/bNum");
     // If-Match applies to the merge.
-    let r = with_headers(&app, "PUT", "/v1/objects/customer/by-external-id/crm-1", ADMIN_KEY, Some(json!({"name": "late"})), &[("if-match", "\"1\"")]).await;
+    let r = with_headers(
+        &app,
+        "PUT",
+        "/v1/objects/customer/by-external-id/crm-1",
+        ADMIN_KEY,
+        Some(json!({"name": "late"})),
+        &[("if-match", "\"1\"")],
+    )
+    .await;
     assert_error(&r, 412);
-    assert_eq!(app.get("/v1/objects/customer/by-external-id/crm-1", ADMIN_KEY).await.expect(200)["name"], "Ann B");
+    assert_eq!(
+        app.get("/v1/objects/customer/by-external-id/crm-1", ADMIN_KEY)
+            .await
+            .expect(200)["name"],
+        "Ann B"
+    );
 }
 
 // ---- email ----
@@ -446,40 +869,142 @@ async fn put_by_external_id_creates_with_201_then_merges_with_200() {
 #[tokio::test]
 async fn a_customer_is_found_by_any_of_its_emails_case_insensitively() {
     let app = TestApp::new().await;
-    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "name": "Ann", "emails": ["Ann@Example.com", "ann.work@corp.io"]})).await;
-    for e in ["ann@example.com", "ANN@EXAMPLE.COM", "Ann@Example.com", "ann.work@corp.io"] {
+    app.create(
+        ADMIN_KEY,
+        "customer",
+        json!({"id": "c1", "name": "Ann", "emails": ["Ann@Example.com", "ann.work@corp.io"]}),
+    )
+    .await;
+    for e in [
+        "ann@example.com",
+        "ANN@EXAMPLE.COM",
+        "Ann@Example.com",
+        "ann.work@corp.io",
+    ] {
         let r = app.get(&format!("/v1/objects/customer/by-email/{e}"), ADMIN_KEY).await;
         assert_eq!(etag(&r).as_deref(), Some("\"1\""), "{e}");
         assert_eq!(r.expect(200)["id"], "c1", "{e}");
     }
-    assert_eq!(get_obj(&app, "customer", "c1").await["emails"], json!(["Ann@Example.com", "ann.work@corp.io"]));
-    assert_error(&app.get("/v1/objects/customer/by-email/bob@example.com", ADMIN_KEY).await, 404);
+    assert_eq!(
+        get_obj(&app, "customer", "c1").await["emails"],
+        json!(["Ann@Example.com", "ann.work@corp.io"])
+    );
+    assert_error(
+        &app.get("/v1/objects/customer/by-email/bob@example.com", ADMIN_KEY)
+            .await,
+        404,
+    );
     // Only customers have this lookup.
-    assert_error(&app.get("/v1/objects/company/by-email/ann@example.com", ADMIN_KEY).await, 404);
+    assert_error(
+        &app.get("/v1/objects/company/by-email/ann@example.com", ADMIN_KEY).await,
+        404,
+    );
 }
 
 #[tokio::test]
 async fn a_duplicate_email_among_customers_is_a_409() {
     let app = TestApp::new().await;
-    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "emails": ["ann@example.com"]})).await;
-    app.create(ADMIN_KEY, "customer", json!({"id": "c2", "emails": ["bob@example.com"]})).await;
-    assert_error(&app.post("/v1/objects/customer", ADMIN_KEY, json!({"id": "c3", "emails": ["ANN@example.com"]})).await, 409);
+    app.create(
+        ADMIN_KEY,
+        "customer",
+        json!({"id": "c1", "emails": ["ann@example.com"]}),
+    )
+    .await;
+    app.create(
+        ADMIN_KEY,
+        "customer",
+        json!({"id": "c2", "emails": ["bob@example.com"]}),
+    )
+    .await;
+    assert_error(
+        &app.post(
+            "/v1/objects/customer",
+            ADMIN_KEY,
+            json!({"id": "c3", "emails": ["ANN@example.com"]}),
+        )
+        .await,
+        409,
+    );
     assert_error(&app.get("/v1/objects/customer/c3", ADMIN_KEY).await, 404);
-    assert_error(&app.patch("/v1/objects/customer/c2", ADMIN_KEY, json!({"emails": ["bob@example.com", "Ann@Example.COM"]})).await, 409);
-    assert_error(&app.put("/v1/objects/customer/by-external-id/e3", ADMIN_KEY, json!({"emails": ["ann@example.com"]})).await, 409);
-    assert_eq!(get_obj(&app, "customer", "c2").await["emails"], json!(["bob@example.com"]));
-    assert_eq!(app.get("/v1/objects/customer/by-email/ann@example.com", ADMIN_KEY).await.expect(200)["id"], "c1");
+    assert_error(
+        &app.patch(
+            "/v1/objects/customer/c2",
+            ADMIN_KEY,
+            json!({"emails": ["bob@example.com", "Ann@Example.COM"]}),
+        )
+        .await,
+        409,
+    );
+    assert_error(
+        &app.put(
+            "/v1/objects/customer/by-external-id/e3",
+            ADMIN_KEY,
+            json!({"emails": ["ann@example.com"]}),
+        )
+        .await,
+        409,
+    );
+    assert_eq!(
+        get_obj(&app, "customer", "c2").await["emails"],
+        json!(["bob@example.com"])
+    );
+    assert_eq!(
+        app.get("/v1/objects/customer/by-email/ann@example.com", ADMIN_KEY)
+            .await
+            .expect(200)["id"],
+        "c1"
+    );
     // One customer may list the same address twice.
-    app.post("/v1/objects/customer", ADMIN_KEY, json!({"id": "c4", "emails": ["dup@x.io", "DUP@x.io"]})).await.expect(201);
+    app.post(
+        "/v1/objects/customer",
+        ADMIN_KEY,
+        json!({"id": "c4", "emails": ["dup@x.io", "DUP@x.io"]}),
+    )
+    .await
+    .expect(201);
     // Changing an email frees the old one and moves the lookup.
-    app.patch("/v1/objects/customer/c1", ADMIN_KEY, json!({"emails": ["ann@new.io"]})).await.expect(200);
-    assert_error(&app.get("/v1/objects/customer/by-email/ann@example.com", ADMIN_KEY).await, 404);
-    assert_eq!(app.get("/v1/objects/customer/by-email/ann@new.io", ADMIN_KEY).await.expect(200)["id"], "c1");
-    app.patch("/v1/objects/customer/c2", ADMIN_KEY, json!({"emails": ["ann@example.com"]})).await.expect(200);
-    assert_eq!(app.get("/v1/objects/customer/by-email/ann@example.com", ADMIN_KEY).await.expect(200)["id"], "c2");
+    app.patch("/v1/objects/customer/c1", ADMIN_KEY, json!({"emails": ["ann@new.io"]}))
+        .await
+        .expect(200);
+    assert_error(
+        &app.get("/v1/objects/customer/by-email/ann@example.com", ADMIN_KEY)
+            .await,
+        404,
+    );
+    assert_eq!(
+        app.get("/v1/objects/customer/by-email/ann@new.io", ADMIN_KEY)
+            .await
+            .expect(200)["id"],
+        "c1"
+    );
+    app.patch(
+        "/v1/objects/customer/c2",
+        ADMIN_KEY,
+        json!({"emails": ["ann@example.com"]}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        app.get("/v1/objects/customer/by-email/ann@example.com", ADMIN_KEY)
+            .await
+            .expect(200)["id"],
+        "c2"
+    );
     // Emails of other klasses (a note's text, a custom email attribute) do not count.
-    app.patch("/v1/klasses/company", ADMIN_KEY, json!({"attributes": [{"name": "contact", "type": "email"}]})).await.expect(200);
-    app.post("/v1/objects/company", ADMIN_KEY, json!({"custom": {"contact": "ann@new.io"}})).await.expect(201);
+    app.patch(
+        "/v1/klasses/company",
+        ADMIN_KEY,
+        json!({"attributes": [{"name": "contact", "type": "email"}]}),
+    )
+    .await
+    .expect(200);
+    app.post(
+        "/v1/objects/company",
+        ADMIN_KEY,
+        json!({"custom": {"contact": "ann@new.io"}}),
+    )
+    .await
+    .expect(201);
 }
 
 // ---- references ----
@@ -487,14 +1012,37 @@ async fn a_duplicate_email_among_customers_is_a_409() {
 #[tokio::test]
 async fn a_customers_company_must_be_an_existing_company() {
     let app = TestApp::new().await;
-    app.create(ADMIN_KEY, "company", json!({"id": "co1", "name": "Acme"})).await;
+    app.create(ADMIN_KEY, "company", json!({"id": "co1", "name": "Acme"}))
+        .await;
     app.create(ADMIN_KEY, "customer", json!({"id": "c1"})).await;
-    assert_invalid(&app.post("/v1/objects/customer", ADMIN_KEY, json!({"company": "nope"})).await, 422, "/company");
-    assert_invalid(&app.post("/v1/objects/customer", ADMIN_KEY, json!({"company": "c1"})).await, 422, "/company");
-    assert_invalid(&app.post("/v1/objects/customer", ADMIN_KEY, json!({"company": 7})).await, 422, "/company");
-    let c = app.post("/v1/objects/customer", ADMIN_KEY, json!({"id": "c2", "company": "co1"})).await.expect(201);
+    assert_invalid(
+        &app.post("/v1/objects/customer", ADMIN_KEY, json!({"company": "nope"}))
+            .await,
+        422,
+        "/company",
+    );
+    assert_invalid(
+        &app.post("/v1/objects/customer", ADMIN_KEY, json!({"company": "c1"}))
+            .await,
+        422,
+        "/company",
+    );
+    assert_invalid(
+        &app.post("/v1/objects/customer", ADMIN_KEY, json!({"company": 7})).await,
+        422,
+        "/company",
+    );
+    let c = app
+        .post("/v1/objects/customer", ADMIN_KEY, json!({"id": "c2", "company": "co1"}))
+        .await
+        .expect(201);
     assert_eq!(c["company"], "co1");
-    assert_invalid(&app.patch("/v1/objects/customer/c2", ADMIN_KEY, json!({"company": "c1"})).await, 422, "/company");
+    assert_invalid(
+        &app.patch("/v1/objects/customer/c2", ADMIN_KEY, json!({"company": "c1"}))
+            .await,
+        422,
+        "/company",
+    );
     assert_eq!(get_obj(&app, "customer", "c2").await["company"], "co1");
 }
 
@@ -503,17 +1051,59 @@ async fn a_conversation_requires_an_existing_customer() {
     let app = TestApp::new().await;
     app.create(ADMIN_KEY, "customer", json!({"id": "c1"})).await;
     app.create(ADMIN_KEY, "company", json!({"id": "co1"})).await;
-    let e = assert_invalid(&app.post("/v1/objects/conversation", ADMIN_KEY, json!({"subject": "hi"})).await, 422, "/customer");
+    let e = assert_invalid(
+        &app.post("/v1/objects/conversation", ADMIN_KEY, json!({"subject": "hi"}))
+            .await,
+        422,
+        "/customer",
+    );
     assert_eq!(e["code"], "missing_attribute");
-    let e = assert_invalid(&app.post("/v1/objects/conversation", ADMIN_KEY, json!({"customer": null})).await, 422, "/customer");
+    let e = assert_invalid(
+        &app.post("/v1/objects/conversation", ADMIN_KEY, json!({"customer": null}))
+            .await,
+        422,
+        "/customer",
+    );
     assert_eq!(e["code"], "missing_attribute");
-    assert_invalid(&app.post("/v1/objects/conversation", ADMIN_KEY, json!({"customer": ""})).await, 422, "/customer");
-    assert_invalid(&app.post("/v1/objects/conversation", ADMIN_KEY, json!({"customer": "nope"})).await, 422, "/customer");
-    assert_invalid(&app.post("/v1/objects/conversation", ADMIN_KEY, json!({"customer": "co1"})).await, 422, "/customer");
-    let v = app.post("/v1/objects/conversation", ADMIN_KEY, json!({"id": "v1", "customer": "c1"})).await.expect(201);
+    assert_invalid(
+        &app.post("/v1/objects/conversation", ADMIN_KEY, json!({"customer": ""}))
+            .await,
+        422,
+        "/customer",
+    );
+    assert_invalid(
+        &app.post("/v1/objects/conversation", ADMIN_KEY, json!({"customer": "nope"}))
+            .await,
+        422,
+        "/customer",
+    );
+    assert_invalid(
+        &app.post("/v1/objects/conversation", ADMIN_KEY, json!({"customer": "co1"}))
+            .await,
+        422,
+        "/customer",
+    );
+    let v = app
+        .post(
+            "/v1/objects/conversation",
+            ADMIN_KEY,
+            json!({"id": "v1", "customer": "c1"}),
+        )
+        .await
+        .expect(201);
     assert_eq!(v["customer"], "c1");
-    assert_invalid(&app.patch("/v1/objects/conversation/v1", ADMIN_KEY, json!({"customer": null})).await, 422, "/customer");
-    assert_invalid(&app.patch("/v1/objects/conversation/v1", ADMIN_KEY, json!({"customer": "co1"})).await, 422, "/customer");
+    assert_invalid(
+        &app.patch("/v1/objects/conversation/v1", ADMIN_KEY, json!({"customer": null}))
+            .await,
+        422,
+        "/customer",
+    );
+    assert_invalid(
+        &app.patch("/v1/objects/conversation/v1", ADMIN_KEY, json!({"customer": "co1"}))
+            .await,
+        422,
+        "/customer",
+    );
     assert_eq!(get_obj(&app, "conversation", "v1").await["customer"], "c1");
 }
 
@@ -522,29 +1112,96 @@ async fn a_message_requires_a_conversation_and_defaults_to_its_customer() {
     let app = TestApp::new().await;
     app.create(ADMIN_KEY, "customer", json!({"id": "c1"})).await;
     app.create(ADMIN_KEY, "customer", json!({"id": "c2"})).await;
-    app.create(ADMIN_KEY, "conversation", json!({"id": "v1", "customer": "c1"})).await;
-    let e = assert_invalid(&app.post("/v1/objects/message", ADMIN_KEY, json!({"body": "hello"})).await, 422, "/conversation");
+    app.create(ADMIN_KEY, "conversation", json!({"id": "v1", "customer": "c1"}))
+        .await;
+    let e = assert_invalid(
+        &app.post("/v1/objects/message", ADMIN_KEY, json!({"body": "hello"}))
+            .await,
+        422,
+        "/conversation",
+    );
     assert_eq!(e["code"], "missing_attribute");
-    assert_invalid(&app.post("/v1/objects/message", ADMIN_KEY, json!({"conversation": "nope"})).await, 422, "/conversation");
-    assert_invalid(&app.post("/v1/objects/message", ADMIN_KEY, json!({"conversation": "c1"})).await, 422, "/conversation");
-    let m = app.post("/v1/objects/message", ADMIN_KEY, json!({"conversation": "v1", "direction": "in", "body": "hello"})).await.expect(201);
+    assert_invalid(
+        &app.post("/v1/objects/message", ADMIN_KEY, json!({"conversation": "nope"}))
+            .await,
+        422,
+        "/conversation",
+    );
+    assert_invalid(
+        &app.post("/v1/objects/message", ADMIN_KEY, json!({"conversation": "c1"}))
+            .await,
+        422,
+        "/conversation",
+    );
+    let m = app
+        .post(
+            "/v1/objects/message",
+            ADMIN_KEY,
+            json!({"conversation": "v1", "direction": "in", "body": "hello"}),
+        )
+        .await
+        .expect(201);
     assert_eq!(m["customer"], "c1");
     assert_eq!(m["conversation"], "v1");
-    let m = app.post("/v1/objects/message", ADMIN_KEY, json!({"conversation": "v1", "customer": "c2"})).await.expect(201);
+    let m = app
+        .post(
+            "/v1/objects/message",
+            ADMIN_KEY,
+            json!({"conversation": "v1", "customer": "c2"}),
+        )
+        .await
+        .expect(201);
     assert_eq!(m["customer"], "c2");
-    assert_invalid(&app.post("/v1/objects/message", ADMIN_KEY, json!({"conversation": "v1", "customer": "v1"})).await, 422, "/customer");
-    assert_invalid(&app.post("/v1/objects/message", ADMIN_KEY, json!({"conversation": "v1", "direction": "sideways"})).await, 422, "/direction");
+    assert_invalid(
+        &app.post(
+            "/v1/objects/message",
+            ADMIN_KEY,
+            json!({"conversation": "v1", "customer": "v1"}),
+        )
+        .await,
+        422,
+        "/customer",
+    );
+    assert_invalid(
+        &app.post(
+            "/v1/objects/message",
+            ADMIN_KEY,
+            json!({"conversation": "v1", "direction": "sideways"}),
+        )
+        .await,
+        422,
+        "/direction",
+    );
 }
 
 #[tokio::test]
 async fn a_notes_references_must_exist() {
     let app = TestApp::new().await;
     app.create(ADMIN_KEY, "customer", json!({"id": "c1"})).await;
-    app.create(ADMIN_KEY, "conversation", json!({"id": "v1", "customer": "c1"})).await;
-    app.post("/v1/objects/note", ADMIN_KEY, json!({"body": "free-standing"})).await.expect(201);
-    assert_invalid(&app.post("/v1/objects/note", ADMIN_KEY, json!({"customer": "v1"})).await, 422, "/customer");
-    assert_invalid(&app.post("/v1/objects/note", ADMIN_KEY, json!({"conversation": "c1"})).await, 422, "/conversation");
-    let n = app.post("/v1/objects/note", ADMIN_KEY, json!({"conversation": "v1", "body": "x"})).await.expect(201);
+    app.create(ADMIN_KEY, "conversation", json!({"id": "v1", "customer": "c1"}))
+        .await;
+    app.post("/v1/objects/note", ADMIN_KEY, json!({"body": "free-standing"}))
+        .await
+        .expect(201);
+    assert_invalid(
+        &app.post("/v1/objects/note", ADMIN_KEY, json!({"customer": "v1"})).await,
+        422,
+        "/customer",
+    );
+    assert_invalid(
+        &app.post("/v1/objects/note", ADMIN_KEY, json!({"conversation": "c1"}))
+            .await,
+        422,
+        "/conversation",
+    );
+    let n = app
+        .post(
+            "/v1/objects/note",
+            ADMIN_KEY,
+            json!({"conversation": "v1", "body": "x"}),
+        )
+        .await
+        .expect(201);
     assert_eq!(n["conversation"], "v1");
 }
 
@@ -553,21 +1210,91 @@ async fn reference_attributes_and_relationships_must_name_objects_of_their_klass
     let app = TestApp::new().await;
     with_order(&app, ADMIN_KEY).await;
     app.create(ADMIN_KEY, "customer", json!({"id": "c1"})).await;
-    app.create(ADMIN_KEY, "shipment", json!({"id": "s1", "custom": {"carrier": "ups"}})).await;
+    app.create(ADMIN_KEY, "shipment", json!({"id": "s1", "custom": {"carrier": "ups"}}))
+        .await;
     app.create(ADMIN_KEY, "order", json!({"id": "o0"})).await;
     // The standard kobject references.
-    assert_invalid(&app.post("/v1/objects/order", ADMIN_KEY, json!({"customer": "s1"})).await, 422, "/customer");
-    assert_invalid(&app.post("/v1/objects/order", ADMIN_KEY, json!({"company": "c1"})).await, 422, "/company");
+    assert_invalid(
+        &app.post("/v1/objects/order", ADMIN_KEY, json!({"customer": "s1"}))
+            .await,
+        422,
+        "/customer",
+    );
+    assert_invalid(
+        &app.post("/v1/objects/order", ADMIN_KEY, json!({"company": "c1"})).await,
+        422,
+        "/company",
+    );
     // A declared reference attribute.
-    assert_invalid(&app.post("/v1/objects/order", ADMIN_KEY, json!({"custom": {"placedBy": "nope"}})).await, 422, "/custom/placedBy");
-    assert_invalid(&app.post("/v1/objects/order", ADMIN_KEY, json!({"custom": {"placedBy": "s1"}})).await, 422, "/custom/placedBy");
+    assert_invalid(
+        &app.post("/v1/objects/order", ADMIN_KEY, json!({"custom": {"placedBy": "nope"}}))
+            .await,
+        422,
+        "/custom/placedBy",
+    );
+    assert_invalid(
+        &app.post("/v1/objects/order", ADMIN_KEY, json!({"custom": {"placedBy": "s1"}}))
+            .await,
+        422,
+        "/custom/placedBy",
+    );
     // Relationships.
-    assert_invalid(&app.post("/v1/objects/order", ADMIN_KEY, json!({"relationships": {"shipment": "nope"}})).await, 422, "/relationships/shipment");
-    assert_invalid(&app.post("/v1/objects/order", ADMIN_KEY, json!({"relationships": {"shipment": "c1"}})).await, 422, "/relationships/shipment");
-    assert_invalid(&app.post("/v1/objects/order", ADMIN_KEY, json!({"relationships": {"shipment": ["s1"]}})).await, 422, "/relationships/shipment");
-    assert_invalid(&app.post("/v1/objects/order", ADMIN_KEY, json!({"relationships": {"related": ["o0", "s1"]}})).await, 422, "/relationships/related");
-    assert_invalid(&app.post("/v1/objects/order", ADMIN_KEY, json!({"relationships": {"invoice": "s1"}})).await, 422, "/relationships/invoice");
-    assert_invalid(&app.post("/v1/objects/order", ADMIN_KEY, json!({"relationships": ["s1"]})).await, 422, "/relationships");
+    assert_invalid(
+        &app.post(
+            "/v1/objects/order",
+            ADMIN_KEY,
+            json!({"relationships": {"shipment": "nope"}}),
+        )
+        .await,
+        422,
+        "/relationships/shipment",
+    );
+    assert_invalid(
+        &app.post(
+            "/v1/objects/order",
+            ADMIN_KEY,
+            json!({"relationships": {"shipment": "c1"}}),
+        )
+        .await,
+        422,
+        "/relationships/shipment",
+    );
+    assert_invalid(
+        &app.post(
+            "/v1/objects/order",
+            ADMIN_KEY,
+            json!({"relationships": {"shipment": ["s1"]}}),
+        )
+        .await,
+        422,
+        "/relationships/shipment",
+    );
+    assert_invalid(
+        &app.post(
+            "/v1/objects/order",
+            ADMIN_KEY,
+            json!({"relationships": {"related": ["o0", "s1"]}}),
+        )
+        .await,
+        422,
+        "/relationships/related",
+    );
+    assert_invalid(
+        &app.post(
+            "/v1/objects/order",
+            ADMIN_KEY,
+            json!({"relationships": {"invoice": "s1"}}),
+        )
+        .await,
+        422,
+        "/relationships/invoice",
+    );
+    assert_invalid(
+        &app.post("/v1/objects/order", ADMIN_KEY, json!({"relationships": ["s1"]}))
+            .await,
+        422,
+        "/relationships",
+    );
     // Valid ones; a single id for a many-relationship becomes a list.
     let o = app
         .post(
@@ -583,34 +1310,120 @@ async fn reference_attributes_and_relationships_must_name_objects_of_their_klass
     assert_eq!(o["relationships"], json!({"shipment": "s1", "related": ["o0"]}));
     assert_eq!(get_obj(&app, "order", "o1").await, o);
     // A relationship patched to null is removed.
-    let o = app.patch("/v1/objects/order/o1", ADMIN_KEY, json!({"relationships": {"shipment": null, "related": ["o0", "o0"]}})).await.expect(200);
+    let o = app
+        .patch(
+            "/v1/objects/order/o1",
+            ADMIN_KEY,
+            json!({"relationships": {"shipment": null, "related": ["o0", "o0"]}}),
+        )
+        .await
+        .expect(200);
     assert_eq!(o["relationships"], json!({"related": ["o0"]}));
     // Enum values of a custom attribute are checked, case-sensitively.
-    assert_invalid(&app.patch("/v1/objects/order/o1", ADMIN_KEY, json!({"custom": {"state": "Paid"}})).await, 422, "/custom/state");
+    assert_invalid(
+        &app.patch("/v1/objects/order/o1", ADMIN_KEY, json!({"custom": {"state": "Paid"}}))
+            .await,
+        422,
+        "/custom/state",
+    );
 }
 
 #[tokio::test]
 async fn assigned_team_assigned_user_and_author_must_name_existing_directory_entries() {
     let app = TestApp::new().await;
-    app.post("/v1/teams", ADMIN_KEY, json!({"id": "support", "name": "Support"})).await.expect(201);
+    app.post("/v1/teams", ADMIN_KEY, json!({"id": "support", "name": "Support"}))
+        .await
+        .expect(201);
     app.user_key(ADMIN_KEY, "ann", "agent", &["support"]).await;
     app.create(ADMIN_KEY, "customer", json!({"id": "c1"})).await;
-    assert_invalid(&app.post("/v1/objects/conversation", ADMIN_KEY, json!({"customer": "c1", "assignedTeam": "ghosts"})).await, 422, "/assignedTeam");
-    assert_invalid(&app.post("/v1/objects/conversation", ADMIN_KEY, json!({"customer": "c1", "assignedUser": "ghost"})).await, 422, "/assignedUser");
+    assert_invalid(
+        &app.post(
+            "/v1/objects/conversation",
+            ADMIN_KEY,
+            json!({"customer": "c1", "assignedTeam": "ghosts"}),
+        )
+        .await,
+        422,
+        "/assignedTeam",
+    );
+    assert_invalid(
+        &app.post(
+            "/v1/objects/conversation",
+            ADMIN_KEY,
+            json!({"customer": "c1", "assignedUser": "ghost"}),
+        )
+        .await,
+        422,
+        "/assignedUser",
+    );
     // A user id is not a team id, and the other way round.
-    assert_invalid(&app.post("/v1/objects/conversation", ADMIN_KEY, json!({"customer": "c1", "assignedTeam": "ann"})).await, 422, "/assignedTeam");
-    assert_invalid(&app.post("/v1/objects/conversation", ADMIN_KEY, json!({"customer": "c1", "assignedUser": "support"})).await, 422, "/assignedUser");
-    assert_invalid(&app.post("/v1/objects/note", ADMIN_KEY, json!({"customer": "c1", "author": "ghost"})).await, 422, "/author");
+    assert_invalid(
+        &app.post(
+            "/v1/objects/conversation",
+            ADMIN_KEY,
+            json!({"customer": "c1", "assignedTeam": "ann"}),
+        )
+        .await,
+        422,
+        "/assignedTeam",
+    );
+    assert_invalid(
+        &app.post(
+            "/v1/objects/conversation",
+            ADMIN_KEY,
+            json!({"customer": "c1", "assignedUser": "support"}),
+        )
+        .await,
+        422,
+        "/assignedUser",
+    );
+    assert_invalid(
+        &app.post(
+            "/v1/objects/note",
+            ADMIN_KEY,
+            json!({"customer": "c1", "author": "ghost"}),
+        )
+        .await,
+        422,
+        "/author",
+    );
     let v = app
-        .post("/v1/objects/conversation", ADMIN_KEY, json!({"id": "v1", "customer": "c1", "assignedTeam": "support", "assignedUser": "ann"}))
+        .post(
+            "/v1/objects/conversation",
+            ADMIN_KEY,
+            json!({"id": "v1", "customer": "c1", "assignedTeam": "support", "assignedUser": "ann"}),
+        )
         .await
         .expect(201);
     assert_eq!(v["assignedTeam"], "support");
     assert_eq!(v["assignedUser"], "ann");
-    let n = app.post("/v1/objects/note", ADMIN_KEY, json!({"customer": "c1", "author": "ann", "body": "called"})).await.expect(201);
+    let n = app
+        .post(
+            "/v1/objects/note",
+            ADMIN_KEY,
+            json!({"customer": "c1", "author": "ann", "body": "called"}),
+        )
+        .await
+        .expect(201);
     assert_eq!(n["author"], "ann");
-    assert_invalid(&app.patch("/v1/objects/conversation/v1", ADMIN_KEY, json!({"assignedUser": "ghost"})).await, 422, "/assignedUser");
-    let v = app.patch("/v1/objects/conversation/v1", ADMIN_KEY, json!({"assignedUser": "admin", "assignedTeam": null})).await.expect(200);
+    assert_invalid(
+        &app.patch(
+            "/v1/objects/conversation/v1",
+            ADMIN_KEY,
+            json!({"assignedUser": "ghost"}),
+        )
+        .await,
+        422,
+        "/assignedUser",
+    );
+    let v = app
+        .patch(
+            "/v1/objects/conversation/v1",
+            ADMIN_KEY,
+            json!({"assignedUser": "admin", "assignedTeam": null}),
+        )
+        .await
+        .expect(200);
     assert_eq!(v["assignedUser"], "admin");
     assert!(v.get("assignedTeam").is_none(), "{v}");
 }
@@ -621,33 +1434,85 @@ async fn assigned_team_assigned_user_and_author_must_name_existing_directory_ent
 async fn a_conversations_status_defaults_to_open_and_priority_is_1_to_5() {
     let (app, _clock) = TestApp::with_clock(T0).await;
     app.create(ADMIN_KEY, "customer", json!({"id": "c1"})).await;
-    let v = app.post("/v1/objects/conversation", ADMIN_KEY, json!({"id": "v1", "customer": "c1"})).await.expect(201);
+    let v = app
+        .post(
+            "/v1/objects/conversation",
+            ADMIN_KEY,
+            json!({"id": "v1", "customer": "c1"}),
+        )
+        .await
+        .expect(201);
     assert_eq!(v["status"], "open");
     assert!(v.get("priority").is_none(), "{v}");
     for s in ["open", "snoozed", "done"] {
-        app.patch("/v1/objects/conversation/v1", ADMIN_KEY, json!({"status": s})).await.expect(200);
+        app.patch("/v1/objects/conversation/v1", ADMIN_KEY, json!({"status": s}))
+            .await
+            .expect(200);
     }
     for bad in [json!("Open"), json!("closed"), json!(""), json!(1)] {
-        let r = app.patch("/v1/objects/conversation/v1", ADMIN_KEY, json!({"status": bad})).await;
+        let r = app
+            .patch("/v1/objects/conversation/v1", ADMIN_KEY, json!({"status": bad}))
+            .await;
         assert_eq!(r.status.as_u16(), 422, "status {bad}: {}", r.text);
         assert_invalid(&r, 422, "/status");
     }
     for p in [1, 3, 5] {
-        assert_eq!(app.patch("/v1/objects/conversation/v1", ADMIN_KEY, json!({"priority": p})).await.expect(200)["priority"], p);
+        assert_eq!(
+            app.patch("/v1/objects/conversation/v1", ADMIN_KEY, json!({"priority": p}))
+                .await
+                .expect(200)["priority"],
+            p
+        );
     }
     for bad in [json!(0), json!(6), json!(-1), json!(2.5), json!("3"), json!(true)] {
-        let r = app.post("/v1/objects/conversation", ADMIN_KEY, json!({"customer": "c1", "priority": bad})).await;
+        let r = app
+            .post(
+                "/v1/objects/conversation",
+                ADMIN_KEY,
+                json!({"customer": "c1", "priority": bad}),
+            )
+            .await;
         assert_eq!(r.status.as_u16(), 422, "priority {bad}: {}", r.text);
         assert_invalid(&r, 422, "/priority");
     }
     // Dates take RFC 3339, a date alone, or a relative form.
-    let v = app.patch("/v1/objects/conversation/v1", ADMIN_KEY, json!({"snoozedUntil": "now+2h"})).await.expect(200);
+    let v = app
+        .patch(
+            "/v1/objects/conversation/v1",
+            ADMIN_KEY,
+            json!({"snoozedUntil": "now+2h"}),
+        )
+        .await
+        .expect(200);
     assert_eq!(v["snoozedUntil"], "2026-01-01T02:00:00.000Z");
-    let v = app.patch("/v1/objects/conversation/v1", ADMIN_KEY, json!({"snoozedUntil": "2026-02-03"})).await.expect(200);
+    let v = app
+        .patch(
+            "/v1/objects/conversation/v1",
+            ADMIN_KEY,
+            json!({"snoozedUntil": "2026-02-03"}),
+        )
+        .await
+        .expect(200);
     assert_eq!(v["snoozedUntil"], "2026-02-03T00:00:00.000Z");
-    let v = app.patch("/v1/objects/conversation/v1", ADMIN_KEY, json!({"snoozedUntil": "2026-02-03T10:00:00+02:00"})).await.expect(200);
+    let v = app
+        .patch(
+            "/v1/objects/conversation/v1",
+            ADMIN_KEY,
+            json!({"snoozedUntil": "2026-02-03T10:00:00+02:00"}),
+        )
+        .await
+        .expect(200);
     assert_eq!(v["snoozedUntil"], "2026-02-03T08:00:00.000Z");
-    assert_invalid(&app.patch("/v1/objects/conversation/v1", ADMIN_KEY, json!({"snoozedUntil": "tomorrow"})).await, 422, "/snoozedUntil");
+    assert_invalid(
+        &app.patch(
+            "/v1/objects/conversation/v1",
+            ADMIN_KEY,
+            json!({"snoozedUntil": "tomorrow"}),
+        )
+        .await,
+        422,
+        "/snoozedUntil",
+    );
 }
 
 #[tokio::test]
@@ -675,9 +1540,16 @@ async fn standard_attribute_values_are_checked_against_their_types() {
         assert_eq!(r.pointer(), Some(pointer), "{klass} {body}: {}", r.text);
         assert_error(&r, 422);
     }
-    assert!(app.search_ids(ADMIN_KEY, json!({"queryContext": "customer"})).await.is_empty());
+    assert!(app
+        .search_ids(ADMIN_KEY, json!({"queryContext": "customer"}))
+        .await
+        .is_empty());
     let ok = app
-        .post("/v1/objects/company", ADMIN_KEY, json!({"name": "Acme", "domains": ["acme.com", "acme.io"], "tags": ["x".repeat(128)]}))
+        .post(
+            "/v1/objects/company",
+            ADMIN_KEY,
+            json!({"name": "Acme", "domains": ["acme.com", "acme.io"], "tags": ["x".repeat(128)]}),
+        )
         .await
         .expect(201);
     assert_eq!(ok["domains"], json!(["acme.com", "acme.io"]));
@@ -704,17 +1576,30 @@ async fn every_problem_of_a_body_is_reported_with_its_pointer() {
 #[tokio::test]
 async fn errors_are_json_api_error_objects() {
     let app = TestApp::new().await;
-    let r = app.post("/v1/objects/customer", ADMIN_KEY, json!({"custom": {"totalNum": "many"}})).await;
+    let r = app
+        .post(
+            "/v1/objects/customer",
+            ADMIN_KEY,
+            json!({"custom": {"totalNum": "many"}}),
+        )
+        .await;
     assert_eq!(r.status.as_u16(), 422, "{}", r.text);
     let errors = r.body["errors"].as_array().expect("errors");
     assert_eq!(errors.len(), 1, "{}", r.text);
     let e = errors[0].as_object().unwrap();
     assert_eq!(e["status"], "422");
     assert_eq!(e["code"], "invalid_attribute_value");
-    assert!(e["title"].as_str().unwrap().contains("totalNum"), "the title names the field: {}", r.text);
+    assert!(
+        e["title"].as_str().unwrap().contains("totalNum"),
+        "the title names the field: {}",
+        r.text
+    );
     assert_eq!(e["source"], json!({"pointer": "/custom/totalNum"}));
     // The first write declared totalNum as a number; nothing else was stored.
-    assert!(app.search_ids(ADMIN_KEY, json!({"queryContext": "customer"})).await.is_empty());
+    assert!(app
+        .search_ids(ADMIN_KEY, json!({"queryContext": "customer"}))
+        .await
+        .is_empty());
 }
 
 // ---- suffix attributes ----
@@ -736,8 +1621,21 @@ async fn kustomer_suffix_attributes_are_declared_on_first_write() {
                "bioTxt": "Likes tea", "siteUrl": "https://example.com", "catTree": "billing.refund.partial"})
     );
     let k = app.get("/v1/klasses/customer", ADMIN_KEY).await.expect(200);
-    for (name, ty) in [("fooStr", "string"), ("barNum", "number"), ("bazAt", "date"), ("quxBool", "boolean"), ("bioTxt", "text"), ("siteUrl", "url"), ("catTree", "tree")] {
-        let a = k["attributes"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap_or_else(|| panic!("{name} not declared: {k}"));
+    for (name, ty) in [
+        ("fooStr", "string"),
+        ("barNum", "number"),
+        ("bazAt", "date"),
+        ("quxBool", "boolean"),
+        ("bioTxt", "text"),
+        ("siteUrl", "url"),
+        ("catTree", "tree"),
+    ] {
+        let a = k["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not declared: {k}"));
         assert_eq!(a["type"], ty, "{a}");
         assert_eq!(a["standard"], false, "{a}");
         assert_eq!(a["list"], false, "{a}");
@@ -755,34 +1653,91 @@ async fn kustomer_suffix_attributes_are_declared_on_first_write() {
         assert_invalid(&r, 422, pointer);
     }
     // They are searchable.
-    assert_eq!(app.search_ids(ADMIN_KEY, json!({"queryContext": "customer", "and": [{"custom.fooStr": {"equals": "gold"}}]})).await, ["c1"]);
-    assert_eq!(app.search_ids(ADMIN_KEY, json!({"queryContext": "customer", "and": [{"custom.barNum": {"gt": 12}}]})).await, ["c1"]);
+    assert_eq!(
+        app.search_ids(
+            ADMIN_KEY,
+            json!({"queryContext": "customer", "and": [{"custom.fooStr": {"equals": "gold"}}]})
+        )
+        .await,
+        ["c1"]
+    );
+    assert_eq!(
+        app.search_ids(
+            ADMIN_KEY,
+            json!({"queryContext": "customer", "and": [{"custom.barNum": {"gt": 12}}]})
+        )
+        .await,
+        ["c1"]
+    );
     // Suffixes work on every klass, also for agents.
     let agent = app.user_key(ADMIN_KEY, "ag", "agent", &[]).await;
-    app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order"})).await.expect(201);
-    app.post("/v1/objects/order", &agent, json!({"custom": {"totalNum": 3}})).await.expect(201);
+    app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order"}))
+        .await
+        .expect(201);
+    app.post("/v1/objects/order", &agent, json!({"custom": {"totalNum": 3}}))
+        .await
+        .expect(201);
     let k = app.get("/v1/klasses/order", ADMIN_KEY).await.expect(200);
-    assert!(k["attributes"].as_array().unwrap().iter().any(|a| a["name"] == "totalNum" && a["type"] == "number"), "{k}");
-    app.create(ADMIN_KEY, "company", json!({"custom": {"sizeNum": 10}})).await;
+    assert!(
+        k["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "totalNum" && a["type"] == "number"),
+        "{k}"
+    );
+    app.create(ADMIN_KEY, "company", json!({"custom": {"sizeNum": 10}}))
+        .await;
 }
 
 #[tokio::test]
 async fn an_undeclared_attribute_without_a_type_suffix_is_422() {
     let app = TestApp::new().await;
-    let e = assert_invalid(&app.post("/v1/objects/customer", ADMIN_KEY, json!({"custom": {"total": 5}})).await, 422, "/custom/total");
+    let e = assert_invalid(
+        &app.post("/v1/objects/customer", ADMIN_KEY, json!({"custom": {"total": 5}}))
+            .await,
+        422,
+        "/custom/total",
+    );
     assert_eq!(e["code"], "unknown_attribute");
     // A bare suffix is not a suffixed name.
-    assert_invalid(&app.post("/v1/objects/customer", ADMIN_KEY, json!({"custom": {"Str": "x"}})).await, 422, "/custom/Str");
+    assert_invalid(
+        &app.post("/v1/objects/customer", ADMIN_KEY, json!({"custom": {"Str": "x"}}))
+            .await,
+        422,
+        "/custom/Str",
+    );
     // An unknown top-level field, even with a suffix (custom attributes go under `custom`).
-    assert_invalid(&app.post("/v1/objects/customer", ADMIN_KEY, json!({"nickname": "x"})).await, 422, "/nickname");
-    assert_invalid(&app.post("/v1/objects/customer", ADMIN_KEY, json!({"tierStr": "gold"})).await, 422, "/tierStr");
+    assert_invalid(
+        &app.post("/v1/objects/customer", ADMIN_KEY, json!({"nickname": "x"}))
+            .await,
+        422,
+        "/nickname",
+    );
+    assert_invalid(
+        &app.post("/v1/objects/customer", ADMIN_KEY, json!({"tierStr": "gold"}))
+            .await,
+        422,
+        "/tierStr",
+    );
     // A standard attribute of another klass.
-    assert_invalid(&app.post("/v1/objects/customer", ADMIN_KEY, json!({"status": "open"})).await, 422, "/status");
+    assert_invalid(
+        &app.post("/v1/objects/customer", ADMIN_KEY, json!({"status": "open"}))
+            .await,
+        422,
+        "/status",
+    );
     let k = app.get("/v1/klasses/customer", ADMIN_KEY).await.expect(200);
     for n in ["total", "Str", "nickname", "tierStr"] {
-        assert!(!k["attributes"].as_array().unwrap().iter().any(|a| a["name"] == n), "{n} declared: {k}");
+        assert!(
+            !k["attributes"].as_array().unwrap().iter().any(|a| a["name"] == n),
+            "{n} declared: {k}"
+        );
     }
-    assert!(app.search_ids(ADMIN_KEY, json!({"queryContext": "customer"})).await.is_empty());
+    assert!(app
+        .search_ids(ADMIN_KEY, json!({"queryContext": "customer"}))
+        .await
+        .is_empty());
 }
 
 // ---- times ----
@@ -790,20 +1745,44 @@ async fn an_undeclared_attribute_without_a_type_suffix_is_422() {
 #[tokio::test]
 async fn created_at_and_updated_at_may_be_given_on_create() {
     let (app, _clock) = TestApp::with_clock(T0).await;
-    let c = app.post("/v1/objects/customer", ADMIN_KEY, json!({"id": "a", "createdAt": "2024-05-06T07:08:09.123Z"})).await.expect(201);
+    let c = app
+        .post(
+            "/v1/objects/customer",
+            ADMIN_KEY,
+            json!({"id": "a", "createdAt": "2024-05-06T07:08:09.123Z"}),
+        )
+        .await
+        .expect(201);
     assert_eq!(c["createdAt"], "2024-05-06T07:08:09.123Z");
     assert_eq!(c["updatedAt"], "2026-01-01T00:00:00.000Z");
     let c = app
-        .post("/v1/objects/customer", ADMIN_KEY, json!({"id": "b", "createdAt": "2024-05-06", "updatedAt": "2024-06-01T00:00:00+02:00"}))
+        .post(
+            "/v1/objects/customer",
+            ADMIN_KEY,
+            json!({"id": "b", "createdAt": "2024-05-06", "updatedAt": "2024-06-01T00:00:00+02:00"}),
+        )
         .await
         .expect(201);
     assert_eq!(c["createdAt"], "2024-05-06T00:00:00.000Z");
     assert_eq!(c["updatedAt"], "2024-05-31T22:00:00.000Z");
-    let c = app.post("/v1/objects/customer", ADMIN_KEY, json!({"id": "c", "createdAt": "now-30d"})).await.expect(201);
+    let c = app
+        .post(
+            "/v1/objects/customer",
+            ADMIN_KEY,
+            json!({"id": "c", "createdAt": "now-30d"}),
+        )
+        .await
+        .expect(201);
     assert_eq!(c["createdAt"], "2025-12-02T00:00:00.000Z");
-    assert_eq!(get_obj(&app, "customer", "b").await["createdAt"], "2024-05-06T00:00:00.000Z");
+    assert_eq!(
+        get_obj(&app, "customer", "b").await["createdAt"],
+        "2024-05-06T00:00:00.000Z"
+    );
     // Without them, the server's clock.
-    let c = app.post("/v1/objects/customer", ADMIN_KEY, json!({"id": "d"})).await.expect(201);
+    let c = app
+        .post("/v1/objects/customer", ADMIN_KEY, json!({"id": "d"}))
+        .await
+        .expect(201);
     assert_eq!(c["createdAt"], "2026-01-01T00:00:00.000Z");
     assert_eq!(c["updatedAt"], "2026-01-01T00:00:00.000Z");
 }
@@ -813,14 +1792,21 @@ async fn created_at_and_updated_at_may_be_given_on_create() {
 #[tokio::test]
 async fn malformed_empty_and_non_object_bodies_are_400() {
     let app = TestApp::new().await;
-    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "name": "n"})).await;
+    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "name": "n"}))
+        .await;
     for (m, p) in [
         ("POST", "/v1/objects/customer"),
         ("PATCH", "/v1/objects/customer/c1"),
         ("PUT", "/v1/objects/customer/c1"),
         ("PUT", "/v1/objects/customer/by-external-id/e1"),
     ] {
-        for (what, body) in [("malformed", b"{\"name\": \"x\",}".to_vec()), ("truncated", b"{\"name\": ".to_vec()), ("empty", Vec::new()), ("array", b"[1,2]".to_vec()), ("string", b"\"x\"".to_vec())] {
+        for (what, body) in [
+            ("malformed", b"{\"name\": \"x\",}".to_vec()),
+            ("truncated", b"{\"name\": ".to_vec()),
+            ("empty", Vec::new()),
+            ("array", b"[1,2]".to_vec()),
+            ("string", b"\"x\"".to_vec()),
+        ] {
             let r = app.raw(m, p, Some(ADMIN_KEY), Some(body), &[]).await;
             assert_eq!(r.status.as_u16(), 400, "{m} {p} {what}: {}", r.text);
             assert_error(&r, 400);
@@ -836,7 +1822,8 @@ async fn malformed_empty_and_non_object_bodies_are_400() {
 async fn a_body_over_one_mebibyte_is_413_and_one_just_under_is_accepted() {
     let app = TestApp::new().await;
     app.create(ADMIN_KEY, "customer", json!({"id": "c1"})).await;
-    app.create(ADMIN_KEY, "conversation", json!({"id": "v1", "customer": "c1"})).await;
+    app.create(ADMIN_KEY, "conversation", json!({"id": "v1", "customer": "c1"}))
+        .await;
     let big = json!({"conversation": "v1", "body": "word ".repeat((1 << 20) / 5 + 10)});
     assert!(serde_json::to_vec(&big).unwrap().len() > 1 << 20);
     for (m, p) in [
@@ -861,7 +1848,11 @@ async fn a_body_over_one_mebibyte_is_413_and_one_just_under_is_accepted() {
 async fn an_unsupported_method_on_an_object_path_answers_405_in_the_error_format() {
     let app = TestApp::new().await;
     app.create(ADMIN_KEY, "customer", json!({"id": "c1"})).await;
-    for (m, p) in [("DELETE", "/v1/objects/customer"), ("POST", "/v1/objects/customer/c1"), ("PATCH", "/v1/objects/customer/by-email/a@b.c")] {
+    for (m, p) in [
+        ("DELETE", "/v1/objects/customer"),
+        ("POST", "/v1/objects/customer/c1"),
+        ("PATCH", "/v1/objects/customer/by-email/a@b.c"),
+    ] {
         let r = app.call(m, p, ADMIN_KEY, Some(json!({}))).await;
         assert_eq!(r.status.as_u16(), 405, "{m} {p}: {}", r.text);
         assert_error(&r, 405);
@@ -874,15 +1865,46 @@ async fn refresh_wait_for_makes_a_write_searchable_and_other_values_are_400() {
     let app = TestApp::new().await;
     for (i, v) in ["wait_for", "true"].iter().enumerate() {
         let id = format!("c{i}");
-        app.post(&format!("/v1/objects/customer?refresh={v}"), ADMIN_KEY, json!({"id": id, "name": "Zed"})).await.expect(201);
-        let found = app.search_ids(ADMIN_KEY, json!({"queryContext": "customer", "and": [{"id": {"equals": id}}]})).await;
-        assert_eq!(found, [id.clone()], "refresh={v}");
+        app.post(
+            &format!("/v1/objects/customer?refresh={v}"),
+            ADMIN_KEY,
+            json!({"id": id, "name": "Zed"}),
+        )
+        .await
+        .expect(201);
+        let found = app
+            .search_ids(
+                ADMIN_KEY,
+                json!({"queryContext": "customer", "and": [{"id": {"equals": id}}]}),
+            )
+            .await;
+        assert_eq!(found, std::slice::from_ref(&id), "refresh={v}");
     }
-    app.patch("/v1/objects/customer/c0?refresh=wait_for", ADMIN_KEY, json!({"name": "Yan"})).await.expect(200);
-    assert_eq!(app.search_ids(ADMIN_KEY, json!({"queryContext": "customer", "and": [{"name": {"equals": "yan"}}]})).await, ["c0"]);
-    app.delete("/v1/objects/customer/c0?refresh=wait_for", ADMIN_KEY).await.expect(204);
-    assert_eq!(app.search_ids(ADMIN_KEY, json!({"queryContext": "customer"})).await, ["c1"]);
-    let r = app.post("/v1/objects/customer?refresh=soon", ADMIN_KEY, json!({"id": "c9"})).await;
+    app.patch(
+        "/v1/objects/customer/c0?refresh=wait_for",
+        ADMIN_KEY,
+        json!({"name": "Yan"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        app.search_ids(
+            ADMIN_KEY,
+            json!({"queryContext": "customer", "and": [{"name": {"equals": "yan"}}]})
+        )
+        .await,
+        ["c0"]
+    );
+    app.delete("/v1/objects/customer/c0?refresh=wait_for", ADMIN_KEY)
+        .await
+        .expect(204);
+    assert_eq!(
+        app.search_ids(ADMIN_KEY, json!({"queryContext": "customer"})).await,
+        ["c1"]
+    );
+    let r = app
+        .post("/v1/objects/customer?refresh=soon", ADMIN_KEY, json!({"id": "c9"}))
+        .await;
     assert_error(&r, 400);
     assert_eq!(r.body["errors"][0]["source"]["parameter"], "refresh", "{}", r.text);
     assert_error(&app.get("/v1/objects/customer/c9", ADMIN_KEY).await, 404);
@@ -908,25 +1930,47 @@ where
 async fn concurrent_upserts_of_one_external_id_create_exactly_one_object() {
     let app = std::sync::Arc::new(TestApp::new().await);
     let rs = at_once(&app, 12, |app, i| async move {
-        app.put("/v1/objects/customer/by-external-id/same", ADMIN_KEY, json!({"custom": {format!("k{i}Str"): "v"}})).await
+        app.put(
+            "/v1/objects/customer/by-external-id/same",
+            ADMIN_KEY,
+            json!({"custom": {format!("k{i}Str"): "v"}}),
+        )
+        .await
     })
     .await;
     let created = rs.iter().filter(|r| r.status.as_u16() == 201).count();
     let merged = rs.iter().filter(|r| r.status.as_u16() == 200).count();
-    assert_eq!((created, merged), (1, 11), "{:?}", rs.iter().map(|r| (r.status.as_u16(), r.text.clone())).collect::<Vec<_>>());
-    let c = app.get("/v1/objects/customer/by-external-id/same", ADMIN_KEY).await.expect(200);
+    assert_eq!(
+        (created, merged),
+        (1, 11),
+        "{:?}",
+        rs.iter()
+            .map(|r| (r.status.as_u16(), r.text.clone()))
+            .collect::<Vec<_>>()
+    );
+    let c = app
+        .get("/v1/objects/customer/by-external-id/same", ADMIN_KEY)
+        .await
+        .expect(200);
     assert_eq!(c["rev"], 12, "{c}");
     assert_eq!(c["custom"].as_object().unwrap().len(), 12, "every merge kept: {c}");
-    let ids: std::collections::HashSet<String> = rs.iter().map(|r| r.body["id"].as_str().unwrap().to_string()).collect();
+    let ids: std::collections::HashSet<String> =
+        rs.iter().map(|r| r.body["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(ids.len(), 1, "{ids:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_patches_of_one_object_lose_no_update() {
     let app = std::sync::Arc::new(TestApp::new().await);
-    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "custom": {"baseStr": "b"}})).await;
+    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "custom": {"baseStr": "b"}}))
+        .await;
     let rs = at_once(&app, 16, |app, i| async move {
-        app.patch("/v1/objects/customer/c1", ADMIN_KEY, json!({"custom": {format!("p{i}Num"): i}})).await
+        app.patch(
+            "/v1/objects/customer/c1",
+            ADMIN_KEY,
+            json!({"custom": {format!("p{i}Num"): i}}),
+        )
+        .await
     })
     .await;
     for r in &rs {
@@ -948,28 +1992,48 @@ async fn concurrent_patches_of_one_object_lose_no_update() {
 async fn concurrent_creates_of_one_id_or_one_email_let_exactly_one_through() {
     let app = std::sync::Arc::new(TestApp::new().await);
     let rs = at_once(&app, 10, |app, i| async move {
-        app.post("/v1/objects/customer", ADMIN_KEY, json!({"id": "same-id", "name": format!("n{i}")})).await
+        app.post(
+            "/v1/objects/customer",
+            ADMIN_KEY,
+            json!({"id": "same-id", "name": format!("n{i}")}),
+        )
+        .await
     })
     .await;
     let codes: Vec<u16> = rs.iter().map(|r| r.status.as_u16()).collect();
     assert_eq!(codes.iter().filter(|c| **c == 201).count(), 1, "{codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == 409).count(), 9, "{codes:?}");
     let rs = at_once(&app, 10, |app, i| async move {
-        app.post("/v1/objects/customer", ADMIN_KEY, json!({"id": format!("e{i}"), "emails": [if i % 2 == 0 { "Same@X.io" } else { "same@x.IO" }]})).await
+        app.post(
+            "/v1/objects/customer",
+            ADMIN_KEY,
+            json!({"id": format!("e{i}"), "emails": [if i % 2 == 0 { "Same@X.io" } else { "same@x.IO" }]}),
+        )
+        .await
     })
     .await;
     let codes: Vec<u16> = rs.iter().map(|r| r.status.as_u16()).collect();
     assert_eq!(codes.iter().filter(|c| **c == 201).count(), 1, "{codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == 409).count(), 9, "{codes:?}");
     let winner = rs.iter().find(|r| r.status.as_u16() == 201).unwrap().body["id"].clone();
-    assert_eq!(app.get("/v1/objects/customer/by-email/same@x.io", ADMIN_KEY).await.expect(200)["id"], winner);
+    assert_eq!(
+        app.get("/v1/objects/customer/by-email/same@x.io", ADMIN_KEY)
+            .await
+            .expect(200)["id"],
+        winner
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_first_writes_declare_every_suffix_attribute() {
     let app = std::sync::Arc::new(TestApp::new().await);
     let rs = at_once(&app, 12, |app, i| async move {
-        app.post("/v1/objects/customer", ADMIN_KEY, json!({"id": format!("c{i}"), "custom": {format!("f{i}Str"): format!("v{i}"), "sharedNum": i}})).await
+        app.post(
+            "/v1/objects/customer",
+            ADMIN_KEY,
+            json!({"id": format!("c{i}"), "custom": {format!("f{i}Str"): format!("v{i}"), "sharedNum": i}}),
+        )
+        .await
     })
     .await;
     for r in &rs {
@@ -979,7 +2043,11 @@ async fn concurrent_first_writes_declare_every_suffix_attribute() {
     let attrs = k["attributes"].as_array().unwrap();
     for i in 0..12 {
         let name = format!("f{i}Str");
-        assert_eq!(attrs.iter().filter(|a| a["name"] == name.as_str()).count(), 1, "{name}: {k}");
+        assert_eq!(
+            attrs.iter().filter(|a| a["name"] == name.as_str()).count(),
+            1,
+            "{name}: {k}"
+        );
         let c = get_obj(&app, "customer", &format!("c{i}")).await;
         assert_eq!(c["custom"][&name], format!("v{i}"), "{c}");
         assert_eq!(c["custom"]["sharedNum"], i, "{c}");
@@ -992,23 +2060,60 @@ async fn concurrent_first_writes_declare_every_suffix_attribute() {
 /// Every object write, in an order that works for a role allowed to write.
 fn object_writes() -> Vec<(&'static str, &'static str, Option<Value>)> {
     vec![
-        ("POST", "/v1/objects/customer", Some(json!({"id": "new1", "name": "New"}))),
-        ("POST", "/v1/objects/conversation", Some(json!({"id": "v2", "customer": "c1"}))),
+        (
+            "POST",
+            "/v1/objects/customer",
+            Some(json!({"id": "new1", "name": "New"})),
+        ),
+        (
+            "POST",
+            "/v1/objects/conversation",
+            Some(json!({"id": "v2", "customer": "c1"})),
+        ),
         ("PATCH", "/v1/objects/customer/c1", Some(json!({"name": "Patched"}))),
-        ("PUT", "/v1/objects/customer/c1", Some(json!({"name": "Replaced", "emails": ["c1@x.io"], "externalId": "e1"}))),
-        ("PUT", "/v1/objects/customer/by-external-id/e1", Some(json!({"custom": {"upStr": "merged"}}))),
-        ("PUT", "/v1/objects/customer/by-external-id/e-new", Some(json!({"name": "Upserted"}))),
-        ("PATCH", "/v1/objects/order/o1", Some(json!({"custom": {"totalNum": 2}}))),
+        (
+            "PUT",
+            "/v1/objects/customer/c1",
+            Some(json!({"name": "Replaced", "emails": ["c1@x.io"], "externalId": "e1"})),
+        ),
+        (
+            "PUT",
+            "/v1/objects/customer/by-external-id/e1",
+            Some(json!({"custom": {"upStr": "merged"}})),
+        ),
+        (
+            "PUT",
+            "/v1/objects/customer/by-external-id/e-new",
+            Some(json!({"name": "Upserted"})),
+        ),
+        (
+            "PATCH",
+            "/v1/objects/order/o1",
+            Some(json!({"custom": {"totalNum": 2}})),
+        ),
         ("DELETE", "/v1/objects/order/o1", None),
         ("DELETE", "/v1/objects/conversation/v1", None),
     ]
 }
 
 async fn objects_role_setup(app: &TestApp) -> (String, String) {
-    app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order", "attributes": [{"name": "totalNum", "type": "number"}]})).await.expect(201);
-    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "name": "Orig", "externalId": "e1", "emails": ["c1@x.io"]})).await;
-    app.create(ADMIN_KEY, "conversation", json!({"id": "v1", "customer": "c1"})).await;
-    app.create(ADMIN_KEY, "order", json!({"id": "o1", "custom": {"totalNum": 1}})).await;
+    app.post(
+        "/v1/klasses",
+        ADMIN_KEY,
+        json!({"name": "order", "attributes": [{"name": "totalNum", "type": "number"}]}),
+    )
+    .await
+    .expect(201);
+    app.create(
+        ADMIN_KEY,
+        "customer",
+        json!({"id": "c1", "name": "Orig", "externalId": "e1", "emails": ["c1@x.io"]}),
+    )
+    .await;
+    app.create(ADMIN_KEY, "conversation", json!({"id": "v1", "customer": "c1"}))
+        .await;
+    app.create(ADMIN_KEY, "order", json!({"id": "o1", "custom": {"totalNum": 1}}))
+        .await;
     let agent = app.user_key(ADMIN_KEY, "agent1", "agent", &[]).await;
     let analyst = app.user_key(ADMIN_KEY, "analyst1", "analyst", &[]).await;
     (agent, analyst)
@@ -1024,7 +2129,15 @@ async fn an_analyst_gets_403_on_every_object_write_and_nothing_changes() {
         assert_error(&r, 403);
     }
     // Also on unknown objects and klasses, and with refresh.
-    assert_error(&app.post("/v1/objects/customer?refresh=wait_for", &analyst, json!({"custom": {"newStr": "x"}})).await, 403);
+    assert_error(
+        &app.post(
+            "/v1/objects/customer?refresh=wait_for",
+            &analyst,
+            json!({"custom": {"newStr": "x"}}),
+        )
+        .await,
+        403,
+    );
     assert_error(&app.delete("/v1/objects/customer/ghost", &analyst).await, 403);
     let c = get_obj(&app, "customer", "c1").await;
     assert_eq!(c["name"], "Orig");
@@ -1032,10 +2145,20 @@ async fn an_analyst_gets_403_on_every_object_write_and_nothing_changes() {
     assert_eq!(get_obj(&app, "order", "o1").await["custom"]["totalNum"], 1);
     get_obj(&app, "conversation", "v1").await;
     assert_error(&app.get("/v1/objects/customer/new1", ADMIN_KEY).await, 404);
-    assert_error(&app.get("/v1/objects/customer/by-external-id/e-new", ADMIN_KEY).await, 404);
+    assert_error(
+        &app.get("/v1/objects/customer/by-external-id/e-new", ADMIN_KEY).await,
+        404,
+    );
     // An analyst's refused write declared nothing.
     let k = app.get("/v1/klasses/customer", ADMIN_KEY).await.expect(200);
-    assert!(!k["attributes"].as_array().unwrap().iter().any(|a| a["name"] == "newStr"), "{k}");
+    assert!(
+        !k["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "newStr"),
+        "{k}"
+    );
 }
 
 #[tokio::test]
@@ -1043,12 +2166,29 @@ async fn agents_and_analysts_may_read_objects_and_search() {
     let app = TestApp::new().await;
     let (agent, analyst) = objects_role_setup(&app).await;
     for key in [&agent, &analyst] {
-        assert_eq!(app.get("/v1/objects/customer/c1", key).await.expect(200), get_obj(&app, "customer", "c1").await);
-        assert_eq!(app.get("/v1/objects/customer/by-external-id/e1", key).await.expect(200)["id"], "c1");
-        assert_eq!(app.get("/v1/objects/customer/by-email/C1@x.io", key).await.expect(200)["id"], "c1");
-        assert_eq!(app.get("/v1/objects/order/o1", key).await.expect(200)["custom"]["totalNum"], 1);
+        assert_eq!(
+            app.get("/v1/objects/customer/c1", key).await.expect(200),
+            get_obj(&app, "customer", "c1").await
+        );
+        assert_eq!(
+            app.get("/v1/objects/customer/by-external-id/e1", key).await.expect(200)["id"],
+            "c1"
+        );
+        assert_eq!(
+            app.get("/v1/objects/customer/by-email/C1@x.io", key).await.expect(200)["id"],
+            "c1"
+        );
+        assert_eq!(
+            app.get("/v1/objects/order/o1", key).await.expect(200)["custom"]["totalNum"],
+            1
+        );
         assert_eq!(app.search_ids(key, json!({"queryContext": "customer"})).await, ["c1"]);
-        assert_eq!(app.post("/v1/search/count", key, json!({"queryContext": "conversation"})).await.expect(200)["total"], 1);
+        assert_eq!(
+            app.post("/v1/search/count", key, json!({"queryContext": "conversation"}))
+                .await
+                .expect(200)["total"],
+            1
+        );
     }
 }
 
@@ -1066,7 +2206,12 @@ async fn agents_and_admins_may_do_every_object_write() {
         assert_eq!(c["name"], "Replaced");
         assert_eq!(c["custom"], json!({"upStr": "merged"}));
         assert_eq!(c["rev"], 4);
-        assert_eq!(app.get("/v1/objects/customer/by-external-id/e-new", ADMIN_KEY).await.expect(200)["name"], "Upserted");
+        assert_eq!(
+            app.get("/v1/objects/customer/by-external-id/e-new", ADMIN_KEY)
+                .await
+                .expect(200)["name"],
+            "Upserted"
+        );
         assert_error(&app.get("/v1/objects/order/o1", ADMIN_KEY).await, 404);
         assert_error(&app.get("/v1/objects/conversation/v1", ADMIN_KEY).await, 404);
         get_obj(&app, "conversation", "v2").await;
@@ -1078,11 +2223,26 @@ async fn agents_and_admins_may_do_every_object_write() {
 #[tokio::test]
 async fn another_org_gets_404_for_every_object_of_this_org_and_cannot_find_it() {
     let app = TestApp::new().await;
-    app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order"})).await.expect(201);
-    app.create(ADMIN_KEY, "customer", json!({"id": "c1", "name": "Secret Ada", "externalId": "e1", "emails": ["ada@a.io"], "tags": ["org-a"]})).await;
-    app.create(ADMIN_KEY, "conversation", json!({"id": "v1", "customer": "c1", "subject": "secret refund"})).await;
-    app.create(ADMIN_KEY, "order", json!({"id": "o1", "title": "Secret order"})).await;
-    app.post("/v1/teams", ADMIN_KEY, json!({"id": "a-team", "name": "A team"})).await.expect(201);
+    app.post("/v1/klasses", ADMIN_KEY, json!({"name": "order"}))
+        .await
+        .expect(201);
+    app.create(
+        ADMIN_KEY,
+        "customer",
+        json!({"id": "c1", "name": "Secret Ada", "externalId": "e1", "emails": ["ada@a.io"], "tags": ["org-a"]}),
+    )
+    .await;
+    app.create(
+        ADMIN_KEY,
+        "conversation",
+        json!({"id": "v1", "customer": "c1", "subject": "secret refund"}),
+    )
+    .await;
+    app.create(ADMIN_KEY, "order", json!({"id": "o1", "title": "Secret order"}))
+        .await;
+    app.post("/v1/teams", ADMIN_KEY, json!({"id": "a-team", "name": "A team"}))
+        .await
+        .expect(201);
     app.user_key(ADMIN_KEY, "alice", "agent", &["a-team"]).await;
     let b = app.new_org("org-b").await;
     let b_agent = app.user_key(&b, "b-agent", "agent", &[]).await;
@@ -1106,37 +2266,117 @@ async fn another_org_gets_404_for_every_object_of_this_org_and_cannot_find_it() 
             assert_error(&r, 404);
         }
         // Search sees nothing of A.
-        assert_eq!(app.search_ids(key, json!({"queryContext": "customer"})).await, ["b-own"]);
-        assert!(app.search_ids(key, json!({"queryContext": "customer", "text": "secret ada"})).await.is_empty());
-        assert!(app.search_ids(key, json!({"queryContext": "customer", "and": [{"tags": {"equals": "org-a"}}]})).await.is_empty());
-        assert!(app.search_ids(key, json!({"queryContext": "customer", "and": [{"id": {"equals": "c1"}}]})).await.is_empty());
-        assert!(app.search_ids(key, json!({"queryContext": "conversation"})).await.is_empty());
-        assert_eq!(app.post("/v1/search/count", key, json!({"queryContext": "customer"})).await.expect(200)["total"], 1);
-        assert_invalid(&app.post("/v1/search", key, json!({"queryContext": "order"})).await, 400, "/queryContext");
+        assert_eq!(
+            app.search_ids(key, json!({"queryContext": "customer"})).await,
+            ["b-own"]
+        );
+        assert!(app
+            .search_ids(key, json!({"queryContext": "customer", "text": "secret ada"}))
+            .await
+            .is_empty());
+        assert!(app
+            .search_ids(
+                key,
+                json!({"queryContext": "customer", "and": [{"tags": {"equals": "org-a"}}]})
+            )
+            .await
+            .is_empty());
+        assert!(app
+            .search_ids(
+                key,
+                json!({"queryContext": "customer", "and": [{"id": {"equals": "c1"}}]})
+            )
+            .await
+            .is_empty());
+        assert!(app
+            .search_ids(key, json!({"queryContext": "conversation"}))
+            .await
+            .is_empty());
+        assert_eq!(
+            app.post("/v1/search/count", key, json!({"queryContext": "customer"}))
+                .await
+                .expect(200)["total"],
+            1
+        );
+        assert_invalid(
+            &app.post("/v1/search", key, json!({"queryContext": "order"})).await,
+            400,
+            "/queryContext",
+        );
         // References into A (objects, users, teams) are refused.
-        let r = app.post("/v1/objects/conversation", key, json!({"customer": "c1"})).await;
+        let r = app
+            .post("/v1/objects/conversation", key, json!({"customer": "c1"}))
+            .await;
         assert_invalid(&r, 422, "/customer");
-        let r = app.post("/v1/objects/conversation", key, json!({"customer": "b-own", "assignedUser": "alice"})).await;
+        let r = app
+            .post(
+                "/v1/objects/conversation",
+                key,
+                json!({"customer": "b-own", "assignedUser": "alice"}),
+            )
+            .await;
         assert_invalid(&r, 422, "/assignedUser");
-        let r = app.post("/v1/objects/conversation", key, json!({"customer": "b-own", "assignedTeam": "a-team"})).await;
+        let r = app
+            .post(
+                "/v1/objects/conversation",
+                key,
+                json!({"customer": "b-own", "assignedTeam": "a-team"}),
+            )
+            .await;
         assert_invalid(&r, 422, "/assignedTeam");
         let r = app.post("/v1/objects/customer", key, json!({"company": "c1"})).await;
         assert_invalid(&r, 422, "/company");
     }
     // B's writes under A's ids, externalIds and emails are B's own.
-    let bc = app.create(&b, "customer", json!({"id": "c1", "name": "B's Ada", "emails": ["ada@a.io"]})).await;
+    let bc = app
+        .create(
+            &b,
+            "customer",
+            json!({"id": "c1", "name": "B's Ada", "emails": ["ada@a.io"]}),
+        )
+        .await;
     assert_eq!(bc["rev"], 1);
-    let up = app.put("/v1/objects/customer/by-external-id/e1", &b, json!({"name": "B upsert"})).await.expect(201);
+    let up = app
+        .put(
+            "/v1/objects/customer/by-external-id/e1",
+            &b,
+            json!({"name": "B upsert"}),
+        )
+        .await
+        .expect(201);
     assert_ne!(up["id"], "c1");
-    assert_eq!(app.get("/v1/objects/customer/by-email/ada@a.io", &b).await.expect(200)["name"], "B's Ada");
-    assert_eq!(app.search_ids(&b, json!({"queryContext": "customer", "and": [{"id": {"equals": "c1"}}]})).await, ["c1"]);
+    assert_eq!(
+        app.get("/v1/objects/customer/by-email/ada@a.io", &b).await.expect(200)["name"],
+        "B's Ada"
+    );
+    assert_eq!(
+        app.search_ids(
+            &b,
+            json!({"queryContext": "customer", "and": [{"id": {"equals": "c1"}}]})
+        )
+        .await,
+        ["c1"]
+    );
     // A is untouched and still sees only its own.
     let a = get_obj(&app, "customer", "c1").await;
     assert_eq!(a["name"], "Secret Ada");
     assert_eq!(a["rev"], 1);
-    assert_eq!(app.get("/v1/objects/customer/by-external-id/e1", ADMIN_KEY).await.expect(200)["id"], "c1");
-    assert_eq!(app.get("/v1/objects/customer/by-email/ada@a.io", ADMIN_KEY).await.expect(200)["name"], "Secret Ada");
-    assert_eq!(app.search_ids(ADMIN_KEY, json!({"queryContext": "customer"})).await, ["c1"]);
+    assert_eq!(
+        app.get("/v1/objects/customer/by-external-id/e1", ADMIN_KEY)
+            .await
+            .expect(200)["id"],
+        "c1"
+    );
+    assert_eq!(
+        app.get("/v1/objects/customer/by-email/ada@a.io", ADMIN_KEY)
+            .await
+            .expect(200)["name"],
+        "Secret Ada"
+    );
+    assert_eq!(
+        app.search_ids(ADMIN_KEY, json!({"queryContext": "customer"})).await,
+        ["c1"]
+    );
     get_obj(&app, "conversation", "v1").await;
     get_obj(&app, "order", "o1").await;
 }

@@ -52,7 +52,8 @@ async fn fixture(t: &TestApp) {
         .await
         .expect(201);
     for (id, tier) in [("k1", "gold"), ("k2", "silver"), ("k3", "gold"), ("k4", "bronze")] {
-        t.create(A, "customer", json!({"id": id, "custom": {"tierStr": tier}})).await;
+        t.create(A, "customer", json!({"id": id, "custom": {"tierStr": tier}}))
+            .await;
     }
     for o in orders() {
         let mut custom = json!({"qtyInt": o.qty, "statusStr": o.status, "regionStr": o.region, "sourceEnum": o.source, "noteTxt": "left at the door"});
@@ -63,7 +64,12 @@ async fn fixture(t: &TestApp) {
             custom["placedAt"] = json!(p);
         }
         let created = o.placed.unwrap_or("2025-05-01T00:00:00Z");
-        t.create(A, "order", json!({"id": o.id, "customer": o.customer, "createdAt": created, "custom": custom})).await;
+        t.create(
+            A,
+            "order",
+            json!({"id": o.id, "customer": o.customer, "createdAt": created, "custom": custom}),
+        )
+        .await;
     }
 }
 
@@ -78,7 +84,10 @@ fn ms(s: &str) -> i64 {
 }
 
 fn iso(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms).unwrap().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 fn day_ms(d: NaiveDate) -> i64 {
@@ -122,7 +131,9 @@ fn expected_calendar(subset: &[&Sale], unit: &str) -> Vec<(i64, u64, f64)> {
             e.1 += o.total.unwrap_or(0.0);
         }
     }
-    let (Some(first), Some(last)) = (m.keys().next().copied(), m.keys().last().copied()) else { return vec![] };
+    let (Some(first), Some(last)) = (m.keys().next().copied(), m.keys().last().copied()) else {
+        return vec![];
+    };
     let mut out = Vec::new();
     let mut k = first;
     while k <= last {
@@ -139,8 +150,12 @@ fn expected_fixed(values: &[f64], interval: f64) -> Vec<(f64, u64)> {
     for v in values {
         *m.entry((v / interval).floor() as i64).or_default() += 1;
     }
-    let (Some(first), Some(last)) = (m.keys().next().copied(), m.keys().last().copied()) else { return vec![] };
-    (first..=last).map(|i| (i as f64 * interval, m.get(&i).copied().unwrap_or(0))).collect()
+    let (Some(first), Some(last)) = (m.keys().next().copied(), m.keys().last().copied()) else {
+        return vec![];
+    };
+    (first..=last)
+        .map(|i| (i as f64 * interval, m.get(&i).copied().unwrap_or(0)))
+        .collect()
 }
 
 fn buckets(v: &Value) -> &Vec<Value> {
@@ -150,7 +165,10 @@ fn buckets(v: &Value) -> &Vec<Value> {
 #[track_caller]
 fn close(got: &Value, want: f64, what: &str) {
     let g = got.as_f64().unwrap_or_else(|| panic!("{what}: not a number: {got}"));
-    assert!((g - want).abs() < 1e-6 * want.abs().max(1.0), "{what}: got {g}, want {want}");
+    assert!(
+        (g - want).abs() < 1e-6 * want.abs().max(1.0),
+        "{what}: got {g}, want {want}"
+    );
 }
 
 fn all() -> Vec<Sale> {
@@ -177,9 +195,18 @@ async fn terms_by_terms_count_what_the_data_holds() {
     for b in bs {
         let inner = buckets(&b["by_region"]);
         let counts: Vec<u64> = inner.iter().map(|x| x["doc_count"].as_u64().unwrap()).collect();
-        assert!(counts.windows(2).all(|w| w[0] >= w[1]), "terms buckets by doc_count desc: {b}");
-        let sub = inner.iter().map(|x| (x["key"].as_str().unwrap().to_string(), x["doc_count"].as_u64().unwrap())).collect();
-        got.insert(b["key"].as_str().unwrap().to_string(), (b["doc_count"].as_u64().unwrap(), sub));
+        assert!(
+            counts.windows(2).all(|w| w[0] >= w[1]),
+            "terms buckets by doc_count desc: {b}"
+        );
+        let sub = inner
+            .iter()
+            .map(|x| (x["key"].as_str().unwrap().to_string(), x["doc_count"].as_u64().unwrap()))
+            .collect();
+        got.insert(
+            b["key"].as_str().unwrap().to_string(),
+            (b["doc_count"].as_u64().unwrap(), sub),
+        );
     }
     assert_eq!(got, want);
     let counts: Vec<u64> = bs.iter().map(|x| x["doc_count"].as_u64().unwrap()).collect();
@@ -189,9 +216,22 @@ async fn terms_by_terms_count_what_the_data_holds() {
 
     // Enum values keep their case; `size` keeps the largest buckets.
     let r = report(&t, json!({"queryContext": "order", "aggs": {"src": {"terms": {"field": "custom.sourceEnum"}}, "top2": {"terms": {"field": "custom.sourceEnum", "size": 2}}}})).await;
-    let got: Vec<(String, u64)> = buckets(&r["aggs"]["src"]).iter().map(|b| (b["key"].as_str().unwrap().to_string(), b["doc_count"].as_u64().unwrap())).collect();
-    assert_eq!(got, vec![("Web".to_string(), 8), ("Store".to_string(), 4), ("Phone".to_string(), 3)]);
-    let got: Vec<(String, u64)> = buckets(&r["aggs"]["top2"]).iter().map(|b| (b["key"].as_str().unwrap().to_string(), b["doc_count"].as_u64().unwrap())).collect();
+    let got: Vec<(String, u64)> = buckets(&r["aggs"]["src"])
+        .iter()
+        .map(|b| (b["key"].as_str().unwrap().to_string(), b["doc_count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("Web".to_string(), 8),
+            ("Store".to_string(), 4),
+            ("Phone".to_string(), 3)
+        ]
+    );
+    let got: Vec<(String, u64)> = buckets(&r["aggs"]["top2"])
+        .iter()
+        .map(|b| (b["key"].as_str().unwrap().to_string(), b["doc_count"].as_u64().unwrap()))
+        .collect();
     assert_eq!(got, vec![("Web".to_string(), 8), ("Store".to_string(), 4)]);
 
     // With a filter, the buckets count only the matches; an analyst may run reports.
@@ -201,7 +241,10 @@ async fn terms_by_terms_count_what_the_data_holds() {
             "aggs": {"by_region": {"terms": {"field": "custom.regionStr"}, "aggs": {"avg_total": {"avg": {"field": "custom.totalNum"}}}}}}))
         .await
         .expect(200);
-    let subset: Vec<Sale> = all().into_iter().filter(|o| o.status.eq_ignore_ascii_case("placed") && !o.region.eq_ignore_ascii_case("north")).collect();
+    let subset: Vec<Sale> = all()
+        .into_iter()
+        .filter(|o| o.status.eq_ignore_ascii_case("placed") && !o.region.eq_ignore_ascii_case("north"))
+        .collect();
     assert_eq!(r["total"], subset.len());
     for b in buckets(&r["aggs"]["by_region"]) {
         let key = b["key"].as_str().unwrap();
@@ -211,7 +254,11 @@ async fn terms_by_terms_count_what_the_data_holds() {
         if totals.is_empty() {
             assert_eq!(b["avg_total"]["value"], Value::Null, "{key}");
         } else {
-            close(&b["avg_total"]["value"], totals.iter().sum::<f64>() / totals.len() as f64, key);
+            close(
+                &b["avg_total"]["value"],
+                totals.iter().sum::<f64>() / totals.len() as f64,
+                key,
+            );
         }
     }
     assert_eq!(buckets(&r["aggs"]["by_region"]).len(), 3, "east, south, west: {r}");
@@ -219,9 +266,16 @@ async fn terms_by_terms_count_what_the_data_holds() {
     // Over customers, through related orders.
     let r = report(&t, json!({"queryContext": "customer", "and": [{"order.custom.totalNum": {"gte": 200}}], "aggs": {"tier": {"terms": {"field": "custom.tierStr"}}}})).await;
     assert_eq!(r["total"], 3);
-    assert_eq!(r["aggs"]["tier"]["buckets"], json!([{"key": "gold", "doc_count": 2}, {"key": "silver", "doc_count": 1}]));
+    assert_eq!(
+        r["aggs"]["tier"]["buckets"],
+        json!([{"key": "gold", "doc_count": 2}, {"key": "silver", "doc_count": 1}])
+    );
     // No aggs: just the total.
-    let r = report(&t, json!({"queryContext": "order", "and": [{"custom.sourceEnum": {"equals": "Phone"}}]})).await;
+    let r = report(
+        &t,
+        json!({"queryContext": "order", "and": [{"custom.sourceEnum": {"equals": "Phone"}}]}),
+    )
+    .await;
     assert_eq!(r["total"], 3);
 }
 
@@ -257,30 +311,70 @@ async fn a_month_histogram_has_an_empty_middle_month_and_no_empty_edges() {
     );
     assert_eq!(r["total"], 15, "r15 has no placedAt: counted in total, in no bucket");
     check(&r, data.iter().collect(), "all");
-    assert_eq!(r["aggs"]["by_month"]["buckets"][1]["revenue"]["value"].as_f64(), Some(0.0), "an empty month sums to 0: {r}");
+    assert_eq!(
+        r["aggs"]["by_month"]["buckets"][1]["revenue"]["value"].as_f64(),
+        Some(0.0),
+        "an empty month sums to 0: {r}"
+    );
     assert_eq!(r["aggs"]["by_month"]["buckets"][0]["key"], 1_735_689_600_000i64);
 
     // A filter bounding the date far wider than the data: still no empty edges.
     let r = report(&t, json!({"queryContext": "order", "and": [{"custom.placedAt": {"between": ["2024-11-01", "2025-07-31"]}}], "aggs": aggs})).await;
-    check(&r, data.iter().filter(|o| o.placed.is_some()).collect(), "between 2024-11 and 2025-07");
+    check(
+        &r,
+        data.iter().filter(|o| o.placed.is_some()).collect(),
+        "between 2024-11 and 2025-07",
+    );
     let r = report(&t, json!({"queryContext": "order", "and": [{"custom.placedAt": {"gte": "2025-02-10"}}, {"custom.placedAt": {"lte": "2025-12-31"}}], "aggs": aggs})).await;
-    check(&r, data.iter().filter(|o| o.placed.is_some_and(|p| p >= "2025-02-10")).collect(), "from 2025-02-10");
+    check(
+        &r,
+        data.iter()
+            .filter(|o| o.placed.is_some_and(|p| p >= "2025-02-10"))
+            .collect(),
+        "from 2025-02-10",
+    );
     let r = report(&t, json!({"queryContext": "order", "and": [{"custom.placedAt": {"between": ["2025-01-10", "2025-03-02T23:59:59Z"]}}], "aggs": aggs})).await;
-    check(&r, data.iter().filter(|o| o.placed.is_some_and(|p| ("2025-01-10".."2025-03-03").contains(&p))).collect(), "2025-01-10..2025-03-02");
+    check(
+        &r,
+        data.iter()
+            .filter(|o| o.placed.is_some_and(|p| ("2025-01-10".."2025-03-03").contains(&p)))
+            .collect(),
+        "2025-01-10..2025-03-02",
+    );
     // Per region: East has an empty February between Jan and Mar; West starts in March.
     for region in ["east", "west", "north", "south"] {
-        let r = report(&t, json!({"queryContext": "order", "and": [{"custom.regionStr": {"equals": region}}], "aggs": aggs})).await;
-        check(&r, data.iter().filter(|o| o.region.eq_ignore_ascii_case(region)).collect(), region);
+        let r = report(
+            &t,
+            json!({"queryContext": "order", "and": [{"custom.regionStr": {"equals": region}}], "aggs": aggs}),
+        )
+        .await;
+        check(
+            &r,
+            data.iter().filter(|o| o.region.eq_ignore_ascii_case(region)).collect(),
+            region,
+        );
     }
     // Nested under terms, each bucket gets its own first and last month.
-    let r = report(&t, json!({"queryContext": "order", "aggs": {"by_region": {"terms": {"field": "custom.regionStr"}, "aggs": aggs}}})).await;
+    let r = report(
+        &t,
+        json!({"queryContext": "order", "aggs": {"by_region": {"terms": {"field": "custom.regionStr"}, "aggs": aggs}}}),
+    )
+    .await;
     for b in buckets(&r["aggs"]["by_region"]) {
         let key = b["key"].as_str().unwrap().to_string();
         let sub = json!({"aggs": {"by_month": b["by_month"].clone()}});
-        check(&sub, data.iter().filter(|o| o.region.to_lowercase() == key).collect(), &format!("nested {key}"));
+        check(
+            &sub,
+            data.iter().filter(|o| o.region.to_lowercase() == key).collect(),
+            &format!("nested {key}"),
+        );
     }
     // Nothing matches: no buckets at all.
-    let r = report(&t, json!({"queryContext": "order", "and": [{"id": {"equals": "none"}}], "aggs": aggs})).await;
+    let r = report(
+        &t,
+        json!({"queryContext": "order", "and": [{"id": {"equals": "none"}}], "aggs": aggs}),
+    )
+    .await;
     assert_eq!(r["total"], 0);
     assert_eq!(r["aggs"]["by_month"]["buckets"], json!([]));
 }
@@ -305,7 +399,15 @@ async fn every_calendar_interval_buckets_like_elasticsearch() {
             let want = expected_calendar(&subset.iter().collect::<Vec<_>>(), unit);
             let got: Vec<(i64, String, u64)> = buckets(&r["aggs"]["h"])
                 .iter()
-                .map(|b| (b["key"].as_i64().unwrap_or_else(|| panic!("{unit} {field}: integer key: {b}")), b["key_as_string"].as_str().unwrap().to_string(), b["doc_count"].as_u64().unwrap()))
+                .map(|b| {
+                    (
+                        b["key"]
+                            .as_i64()
+                            .unwrap_or_else(|| panic!("{unit} {field}: integer key: {b}")),
+                        b["key_as_string"].as_str().unwrap().to_string(),
+                        b["doc_count"].as_u64().unwrap(),
+                    )
+                })
                 .collect();
             let want_keys: Vec<(i64, String, u64)> = want.iter().map(|(k, n, _)| (*k, iso(*k), *n)).collect();
             assert_eq!(got, want_keys, "{unit} on {field}");
@@ -315,8 +417,14 @@ async fn every_calendar_interval_buckets_like_elasticsearch() {
         }
     }
     // Spot checks of the independent arithmetic: weeks start on Monday (2025-01-05 is a Sunday).
-    assert_eq!(iso(cal_floor(ms("2025-01-05T08:00:00Z"), "week")), "2024-12-30T00:00:00.000Z");
-    assert_eq!(iso(cal_floor(ms("2025-04-30T23:00:00Z"), "quarter")), "2025-04-01T00:00:00.000Z");
+    assert_eq!(
+        iso(cal_floor(ms("2025-01-05T08:00:00Z"), "week")),
+        "2024-12-30T00:00:00.000Z"
+    );
+    assert_eq!(
+        iso(cal_floor(ms("2025-04-30T23:00:00Z"), "quarter")),
+        "2025-04-01T00:00:00.000Z"
+    );
     // `1M`-style names are Elasticsearch's too.
     let r = report(&t, json!({"queryContext": "order", "aggs": {"h": {"date_histogram": {"field": "custom.placedAt", "calendar_interval": "1M"}}}})).await;
     assert_eq!(buckets(&r["aggs"]["h"]).len(), 4);
@@ -328,12 +436,25 @@ async fn fixed_intervals_and_numeric_histograms_bucket_from_first_to_last_value(
     fixture(&t).await;
     let data = all();
     let placed: Vec<f64> = data.iter().filter_map(|o| o.placed).map(|p| ms(p) as f64).collect();
-    for (interval, width) in [("12h", 43_200_000.0), ("1d", 86_400_000.0), ("7d", 7.0 * 86_400_000.0), ("90m", 5_400_000.0)] {
+    for (interval, width) in [
+        ("12h", 43_200_000.0),
+        ("1d", 86_400_000.0),
+        ("7d", 7.0 * 86_400_000.0),
+        ("90m", 5_400_000.0),
+    ] {
         let r = report(&t, json!({"queryContext": "order", "aggs": {"h": {"date_histogram": {"field": "custom.placedAt", "fixed_interval": interval}}}})).await;
         let want = expected_fixed(&placed, width);
         let got: Vec<(i64, String, u64)> = buckets(&r["aggs"]["h"])
             .iter()
-            .map(|b| (b["key"].as_i64().unwrap_or_else(|| panic!("{interval}: integer key: {b}")), b["key_as_string"].as_str().unwrap().to_string(), b["doc_count"].as_u64().unwrap()))
+            .map(|b| {
+                (
+                    b["key"]
+                        .as_i64()
+                        .unwrap_or_else(|| panic!("{interval}: integer key: {b}")),
+                    b["key_as_string"].as_str().unwrap().to_string(),
+                    b["doc_count"].as_u64().unwrap(),
+                )
+            })
             .collect();
         let want: Vec<(i64, String, u64)> = want.iter().map(|(k, n)| (*k as i64, iso(*k as i64), *n)).collect();
         assert_eq!(got, want, "fixed_interval {interval}");
@@ -343,7 +464,16 @@ async fn fixed_intervals_and_numeric_histograms_bucket_from_first_to_last_value(
     let r = report(&t, json!({"queryContext": "order", "and": [{"custom.placedAt": {"between": ["2025-03-03", "2025-03-04T23:59:59Z"]}}],
         "aggs": {"h": {"date_histogram": {"field": "custom.placedAt", "fixed_interval": "12h"}, "aggs": {"q": {"sum": {"field": "custom.qtyInt"}}}}}}))
     .await;
-    let got: Vec<(String, u64, f64)> = buckets(&r["aggs"]["h"]).iter().map(|b| (b["key_as_string"].as_str().unwrap().to_string(), b["doc_count"].as_u64().unwrap(), b["q"]["value"].as_f64().unwrap())).collect();
+    let got: Vec<(String, u64, f64)> = buckets(&r["aggs"]["h"])
+        .iter()
+        .map(|b| {
+            (
+                b["key_as_string"].as_str().unwrap().to_string(),
+                b["doc_count"].as_u64().unwrap(),
+                b["q"]["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -357,14 +487,36 @@ async fn fixed_intervals_and_numeric_histograms_bucket_from_first_to_last_value(
     // Numeric histograms.
     let totals: Vec<f64> = data.iter().filter_map(|o| o.total).collect();
     let qtys: Vec<f64> = data.iter().map(|o| o.qty as f64).collect();
-    for (field, values, interval) in [("custom.totalNum", &totals, 100.0), ("custom.totalNum", &totals, 50.0), ("custom.totalNum", &totals, 7.5), ("custom.qtyInt", &qtys, 2.0)] {
-        let r = report(&t, json!({"queryContext": "order", "aggs": {"h": {"histogram": {"field": field, "interval": interval}}}})).await;
-        let got: Vec<(f64, u64)> = buckets(&r["aggs"]["h"]).iter().map(|b| (b["key"].as_f64().unwrap(), b["doc_count"].as_u64().unwrap())).collect();
+    for (field, values, interval) in [
+        ("custom.totalNum", &totals, 100.0),
+        ("custom.totalNum", &totals, 50.0),
+        ("custom.totalNum", &totals, 7.5),
+        ("custom.qtyInt", &qtys, 2.0),
+    ] {
+        let r = report(
+            &t,
+            json!({"queryContext": "order", "aggs": {"h": {"histogram": {"field": field, "interval": interval}}}}),
+        )
+        .await;
+        let got: Vec<(f64, u64)> = buckets(&r["aggs"]["h"])
+            .iter()
+            .map(|b| (b["key"].as_f64().unwrap(), b["doc_count"].as_u64().unwrap()))
+            .collect();
         assert_eq!(got, expected_fixed(values, interval), "{field} every {interval}");
     }
-    let r = report(&t, json!({"queryContext": "order", "aggs": {"h": {"histogram": {"field": "custom.totalNum", "interval": 100}}}})).await;
-    let got: Vec<(f64, u64)> = buckets(&r["aggs"]["h"]).iter().map(|b| (b["key"].as_f64().unwrap(), b["doc_count"].as_u64().unwrap())).collect();
-    assert_eq!(got, vec![(0.0, 6), (100.0, 3), (200.0, 2), (300.0, 1), (400.0, 0), (500.0, 1)]);
+    let r = report(
+        &t,
+        json!({"queryContext": "order", "aggs": {"h": {"histogram": {"field": "custom.totalNum", "interval": 100}}}}),
+    )
+    .await;
+    let got: Vec<(f64, u64)> = buckets(&r["aggs"]["h"])
+        .iter()
+        .map(|b| (b["key"].as_f64().unwrap(), b["doc_count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(0.0, 6), (100.0, 3), (200.0, 2), (300.0, 1), (400.0, 0), (500.0, 1)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -378,7 +530,10 @@ async fn ranges_on_numbers_and_dates_carry_keys_and_bounds() {
     let bs = buckets(&r["aggs"]["r"]);
     assert_eq!(bs.len(), 3, "{r}");
     let in_range = |lo: Option<f64>, hi: Option<f64>| -> Vec<f64> {
-        data.iter().filter_map(|o| o.total).filter(|v| lo.is_none_or(|l| *v >= l) && hi.is_none_or(|h| *v < h)).collect()
+        data.iter()
+            .filter_map(|o| o.total)
+            .filter(|v| lo.is_none_or(|l| *v >= l) && hi.is_none_or(|h| *v < h))
+            .collect()
     };
     let bounds = [(None, Some(100.0)), (Some(100.0), Some(250.0)), (Some(250.0), None)];
     for (b, (lo, hi)) in bs.iter().zip(bounds) {
@@ -401,17 +556,28 @@ async fn ranges_on_numbers_and_dates_carry_keys_and_bounds() {
         };
         assert!(side(k_lo, lo) && side(k_hi, hi), "key {key} for {lo:?}..{hi:?}");
     }
-    assert_eq!(bs.iter().map(|b| b["doc_count"].as_u64().unwrap()).collect::<Vec<_>>(), vec![6, 4, 3]);
+    assert_eq!(
+        bs.iter().map(|b| b["doc_count"].as_u64().unwrap()).collect::<Vec<_>>(),
+        vec![6, 4, 3]
+    );
 
     // Dates given as strings; bounds come back as epoch ms with their RFC 3339 form.
-    let r = report(&t, json!({"queryContext": "order", "aggs": {"r": {"range": {"field": "custom.placedAt", "ranges": [
-        {"to": "2025-02-01"}, {"from": "2025-02-01", "to": "2025-04-01T00:00:00Z"}, {"from": "2025-04-01"}]}}}}))
+    let r = report(
+        &t,
+        json!({"queryContext": "order", "aggs": {"r": {"range": {"field": "custom.placedAt", "ranges": [
+        {"to": "2025-02-01"}, {"from": "2025-02-01", "to": "2025-04-01T00:00:00Z"}, {"from": "2025-04-01"}]}}}}),
+    )
     .await;
     let bs = buckets(&r["aggs"]["r"]);
     let edges = [None, Some("2025-02-01T00:00:00Z"), Some("2025-04-01T00:00:00Z"), None];
     for (i, b) in bs.iter().enumerate() {
         let (lo, hi) = (edges[i].map(ms), edges[i + 1].map(ms));
-        let n = data.iter().filter_map(|o| o.placed).map(ms).filter(|v| lo.is_none_or(|l| *v >= l) && hi.is_none_or(|h| *v < h)).count();
+        let n = data
+            .iter()
+            .filter_map(|o| o.placed)
+            .map(ms)
+            .filter(|v| lo.is_none_or(|l| *v >= l) && hi.is_none_or(|h| *v < h))
+            .count();
         assert_eq!(b["doc_count"], n, "{b}");
         if let Some(l) = lo {
             close(&b["from"], l as f64, "from");
@@ -423,12 +589,22 @@ async fn ranges_on_numbers_and_dates_carry_keys_and_bounds() {
         }
         assert!(b["key"].is_string(), "{b}");
     }
-    assert_eq!(bs.iter().map(|b| b["doc_count"].as_u64().unwrap()).collect::<Vec<_>>(), vec![4, 6, 4]);
+    assert_eq!(
+        bs.iter().map(|b| b["doc_count"].as_u64().unwrap()).collect::<Vec<_>>(),
+        vec![4, 6, 4]
+    );
     // Relative dates resolve against the body's `now`.
-    let r = report(&t, json!({"queryContext": "order", "now": "2025-04-20T00:00:00Z",
-        "aggs": {"r": {"range": {"field": "custom.placedAt", "ranges": [{"from": "now-30d"}]}}}}))
+    let r = report(
+        &t,
+        json!({"queryContext": "order", "now": "2025-04-20T00:00:00Z",
+        "aggs": {"r": {"range": {"field": "custom.placedAt", "ranges": [{"from": "now-30d"}]}}}}),
+    )
     .await;
-    assert_eq!(buckets(&r["aggs"]["r"])[0]["doc_count"], 5, "03-31, 04-01, 04-10, 04-15, and 04-30 (after now, but a range has no upper bound): {r}");
+    assert_eq!(
+        buckets(&r["aggs"]["r"])[0]["doc_count"],
+        5,
+        "03-31, 04-01, 04-10, 04-15, and 04-30 (after now, but a range has no upper bound): {r}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -438,22 +614,25 @@ async fn metrics_match_the_data() {
     let data = all();
     let totals: Vec<f64> = data.iter().filter_map(|o| o.total).collect();
     let qty: Vec<f64> = data.iter().map(|o| o.qty as f64).collect();
-    let r = report(&t, json!({"queryContext": "order", "aggs": {
-        "st": {"stats": {"field": "custom.totalNum"}},
-        "sum": {"sum": {"field": "custom.totalNum"}},
-        "avg": {"avg": {"field": "custom.totalNum"}},
-        "min": {"min": {"field": "custom.totalNum"}},
-        "max": {"max": {"field": "custom.totalNum"}},
-        "n": {"value_count": {"field": "custom.totalNum"}},
-        "qsum": {"sum": {"field": "custom.qtyInt"}},
-        "qavg": {"avg": {"field": "custom.qtyInt"}},
-        "regions": {"cardinality": {"field": "custom.regionStr"}},
-        "statuses": {"cardinality": {"field": "custom.statusStr"}},
-        "sources": {"cardinality": {"field": "custom.sourceEnum"}},
-        "first": {"min": {"field": "custom.placedAt"}},
-        "last": {"max": {"field": "createdAt"}},
-        "p": {"percentiles": {"field": "custom.totalNum", "percents": [50]}}
-    }}))
+    let r = report(
+        &t,
+        json!({"queryContext": "order", "aggs": {
+            "st": {"stats": {"field": "custom.totalNum"}},
+            "sum": {"sum": {"field": "custom.totalNum"}},
+            "avg": {"avg": {"field": "custom.totalNum"}},
+            "min": {"min": {"field": "custom.totalNum"}},
+            "max": {"max": {"field": "custom.totalNum"}},
+            "n": {"value_count": {"field": "custom.totalNum"}},
+            "qsum": {"sum": {"field": "custom.qtyInt"}},
+            "qavg": {"avg": {"field": "custom.qtyInt"}},
+            "regions": {"cardinality": {"field": "custom.regionStr"}},
+            "statuses": {"cardinality": {"field": "custom.statusStr"}},
+            "sources": {"cardinality": {"field": "custom.sourceEnum"}},
+            "first": {"min": {"field": "custom.placedAt"}},
+            "last": {"max": {"field": "createdAt"}},
+            "p": {"percentiles": {"field": "custom.totalNum", "percents": [50]}}
+        }}),
+    )
     .await;
     let a = &r["aggs"];
     let sum: f64 = totals.iter().sum();
@@ -472,17 +651,27 @@ async fn metrics_match_the_data() {
     close(&a["n"]["value"], 13.0, "value_count");
     close(&a["qsum"]["value"], qty.iter().sum(), "sum of qty");
     close(&a["qavg"]["value"], qty.iter().sum::<f64>() / 15.0, "avg of qty");
-    close(&a["regions"]["value"], 4.0, "regions: north, south, east, west (NORTH is north)");
+    close(
+        &a["regions"]["value"],
+        4.0,
+        "regions: north, south, east, west (NORTH is north)",
+    );
     close(&a["statuses"]["value"], 3.0, "statuses: placed, returned, cancelled");
     close(&a["sources"]["value"], 3.0, "sources");
-    close(&a["first"]["value"], ms("2025-01-05T08:00:00Z") as f64, "first placedAt");
+    close(
+        &a["first"]["value"],
+        ms("2025-01-05T08:00:00Z") as f64,
+        "first placedAt",
+    );
     assert_eq!(a["first"]["value_as_string"], "2025-01-05T08:00:00.000Z");
     close(&a["last"]["value"], ms("2025-05-01T00:00:00Z") as f64, "last createdAt");
     // The median of the 13 totals is the 7th: 100 (percentiles are approximate: within 2%).
     let mut sorted = totals.clone();
     sorted.sort_by(f64::total_cmp);
     assert_eq!(sorted[6], 100.0);
-    let values = a["p"]["values"].as_object().unwrap_or_else(|| panic!("percentiles values: {r}"));
+    let values = a["p"]["values"]
+        .as_object()
+        .unwrap_or_else(|| panic!("percentiles values: {r}"));
     assert_eq!(values.keys().collect::<Vec<_>>(), vec!["50.0"], "{r}");
     let p50 = values["50.0"].as_f64().unwrap();
     assert!((p50 - 100.0).abs() <= 2.0, "p50 {p50}");
@@ -522,45 +711,123 @@ async fn a_report_over_a_saved_search_uses_its_filter_and_visibility() {
     fixture(&t).await;
     let olive = t.user_key(A, "olive", "agent", &[]).await;
     let sam = t.user_key(A, "sam", "analyst", &[]).await;
-    let query = json!({"queryContext": "order", "and": [{"custom.statusStr": {"equals": "placed"}}], "sort": [{"id": "asc"}]});
-    t.post("/v1/saved-searches", &olive, json!({"id": "placed", "name": "Placed", "query": query})).await.expect(201);
+    let query =
+        json!({"queryContext": "order", "and": [{"custom.statusStr": {"equals": "placed"}}], "sort": [{"id": "asc"}]});
+    t.post(
+        "/v1/saved-searches",
+        &olive,
+        json!({"id": "placed", "name": "Placed", "query": query}),
+    )
+    .await
+    .expect(201);
     let aggs = json!({"by_region": {"terms": {"field": "custom.regionStr"}}, "revenue": {"sum": {"field": "custom.totalNum"}}});
-    let via_saved = t.post("/v1/reports", &olive, json!({"savedSearch": "placed", "aggs": aggs})).await.expect(200);
-    let inline = t.post("/v1/reports", &olive, json!({"queryContext": "order", "and": [{"custom.statusStr": {"equals": "placed"}}], "aggs": aggs})).await.expect(200);
+    let via_saved = t
+        .post("/v1/reports", &olive, json!({"savedSearch": "placed", "aggs": aggs}))
+        .await
+        .expect(200);
+    let inline = t
+        .post(
+            "/v1/reports",
+            &olive,
+            json!({"queryContext": "order", "and": [{"custom.statusStr": {"equals": "placed"}}], "aggs": aggs}),
+        )
+        .await
+        .expect(200);
     assert_eq!(via_saved, inline);
-    let placed: Vec<Sale> = all().into_iter().filter(|o| o.status.eq_ignore_ascii_case("placed")).collect();
+    let placed: Vec<Sale> = all()
+        .into_iter()
+        .filter(|o| o.status.eq_ignore_ascii_case("placed"))
+        .collect();
     assert_eq!(via_saved["total"], placed.len());
-    close(&via_saved["aggs"]["revenue"]["value"], placed.iter().filter_map(|o| o.total).sum(), "revenue");
+    close(
+        &via_saved["aggs"]["revenue"]["value"],
+        placed.iter().filter_map(|o| o.total).sum(),
+        "revenue",
+    );
     let count = t.get("/v1/saved-searches/placed/count", &olive).await.expect(200);
     assert_eq!(count["total"], via_saved["total"]);
     // Not visible to sam: 404, as everywhere; the admin may.
-    let r = t.post("/v1/reports", &sam, json!({"savedSearch": "placed", "aggs": aggs})).await;
+    let r = t
+        .post("/v1/reports", &sam, json!({"savedSearch": "placed", "aggs": aggs}))
+        .await;
     assert_eq!(r.status.as_u16(), 404, "{}", r.text);
-    assert_eq!(t.post("/v1/reports", A, json!({"savedSearch": "placed", "aggs": aggs})).await.expect(200), inline);
+    assert_eq!(
+        t.post("/v1/reports", A, json!({"savedSearch": "placed", "aggs": aggs}))
+            .await
+            .expect(200),
+        inline
+    );
     // Shared with sam: now it runs for sam too, and follows changes to the saved query.
-    t.patch("/v1/saved-searches/placed", &olive, json!({"visibility": "shared", "users": ["sam"]})).await.expect(200);
-    assert_eq!(t.post("/v1/reports", &sam, json!({"savedSearch": "placed", "aggs": aggs})).await.expect(200), inline);
-    t.patch("/v1/saved-searches/placed", &olive, json!({"query": {"queryContext": "order", "and": [{"custom.regionStr": {"equals": "west"}}]}})).await.expect(200);
-    let r = t.post("/v1/reports", &sam, json!({"savedSearch": "placed", "aggs": aggs})).await.expect(200);
+    t.patch(
+        "/v1/saved-searches/placed",
+        &olive,
+        json!({"visibility": "shared", "users": ["sam"]}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        t.post("/v1/reports", &sam, json!({"savedSearch": "placed", "aggs": aggs}))
+            .await
+            .expect(200),
+        inline
+    );
+    t.patch(
+        "/v1/saved-searches/placed",
+        &olive,
+        json!({"query": {"queryContext": "order", "and": [{"custom.regionStr": {"equals": "west"}}]}}),
+    )
+    .await
+    .expect(200);
+    let r = t
+        .post("/v1/reports", &sam, json!({"savedSearch": "placed", "aggs": aggs}))
+        .await
+        .expect(200);
     assert_eq!(r["total"], 2);
-    assert_eq!(r["aggs"]["by_region"]["buckets"], json!([{"key": "west", "doc_count": 2}]));
+    assert_eq!(
+        r["aggs"]["by_region"]["buckets"],
+        json!([{"key": "west", "doc_count": 2}])
+    );
     // Either a saved search or filter keys; an unknown one is a 404.
-    let r = t.post("/v1/reports", &olive, json!({"savedSearch": "placed", "queryContext": "order", "aggs": aggs})).await;
+    let r = t
+        .post(
+            "/v1/reports",
+            &olive,
+            json!({"savedSearch": "placed", "queryContext": "order", "aggs": aggs}),
+        )
+        .await;
     assert_eq!(r.status.as_u16(), 400, "{}", r.text);
     assert_eq!(r.pointer(), Some("/savedSearch"));
-    let r = t.post("/v1/reports", &olive, json!({"savedSearch": "placed", "and": [{"custom.regionStr": {"equals": "east"}}], "aggs": aggs})).await;
+    let r = t
+        .post(
+            "/v1/reports",
+            &olive,
+            json!({"savedSearch": "placed", "and": [{"custom.regionStr": {"equals": "east"}}], "aggs": aggs}),
+        )
+        .await;
     assert_eq!(r.status.as_u16(), 400, "{}", r.text);
-    let r = t.post("/v1/reports", &olive, json!({"savedSearch": "nope", "aggs": aggs})).await;
+    let r = t
+        .post("/v1/reports", &olive, json!({"savedSearch": "nope", "aggs": aggs}))
+        .await;
     assert_eq!(r.status.as_u16(), 404, "{}", r.text);
     // A report over a saved customer search, with relative dates against the saved `now`.
     t.post("/v1/saved-searches", &olive, json!({"id": "recent", "name": "Recent buyers", "query": {"queryContext": "customer", "now": "2025-04-20T00:00:00Z",
         "and": [{"has": {"klass": "order", "and": [{"custom.placedAt": {"within_last": "30d"}}]}}]}}))
         .await
         .expect(201);
-    let r = t.post("/v1/reports", &olive, json!({"savedSearch": "recent", "aggs": {"tier": {"terms": {"field": "custom.tierStr"}}}})).await.expect(200);
+    let r = t
+        .post(
+            "/v1/reports",
+            &olive,
+            json!({"savedSearch": "recent", "aggs": {"tier": {"terms": {"field": "custom.tierStr"}}}}),
+        )
+        .await
+        .expect(200);
     // Orders placed 2025-03-21..2025-04-20: r10 (k2), r11, r12, r14 (k3).
     assert_eq!(r["total"], 2);
-    assert_eq!(r["aggs"]["tier"]["buckets"], json!([{"key": "gold", "doc_count": 1}, {"key": "silver", "doc_count": 1}]));
+    assert_eq!(
+        r["aggs"]["tier"]["buckets"],
+        json!([{"key": "gold", "doc_count": 1}, {"key": "silver", "doc_count": 1}])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -571,49 +838,142 @@ async fn report_errors_are_400s_pointing_at_the_aggregation() {
     let cases: Vec<(Value, &str)> = vec![
         (json!({"x": {"terms": {"field": "custom.nope"}}}), "/aggs/x/terms/field"),
         (json!({"x": {"terms": {"field": "nope"}}}), "/aggs/x/terms/field"),
-        (json!({"x": {"terms": {"field": "custom.noteTxt"}}}), "/aggs/x/terms/field"),
+        (
+            json!({"x": {"terms": {"field": "custom.noteTxt"}}}),
+            "/aggs/x/terms/field",
+        ),
         (json!({"x": {"avg": {"field": "custom.noteTxt"}}}), "/aggs/x/avg/field"),
-        (json!({"x": {"cardinality": {"field": "custom.noteTxt"}}}), "/aggs/x/cardinality/field"),
+        (
+            json!({"x": {"cardinality": {"field": "custom.noteTxt"}}}),
+            "/aggs/x/cardinality/field",
+        ),
         (json!({"x": {"terms": {}}}), "/aggs/x/terms/field"),
-        (json!({"x": {"terms": {"field": "custom.regionStr", "size": 0}}}), "/aggs/x/terms/size"),
-        (json!({"x": {"terms": {"field": "custom.regionStr", "size": 10001}}}), "/aggs/x/terms/size"),
-        (json!({"h": {"date_histogram": {"field": pd, "calendar_interval": "fortnight"}}}), "/aggs/h/date_histogram/calendar_interval"),
-        (json!({"h": {"date_histogram": {"field": pd, "calendar_interval": "2M"}}}), "/aggs/h/date_histogram/calendar_interval"),
-        (json!({"h": {"date_histogram": {"field": pd, "fixed_interval": "soon"}}}), "/aggs/h/date_histogram/fixed_interval"),
-        (json!({"h": {"date_histogram": {"field": pd, "fixed_interval": "0h"}}}), "/aggs/h/date_histogram/fixed_interval"),
-        (json!({"h": {"date_histogram": {"field": pd}}}), "/aggs/h/date_histogram"),
-        (json!({"h": {"date_histogram": {"field": pd, "calendar_interval": "month", "fixed_interval": "1d"}}}), "/aggs/h/date_histogram"),
-        (json!({"h": {"date_histogram": {"field": "custom.totalNum", "calendar_interval": "month"}}}), "/aggs/h/date_histogram/field"),
-        (json!({"h": {"histogram": {"field": "custom.totalNum", "interval": 0}}}), "/aggs/h/histogram/interval"),
-        (json!({"h": {"histogram": {"field": "custom.totalNum", "interval": -5}}}), "/aggs/h/histogram/interval"),
-        (json!({"h": {"histogram": {"field": "custom.totalNum"}}}), "/aggs/h/histogram/interval"),
-        (json!({"h": {"histogram": {"field": "custom.statusStr", "interval": 10}}}), "/aggs/h/histogram/field"),
-        (json!({"r": {"range": {"field": "custom.totalNum", "ranges": []}}}), "/aggs/r/range/ranges"),
-        (json!({"r": {"range": {"field": "custom.totalNum"}}}), "/aggs/r/range/ranges"),
-        (json!({"r": {"range": {"field": pd, "ranges": [{"to": "2025-01-01"}, {"from": "someday"}]}}}), "/aggs/r/range/ranges/1/from"),
-        (json!({"r": {"range": {"field": "custom.totalNum", "ranges": [{"from": "ten"}]}}}), "/aggs/r/range/ranges/0/from"),
-        (json!({"r": {"range": {"field": "custom.statusStr", "ranges": [{"to": 1}]}}}), "/aggs/r/range/field"),
-        (json!({"x": {"sum": {"field": "custom.statusStr"}}}), "/aggs/x/sum/field"),
-        (json!({"x": {"percentiles": {"field": "custom.regionStr", "percents": [50]}}}), "/aggs/x/percentiles/field"),
+        (
+            json!({"x": {"terms": {"field": "custom.regionStr", "size": 0}}}),
+            "/aggs/x/terms/size",
+        ),
+        (
+            json!({"x": {"terms": {"field": "custom.regionStr", "size": 10001}}}),
+            "/aggs/x/terms/size",
+        ),
+        (
+            json!({"h": {"date_histogram": {"field": pd, "calendar_interval": "fortnight"}}}),
+            "/aggs/h/date_histogram/calendar_interval",
+        ),
+        (
+            json!({"h": {"date_histogram": {"field": pd, "calendar_interval": "2M"}}}),
+            "/aggs/h/date_histogram/calendar_interval",
+        ),
+        (
+            json!({"h": {"date_histogram": {"field": pd, "fixed_interval": "soon"}}}),
+            "/aggs/h/date_histogram/fixed_interval",
+        ),
+        (
+            json!({"h": {"date_histogram": {"field": pd, "fixed_interval": "0h"}}}),
+            "/aggs/h/date_histogram/fixed_interval",
+        ),
+        (
+            json!({"h": {"date_histogram": {"field": pd}}}),
+            "/aggs/h/date_histogram",
+        ),
+        (
+            json!({"h": {"date_histogram": {"field": pd, "calendar_interval": "month", "fixed_interval": "1d"}}}),
+            "/aggs/h/date_histogram",
+        ),
+        (
+            json!({"h": {"date_histogram": {"field": "custom.totalNum", "calendar_interval": "month"}}}),
+            "/aggs/h/date_histogram/field",
+        ),
+        (
+            json!({"h": {"histogram": {"field": "custom.totalNum", "interval": 0}}}),
+            "/aggs/h/histogram/interval",
+        ),
+        (
+            json!({"h": {"histogram": {"field": "custom.totalNum", "interval": -5}}}),
+            "/aggs/h/histogram/interval",
+        ),
+        (
+            json!({"h": {"histogram": {"field": "custom.totalNum"}}}),
+            "/aggs/h/histogram/interval",
+        ),
+        (
+            json!({"h": {"histogram": {"field": "custom.statusStr", "interval": 10}}}),
+            "/aggs/h/histogram/field",
+        ),
+        (
+            json!({"r": {"range": {"field": "custom.totalNum", "ranges": []}}}),
+            "/aggs/r/range/ranges",
+        ),
+        (
+            json!({"r": {"range": {"field": "custom.totalNum"}}}),
+            "/aggs/r/range/ranges",
+        ),
+        (
+            json!({"r": {"range": {"field": pd, "ranges": [{"to": "2025-01-01"}, {"from": "someday"}]}}}),
+            "/aggs/r/range/ranges/1/from",
+        ),
+        (
+            json!({"r": {"range": {"field": "custom.totalNum", "ranges": [{"from": "ten"}]}}}),
+            "/aggs/r/range/ranges/0/from",
+        ),
+        (
+            json!({"r": {"range": {"field": "custom.statusStr", "ranges": [{"to": 1}]}}}),
+            "/aggs/r/range/field",
+        ),
+        (
+            json!({"x": {"sum": {"field": "custom.statusStr"}}}),
+            "/aggs/x/sum/field",
+        ),
+        (
+            json!({"x": {"percentiles": {"field": "custom.regionStr", "percents": [50]}}}),
+            "/aggs/x/percentiles/field",
+        ),
         (json!({"x": {"bogus": {"field": "custom.totalNum"}}}), "/aggs/x/bogus"),
-        (json!({"x": {"terms": {"field": "custom.regionStr"}, "avg": {"field": "custom.totalNum"}}}), "/aggs/x/avg"),
-        (json!({"x": {"sum": {"field": "custom.totalNum"}, "aggs": {"y": {"max": {"field": "custom.totalNum"}}}}}), "/aggs/x"),
-        (json!({"a": {"terms": {"field": "custom.regionStr"}, "aggs": {"b": {"avg": {"field": "custom.nope"}}}}}), "/aggs/a/aggs/b/avg/field"),
-        (json!({"a": {"terms": {"field": "custom.regionStr"}, "aggs": {"b": {"date_histogram": {"field": pd, "calendar_interval": "decade"}}}}}), "/aggs/a/aggs/b/date_histogram/calendar_interval"),
+        (
+            json!({"x": {"terms": {"field": "custom.regionStr"}, "avg": {"field": "custom.totalNum"}}}),
+            "/aggs/x/avg",
+        ),
+        (
+            json!({"x": {"sum": {"field": "custom.totalNum"}, "aggs": {"y": {"max": {"field": "custom.totalNum"}}}}}),
+            "/aggs/x",
+        ),
+        (
+            json!({"a": {"terms": {"field": "custom.regionStr"}, "aggs": {"b": {"avg": {"field": "custom.nope"}}}}}),
+            "/aggs/a/aggs/b/avg/field",
+        ),
+        (
+            json!({"a": {"terms": {"field": "custom.regionStr"}, "aggs": {"b": {"date_histogram": {"field": pd, "calendar_interval": "decade"}}}}}),
+            "/aggs/a/aggs/b/date_histogram/calendar_interval",
+        ),
         (json!({"a": 5}), "/aggs/a"),
         (json!({"a": {}}), "/aggs/a"),
-        (json!({"a/b": {"terms": {"field": "custom.nope"}}}), "/aggs/a~1b/terms/field"),
+        (
+            json!({"a/b": {"terms": {"field": "custom.nope"}}}),
+            "/aggs/a~1b/terms/field",
+        ),
         (json!([]), "/aggs"),
     ];
     for (aggs, pointer) in cases {
-        let r = t.post("/v1/reports", A, json!({"queryContext": "order", "aggs": aggs})).await;
+        let r = t
+            .post("/v1/reports", A, json!({"queryContext": "order", "aggs": aggs}))
+            .await;
         assert_eq!(r.status.as_u16(), 400, "{aggs}: {}", r.text);
         assert_eq!(r.pointer(), Some(pointer), "{aggs}: {}", r.text);
-        assert!(r.body["errors"][0]["title"].as_str().is_some_and(|s| !s.is_empty()), "{}", r.text);
+        assert!(
+            r.body["errors"][0]["title"].as_str().is_some_and(|s| !s.is_empty()),
+            "{}",
+            r.text
+        );
     }
     // Text fields of standard klasses: a message body or subject.
     for field in ["body", "subject"] {
-        let r = t.post("/v1/reports", A, json!({"queryContext": "message", "aggs": {"b": {"terms": {"field": field}}}})).await;
+        let r = t
+            .post(
+                "/v1/reports",
+                A,
+                json!({"queryContext": "message", "aggs": {"b": {"terms": {"field": field}}}}),
+            )
+            .await;
         assert_eq!(r.status.as_u16(), 400, "{field}: {}", r.text);
         assert_eq!(r.pointer(), Some("/aggs/b/terms/field"), "{}", r.text);
     }
@@ -625,24 +985,46 @@ async fn report_errors_are_400s_pointing_at_the_aggregation() {
         json!({"t": {"terms": {"field": "custom.regionStr"}, "aggs": {"h": {"histogram": {"field": "custom.totalNum", "interval": 0.02}}}}}),
     ];
     for aggs in too_many {
-        let r = t.post("/v1/reports", A, json!({"queryContext": "order", "aggs": aggs})).await;
+        let r = t
+            .post("/v1/reports", A, json!({"queryContext": "order", "aggs": aggs}))
+            .await;
         assert_eq!(r.status.as_u16(), 400, "{aggs}: {}", r.text);
-        assert!(r.pointer().is_some_and(|p| p.starts_with("/aggs")), "{aggs}: {}", r.text);
+        assert!(
+            r.pointer().is_some_and(|p| p.starts_with("/aggs")),
+            "{aggs}: {}",
+            r.text
+        );
     }
     // At the limit is fine.
-    report(&t, json!({"queryContext": "order", "aggs": {"x": {"terms": {"field": "custom.regionStr", "size": 10000}}}})).await;
-    report(&t, json!({"queryContext": "order", "aggs": {"h": {"date_histogram": {"field": pd, "calendar_interval": "hour"}}}})).await;
+    report(
+        &t,
+        json!({"queryContext": "order", "aggs": {"x": {"terms": {"field": "custom.regionStr", "size": 10000}}}}),
+    )
+    .await;
+    report(
+        &t,
+        json!({"queryContext": "order", "aggs": {"h": {"date_histogram": {"field": pd, "calendar_interval": "hour"}}}}),
+    )
+    .await;
     // Filter errors point into the filter.
     let bad_filters = [
-        (json!({"queryContext": "order", "and": [{"custom.nope": {"equals": 1}}], "aggs": {}}), "/and/0/custom.nope"),
+        (
+            json!({"queryContext": "order", "and": [{"custom.nope": {"equals": 1}}], "aggs": {}}),
+            "/and/0/custom.nope",
+        ),
         (json!({"queryContext": "unicorn", "aggs": {}}), "/queryContext"),
-        (json!({"queryContext": "order", "now": "whenever", "and": [{"custom.placedAt": {"within_last": "3d"}}]}), "/now"),
+        (
+            json!({"queryContext": "order", "now": "whenever", "and": [{"custom.placedAt": {"within_last": "3d"}}]}),
+            "/now",
+        ),
     ];
     for (body, pointer) in bad_filters {
         let r = t.post("/v1/reports", A, body.clone()).await;
         assert_eq!(r.status.as_u16(), 400, "{body}: {}", r.text);
         assert_eq!(r.pointer(), Some(pointer), "{body}: {}", r.text);
     }
-    let r = t.raw("POST", "/v1/reports", Some(A), Some(b"{\"aggs\":".to_vec()), &[]).await;
+    let r = t
+        .raw("POST", "/v1/reports", Some(A), Some(b"{\"aggs\":".to_vec()), &[])
+        .await;
     assert_eq!(r.status.as_u16(), 400);
 }

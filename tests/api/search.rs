@@ -24,14 +24,29 @@ async fn retail(t: &TestApp) {
             "custom": {"tierStr": tier, "countryStr": country, "ltvNum": ltv, "vipBool": vip, "bioTxt": format!("{name} refunds delayed shipments")}}))
             .await;
     }
-    let orders = [("o1", "c1", 250.0, "2025-12-05"), ("o2", "c1", 20.0, "2025-12-06"), ("o3", "c2", 300.0, "2025-11-01"), ("o4", "c4", 500.0, "2025-12-20")];
+    let orders = [
+        ("o1", "c1", 250.0, "2025-12-05"),
+        ("o2", "c1", 20.0, "2025-12-06"),
+        ("o3", "c2", 300.0, "2025-11-01"),
+        ("o4", "c4", 500.0, "2025-12-20"),
+    ];
     for (id, c, total, at) in orders {
-        t.create(A, "order", json!({"id": id, "customer": c, "custom": {"totalNum": total, "placedAt": at, "statusStr": "placed"}})).await;
+        t.create(
+            A,
+            "order",
+            json!({"id": id, "customer": c, "custom": {"totalNum": total, "placedAt": at, "statusStr": "placed"}}),
+        )
+        .await;
     }
 }
 
 fn ids(v: &Value) -> Vec<&str> {
-    v["data"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect()
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,18 +93,62 @@ async fn bad_queries_are_400s_naming_the_field() {
     let t = TestApp::new().await;
     retail(&t).await;
     let cases = [
-        (json!({"queryContext": "customer", "and": [{"custom.tierStr": {"gt": 5}}]}), "/and/0/custom.tierStr", "invalid_operator"),
-        (json!({"queryContext": "customer", "and": [{"custom.nope": {"equals": 1}}]}), "/and/0/custom.nope", "unknown_field"),
-        (json!({"queryContext": "customer", "and": [{"or": [{"custom.ltvNum": {"gte": "lots"}}]}]}), "/and/0/or/0/custom.ltvNum", "invalid_value"),
-        (json!({"queryContext": "customer", "and": [{"custom.bioTxt": {"equals": "x"}}]}), "/and/0/custom.bioTxt", "invalid_operator"),
-        (json!({"queryContext": "customer", "and": [{"has": {"klass": "note", "and": [{"body": {"contains": ""}}]}}]}), "/and/0/has/and/0/body", "invalid_value"),
+        (
+            json!({"queryContext": "customer", "and": [{"custom.tierStr": {"gt": 5}}]}),
+            "/and/0/custom.tierStr",
+            "invalid_operator",
+        ),
+        (
+            json!({"queryContext": "customer", "and": [{"custom.nope": {"equals": 1}}]}),
+            "/and/0/custom.nope",
+            "unknown_field",
+        ),
+        (
+            json!({"queryContext": "customer", "and": [{"or": [{"custom.ltvNum": {"gte": "lots"}}]}]}),
+            "/and/0/or/0/custom.ltvNum",
+            "invalid_value",
+        ),
+        (
+            json!({"queryContext": "customer", "and": [{"custom.bioTxt": {"equals": "x"}}]}),
+            "/and/0/custom.bioTxt",
+            "invalid_operator",
+        ),
+        (
+            json!({"queryContext": "customer", "and": [{"has": {"klass": "note", "and": [{"body": {"contains": ""}}]}}]}),
+            "/and/0/has/and/0/body",
+            "invalid_value",
+        ),
         (json!({"queryContext": "unicorn"}), "/queryContext", "unknown_klass"),
-        (json!({"queryContext": "customer", "sort": [{"custom.bioTxt": "asc"}]}), "/sort/0/custom.bioTxt", "invalid_sort"),
-        (json!({"queryContext": "customer", "pageSize": 0}), "/pageSize", "invalid_page_size"),
-        (json!({"queryContext": "customer", "pageSize": 1001}), "/pageSize", "invalid_page_size"),
-        (json!({"queryContext": "customer", "cursor": "nope"}), "/cursor", "invalid_cursor"),
-        (json!({"queryContext": "customer", "and": [{"createdAt": {"gte": "yesterday"}}]}), "/and/0/createdAt", "invalid_value"),
-        (json!({"queryContext": "customer", "filters": []}), "/filters", "invalid_query"),
+        (
+            json!({"queryContext": "customer", "sort": [{"custom.bioTxt": "asc"}]}),
+            "/sort/0/custom.bioTxt",
+            "invalid_sort",
+        ),
+        (
+            json!({"queryContext": "customer", "pageSize": 0}),
+            "/pageSize",
+            "invalid_page_size",
+        ),
+        (
+            json!({"queryContext": "customer", "pageSize": 1001}),
+            "/pageSize",
+            "invalid_page_size",
+        ),
+        (
+            json!({"queryContext": "customer", "cursor": "nope"}),
+            "/cursor",
+            "invalid_cursor",
+        ),
+        (
+            json!({"queryContext": "customer", "and": [{"createdAt": {"gte": "yesterday"}}]}),
+            "/and/0/createdAt",
+            "invalid_value",
+        ),
+        (
+            json!({"queryContext": "customer", "filters": []}),
+            "/filters",
+            "invalid_query",
+        ),
     ];
     for (body, pointer, code) in cases {
         let r = t.post("/v1/search", A, body.clone()).await;
@@ -97,7 +156,9 @@ async fn bad_queries_are_400s_naming_the_field() {
         assert_eq!(r.pointer(), Some(pointer), "{body}: {}", r.text);
         assert_eq!(r.body["errors"][0]["code"], code, "{body}: {}", r.text);
     }
-    let r = t.raw("POST", "/v1/search", Some(A), Some(b"{not json".to_vec()), &[]).await;
+    let r = t
+        .raw("POST", "/v1/search", Some(A), Some(b"{not json".to_vec()), &[])
+        .await;
     assert_eq!(r.status.as_u16(), 400);
     assert_eq!(r.body["errors"][0]["code"], "malformed_json");
 }
@@ -107,12 +168,23 @@ async fn another_org_sees_nothing_of_this_one() {
     let t = TestApp::new().await;
     retail(&t).await;
     let other = t.new_org("other").await;
-    let r = t.post("/v1/search", &other, json!({"queryContext": "customer"})).await.expect(200);
+    let r = t
+        .post("/v1/search", &other, json!({"queryContext": "customer"}))
+        .await
+        .expect(200);
     assert_eq!(r["total"], 0);
     let r = t.post("/v1/search", &other, json!({"queryContext": "order"})).await;
     assert_eq!(r.status.as_u16(), 400, "the other org has no klass `order`");
-    assert_eq!(t.post("/v1/search/count", &other, json!({"queryContext": "customer"})).await.expect(200)["total"], 0);
-    let own = t.post("/v1/search/count", A, json!({"queryContext": "customer"})).await.expect(200);
+    assert_eq!(
+        t.post("/v1/search/count", &other, json!({"queryContext": "customer"}))
+            .await
+            .expect(200)["total"],
+        0
+    );
+    let own = t
+        .post("/v1/search/count", A, json!({"queryContext": "customer"}))
+        .await
+        .expect(200);
     assert_eq!(own["total"], 5);
 }
 
@@ -120,25 +192,68 @@ async fn another_org_sees_nothing_of_this_one() {
 async fn writes_with_wait_for_are_searchable_at_once_and_others_within_a_second() {
     let t = TestApp::new().await;
     for i in 0..20 {
-        t.create(A, "customer", json!({"id": format!("w{i}"), "custom": {"tierStr": "gold"}})).await;
-        let n = t.post("/v1/search/count", A, json!({"queryContext": "customer", "and": [{"id": {"equals": format!("w{i}")}}]})).await.expect(200);
+        t.create(
+            A,
+            "customer",
+            json!({"id": format!("w{i}"), "custom": {"tierStr": "gold"}}),
+        )
+        .await;
+        let n = t
+            .post(
+                "/v1/search/count",
+                A,
+                json!({"queryContext": "customer", "and": [{"id": {"equals": format!("w{i}")}}]}),
+            )
+            .await
+            .expect(200);
         assert_eq!(n["total"], 1, "w{i} visible right after the write");
     }
-    t.post("/v1/objects/customer", A, json!({"id": "late"})).await.expect(201);
+    t.post("/v1/objects/customer", A, json!({"id": "late"}))
+        .await
+        .expect(201);
     let started = std::time::Instant::now();
     loop {
-        let n = t.post("/v1/search/count", A, json!({"queryContext": "customer", "and": [{"id": {"equals": "late"}}]})).await.expect(200);
+        let n = t
+            .post(
+                "/v1/search/count",
+                A,
+                json!({"queryContext": "customer", "and": [{"id": {"equals": "late"}}]}),
+            )
+            .await
+            .expect(200);
         if n["total"] == 1 {
             break;
         }
         assert!(started.elapsed().as_millis() < 1000, "not searchable within 1 s");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    t.patch("/v1/objects/customer/late?refresh=wait_for", A, json!({"custom": {"tierStr": "silver"}})).await.expect(200);
-    let r = t.post("/v1/search", A, json!({"queryContext": "customer", "and": [{"custom.tierStr": {"equals": "silver"}}]})).await.expect(200);
+    t.patch(
+        "/v1/objects/customer/late?refresh=wait_for",
+        A,
+        json!({"custom": {"tierStr": "silver"}}),
+    )
+    .await
+    .expect(200);
+    let r = t
+        .post(
+            "/v1/search",
+            A,
+            json!({"queryContext": "customer", "and": [{"custom.tierStr": {"equals": "silver"}}]}),
+        )
+        .await
+        .expect(200);
     assert_eq!(ids(&r), vec!["late"]);
-    t.delete("/v1/objects/customer/late?refresh=wait_for", A).await.expect(204);
-    let r = t.post("/v1/search/count", A, json!({"queryContext": "customer", "and": [{"custom.tierStr": {"equals": "silver"}}]})).await.expect(200);
+    t.delete("/v1/objects/customer/late?refresh=wait_for", A)
+        .await
+        .expect(204);
+    let r = t
+        .post(
+            "/v1/search/count",
+            A,
+            json!({"queryContext": "customer", "and": [{"custom.tierStr": {"equals": "silver"}}]}),
+        )
+        .await
+        .expect(200);
     assert_eq!(r["total"], 0);
 }
 
@@ -163,7 +278,13 @@ async fn paging_reaches_every_result_once_while_writes_continue() {
         assert!(r["total"].as_u64().unwrap() >= 180);
         seen.extend(ids(&r).into_iter().map(str::to_string));
         // New objects and updates of other fields while paging: the walk still sees each original once.
-        t.post("/v1/objects/customer", A, json!({"id": format!("q{page}"), "custom": {"ltvNum": 3.0}})).await.expect(201);
+        t.post(
+            "/v1/objects/customer",
+            A,
+            json!({"id": format!("q{page}"), "custom": {"ltvNum": 3.0}}),
+        )
+        .await
+        .expect(201);
         page += 1;
         match r["nextCursor"].as_str() {
             Some(c) => cursor = json!(c),
@@ -189,15 +310,51 @@ async fn missing_values_sort_last_both_ways_and_text_ranks_by_relevance() {
     retail(&t).await;
     t.create(A, "customer", json!({"id": "c6", "name": "No Ltv"})).await;
     for dir in ["asc", "desc"] {
-        let r = t.post("/v1/search", A, json!({"queryContext": "customer", "sort": [{"custom.ltvNum": dir}]})).await.expect(200);
+        let r = t
+            .post(
+                "/v1/search",
+                A,
+                json!({"queryContext": "customer", "sort": [{"custom.ltvNum": dir}]}),
+            )
+            .await
+            .expect(200);
         assert_eq!(*ids(&r).last().unwrap(), "c6", "{dir}");
     }
-    let r = t.post("/v1/search", A, json!({"queryContext": "customer", "sort": [{"name": "asc"}]})).await.expect(200);
-    assert_eq!(ids(&r), vec!["c1", "c2", "c5", "c4", "c3", "c6"], "names sort case-insensitively: ada, alan, barbara, edsger, grace, no");
-    let r = t.post("/v1/search", A, json!({"queryContext": "customer", "text": "grace refund"})).await.expect(200);
-    assert_eq!(ids(&r), vec!["c3"], "every word must match: grace (a name word) and refund (stem of refunds)");
+    let r = t
+        .post(
+            "/v1/search",
+            A,
+            json!({"queryContext": "customer", "sort": [{"name": "asc"}]}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        ids(&r),
+        vec!["c1", "c2", "c5", "c4", "c3", "c6"],
+        "names sort case-insensitively: ada, alan, barbara, edsger, grace, no"
+    );
+    let r = t
+        .post(
+            "/v1/search",
+            A,
+            json!({"queryContext": "customer", "text": "grace refund"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        ids(&r),
+        vec!["c3"],
+        "every word must match: grace (a name word) and refund (stem of refunds)"
+    );
     assert!(r["data"][0]["_score"].as_f64().unwrap() > 0.0);
-    let r = t.post("/v1/search", A, json!({"queryContext": "customer", "text": "hopper lovelace"})).await.expect(200);
+    let r = t
+        .post(
+            "/v1/search",
+            A,
+            json!({"queryContext": "customer", "text": "hopper lovelace"}),
+        )
+        .await
+        .expect(200);
     assert_eq!(r["total"], 0);
 }
 
@@ -216,22 +373,45 @@ async fn relative_dates_resolve_against_the_body_now() {
 async fn export_streams_every_match_as_ndjson_and_csv() {
     let t = TestApp::new().await;
     retail(&t).await;
-    let r = t.post("/v1/search/export?format=ndjson", A, json!({"queryContext": "customer", "and": [{"custom.tierStr": {"equals": "gold"}}]})).await;
+    let r = t
+        .post(
+            "/v1/search/export?format=ndjson",
+            A,
+            json!({"queryContext": "customer", "and": [{"custom.tierStr": {"equals": "gold"}}]}),
+        )
+        .await;
     assert_eq!(r.status.as_u16(), 200);
     let lines: Vec<Value> = r.text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let mut got: Vec<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
     got.sort();
     assert_eq!(got, vec!["c1", "c2", "c4"]);
-    let r = t.post("/v1/search/export?format=csv", A, json!({"queryContext": "customer", "sort": [{"id": "asc"}]})).await;
+    let r = t
+        .post(
+            "/v1/search/export?format=csv",
+            A,
+            json!({"queryContext": "customer", "sort": [{"id": "asc"}]}),
+        )
+        .await;
     assert_eq!(r.status.as_u16(), 200);
     let mut rows = r.text.lines();
     let header = rows.next().unwrap();
-    assert!(header.starts_with("id,klass,externalId,createdAt,updatedAt,name,emails,phones,company,custom.bioTxt"), "{header}");
+    assert!(
+        header.starts_with("id,klass,externalId,createdAt,updatedAt,name,emails,phones,company,custom.bioTxt"),
+        "{header}"
+    );
     assert_eq!(rows.count(), 5);
-    let r = t.post("/v1/search/export?format=csv", A, json!({"queryContext": "customer", "fields": ["name", "tags"], "sort": [{"id": "asc"}]})).await;
+    let r = t
+        .post(
+            "/v1/search/export?format=csv",
+            A,
+            json!({"queryContext": "customer", "fields": ["name", "tags"], "sort": [{"id": "asc"}]}),
+        )
+        .await;
     assert_eq!(r.text.lines().next().unwrap(), "id,name,tags");
     assert_eq!(r.text.lines().nth(1).unwrap(), "c1,Ada Lovelace,vip");
-    let r = t.post("/v1/search/export?format=xml", A, json!({"queryContext": "customer"})).await;
+    let r = t
+        .post("/v1/search/export?format=xml", A, json!({"queryContext": "customer"}))
+        .await;
     assert_eq!(r.status.as_u16(), 400);
 }
 
@@ -245,7 +425,13 @@ async fn the_search_schema_lists_fields_with_their_operators() {
     assert_eq!(total["type"], "number");
     assert_eq!(total["sortable"], true);
     assert!(total["operators"].as_array().unwrap().contains(&json!("between")));
-    let body = r["klasses"]["message"]["fields"].as_array().unwrap().iter().find(|f| f["path"] == "body").unwrap().clone();
+    let body = r["klasses"]["message"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "body")
+        .unwrap()
+        .clone();
     assert_eq!(body["aggregatable"], false);
     assert_eq!(body["operators"], json!(["contains", "not_contains", "set"]));
 }
@@ -254,15 +440,36 @@ async fn the_search_schema_lists_fields_with_their_operators() {
 async fn a_removed_attribute_is_no_longer_searchable_or_returned() {
     let t = TestApp::new().await;
     retail(&t).await;
-    t.delete("/v1/klasses/customer/attributes/countryStr", A).await.expect(204);
-    let r = t.post("/v1/search", A, json!({"queryContext": "customer", "and": [{"custom.countryStr": {"equals": "US"}}]})).await;
+    t.delete("/v1/klasses/customer/attributes/countryStr", A)
+        .await
+        .expect(204);
+    let r = t
+        .post(
+            "/v1/search",
+            A,
+            json!({"queryContext": "customer", "and": [{"custom.countryStr": {"equals": "US"}}]}),
+        )
+        .await;
     assert_eq!(r.status.as_u16(), 400);
     let c = t.get("/v1/objects/customer/c1", A).await.expect(200);
     assert!(c["custom"].get("countryStr").is_none());
     // Declared again with another type: the old values do not come back.
-    t.patch("/v1/klasses/customer", A, json!({"attributes": [{"name": "countryStr", "type": "number"}]})).await.expect(200);
+    t.patch(
+        "/v1/klasses/customer",
+        A,
+        json!({"attributes": [{"name": "countryStr", "type": "number"}]}),
+    )
+    .await
+    .expect(200);
     let c = t.get("/v1/objects/customer/c1", A).await.expect(200);
     assert!(c["custom"].get("countryStr").is_none());
-    let r = t.post("/v1/search/count", A, json!({"queryContext": "customer", "and": [{"custom.countryStr": {"set": true}}]})).await.expect(200);
+    let r = t
+        .post(
+            "/v1/search/count",
+            A,
+            json!({"queryContext": "customer", "and": [{"custom.countryStr": {"set": true}}]}),
+        )
+        .await
+        .expect(200);
     assert_eq!(r["total"], 0);
 }

@@ -27,7 +27,10 @@ pub struct StepError {
 
 impl StepError {
     fn permanent(m: impl Into<String>) -> StepError {
-        StepError { message: m.into(), retryable: false }
+        StepError {
+            message: m.into(),
+            retryable: false,
+        }
     }
 }
 
@@ -50,11 +53,16 @@ impl From<ServiceError> for StepError {
 }
 
 fn param<'a>(params: &'a Value, name: &str) -> Result<&'a Value, StepError> {
-    params.get(name).filter(|v| !v.is_null()).ok_or_else(|| StepError::permanent(format!("param `{name}` is required")))
+    params
+        .get(name)
+        .filter(|v| !v.is_null())
+        .ok_or_else(|| StepError::permanent(format!("param `{name}` is required")))
 }
 
 fn str_param<'a>(params: &'a Value, name: &str) -> Result<&'a str, StepError> {
-    param(params, name)?.as_str().ok_or_else(|| StepError::permanent(format!("param `{name}` must be a string")))
+    param(params, name)?
+        .as_str()
+        .ok_or_else(|| StepError::permanent(format!("param `{name}` must be a string")))
 }
 
 fn not_found(e: &ServiceError) -> bool {
@@ -73,14 +81,27 @@ fn http_client() -> &'static reqwest::Client {
 }
 
 /// Runs one action. `step_key` is unique to the run and step (for derived ids).
-pub async fn run_action(app: &App, rt: &OrgRuntime, caller: &Caller, action: &str, params: &Value, step_key: &str, depth: u8) -> Result<Value, StepError> {
-    let opts = WriteOptions { depth: depth.saturating_add(1), ..WriteOptions::default() };
+pub async fn run_action(
+    app: &App,
+    rt: &OrgRuntime,
+    caller: &Caller,
+    action: &str,
+    params: &Value,
+    step_key: &str,
+    depth: u8,
+) -> Result<Value, StepError> {
+    let opts = WriteOptions {
+        depth: depth.saturating_add(1),
+        ..WriteOptions::default()
+    };
     match action {
         "noop" => Ok(params.clone()),
         "objects.create" => {
             let klass = str_param(params, "klass")?;
             let mut object = param(params, "object")?.clone();
-            let Some(m) = object.as_object_mut() else { return Err(StepError::permanent("param `object` must be an object")) };
+            let Some(m) = object.as_object_mut() else {
+                return Err(StepError::permanent("param `object` must be an object"));
+            };
             if !m.contains_key("id") {
                 let digest = Sha256::digest(step_key.as_bytes());
                 m.insert("id".into(), json!(format!("wf-{}", &hex::encode(digest)[..32])));
@@ -97,11 +118,16 @@ pub async fn run_action(app: &App, rt: &OrgRuntime, caller: &Caller, action: &st
         }
         "objects.update" => {
             let (klass, id) = (str_param(params, "klass")?, str_param(params, "id")?);
-            Ok(app.update_object(caller, klass, id, param(params, "object")?, Mode::Patch, opts).await?)
+            Ok(app
+                .update_object(caller, klass, id, param(params, "object")?, Mode::Patch, opts)
+                .await?)
         }
         "objects.upsert" => {
             let (klass, ext) = (str_param(params, "klass")?, str_param(params, "externalId")?);
-            Ok(app.upsert_by_external_id(caller, klass, ext, param(params, "object")?, opts).await?.1)
+            Ok(app
+                .upsert_by_external_id(caller, klass, ext, param(params, "object")?, opts)
+                .await?
+                .1)
         }
         "objects.delete" => {
             let (klass, id) = (str_param(params, "klass")?, str_param(params, "id")?);
@@ -112,7 +138,10 @@ pub async fn run_action(app: &App, rt: &OrgRuntime, caller: &Caller, action: &st
             }
         }
         "customers.lookup" => {
-            let found = match (params.get("email").and_then(Value::as_str), params.get("externalId").and_then(Value::as_str)) {
+            let found = match (
+                params.get("email").and_then(Value::as_str),
+                params.get("externalId").and_then(Value::as_str),
+            ) {
                 (Some(email), _) => app.get_customer_by_email(caller, email),
                 (None, Some(ext)) => app.get_by_external_id(caller, "customer", ext),
                 _ => return Err(StepError::permanent("`customers.lookup` takes `email` or `externalId`")),
@@ -132,11 +161,20 @@ pub async fn run_action(app: &App, rt: &OrgRuntime, caller: &Caller, action: &st
             match app.get_customer_by_email(caller, email) {
                 Ok((existing, _)) => {
                     let id = existing["id"].as_str().unwrap_or_default().to_string();
-                    Ok(app.update_object(caller, "customer", &id, &object, Mode::Patch, opts).await?)
+                    Ok(app
+                        .update_object(caller, "customer", &id, &object, Mode::Patch, opts)
+                        .await?)
                 }
                 Err(e) if not_found(&e) => {
-                    let mut emails: Vec<Value> = object.get("emails").and_then(Value::as_array).cloned().unwrap_or_default();
-                    if !emails.iter().any(|e| e.as_str().is_some_and(|s| s.eq_ignore_ascii_case(email))) {
+                    let mut emails: Vec<Value> = object
+                        .get("emails")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    if !emails
+                        .iter()
+                        .any(|e| e.as_str().is_some_and(|s| s.eq_ignore_ascii_case(email)))
+                    {
                         emails.insert(0, json!(email));
                     }
                     object["emails"] = Value::Array(emails);
@@ -146,7 +184,9 @@ pub async fn run_action(app: &App, rt: &OrgRuntime, caller: &Caller, action: &st
                         Err(ServiceError::Storage(StorageError::Duplicate { what: "email", .. })) => {
                             let (existing, _) = app.get_customer_by_email(caller, email)?;
                             let id = existing["id"].as_str().unwrap_or_default().to_string();
-                            Ok(app.update_object(caller, "customer", &id, &object, Mode::Patch, opts).await?)
+                            Ok(app
+                                .update_object(caller, "customer", &id, &object, Mode::Patch, opts)
+                                .await?)
                         }
                         Err(e) => Err(e.into()),
                     }
@@ -164,9 +204,13 @@ pub async fn run_action(app: &App, rt: &OrgRuntime, caller: &Caller, action: &st
                 patch.insert("assignedUser".into(), u.clone());
             }
             if patch.is_empty() {
-                return Err(StepError::permanent("`conversations.assign` takes `team` and/or `user`"));
+                return Err(StepError::permanent(
+                    "`conversations.assign` takes `team` and/or `user`",
+                ));
             }
-            Ok(app.update_object(caller, "conversation", id, &Value::Object(patch), Mode::Patch, opts).await?)
+            Ok(app
+                .update_object(caller, "conversation", id, &Value::Object(patch), Mode::Patch, opts)
+                .await?)
         }
         "tags.add" | "tags.remove" => {
             let (klass, id) = (str_param(params, "klass")?, str_param(params, "id")?);
@@ -176,7 +220,10 @@ pub async fn run_action(app: &App, rt: &OrgRuntime, caller: &Caller, action: &st
                 _ => return Err(StepError::permanent("param `tags` must be a list of strings")),
             };
             let (current, _) = app.get_object(caller, klass, id)?;
-            let mut now: Vec<String> = current["tags"].as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect()).unwrap_or_default();
+            let mut now: Vec<String> = current["tags"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
             if action == "tags.add" {
                 for t in tags {
                     if !now.contains(&t) {
@@ -186,17 +233,22 @@ pub async fn run_action(app: &App, rt: &OrgRuntime, caller: &Caller, action: &st
             } else {
                 now.retain(|t| !tags.contains(t));
             }
-            Ok(app.update_object(caller, klass, id, &json!({"tags": now}), Mode::Patch, opts).await?)
+            Ok(app
+                .update_object(caller, klass, id, &json!({"tags": now}), Mode::Patch, opts)
+                .await?)
         }
         "http.request" => http_request(app, params).await,
         other => Err(StepError::permanent(format!("unknown action `{other}`"))),
     }
-    .map(|v| v)
     .inspect_err(|e| tracing::debug!(org = %rt.org.id, action, error = %e.message, "step failed"))
 }
 
 async fn http_request(app: &App, params: &Value) -> Result<Value, StepError> {
-    let method = params.get("method").and_then(Value::as_str).unwrap_or("GET").to_uppercase();
+    let method = params
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("GET")
+        .to_uppercase();
     let url = str_param(params, "url")?;
     let parsed = reqwest::Url::parse(url).map_err(|e| StepError::permanent(format!("`url`: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -209,9 +261,12 @@ async fn http_request(app: &App, params: &Value) -> Result<Value, StepError> {
         a == host || a == format!("{host}:{port}")
     });
     if !allowed {
-        return Err(StepError::permanent(format!("host `{host}:{port}` is not allowed (start the service with --http-allow)")));
+        return Err(StepError::permanent(format!(
+            "host `{host}:{port}` is not allowed (start the service with --http-allow)"
+        )));
     }
-    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| StepError::permanent("`method` is not an HTTP method"))?;
+    let method = reqwest::Method::from_bytes(method.as_bytes())
+        .map_err(|_| StepError::permanent("`method` is not an HTTP method"))?;
     let mut req = http_client().request(method, parsed);
     if let Some(Value::Object(h)) = params.get("headers") {
         for (k, v) in h {
@@ -227,16 +282,25 @@ async fn http_request(app: &App, params: &Value) -> Result<Value, StepError> {
         Some(Value::String(s)) => req = req.body(s.clone()),
         Some(other) => req = req.json(other),
     }
-    let resp = req.send().await.map_err(|e| StepError { message: format!("request failed: {e}"), retryable: true })?;
+    let resp = req.send().await.map_err(|e| StepError {
+        message: format!("request failed: {e}"),
+        retryable: true,
+    })?;
     let status = resp.status().as_u16();
     let mut headers = serde_json::Map::new();
     for (k, v) in resp.headers() {
         headers.insert(k.as_str().to_lowercase(), json!(v.to_str().unwrap_or_default()));
     }
-    let text = resp.text().await.map_err(|e| StepError { message: format!("reading the response failed: {e}"), retryable: true })?;
+    let text = resp.text().await.map_err(|e| StepError {
+        message: format!("reading the response failed: {e}"),
+        retryable: true,
+    })?;
     let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
     if status >= 500 || status == 429 {
-        return Err(StepError { message: format!("the server answered {status}"), retryable: true });
+        return Err(StepError {
+            message: format!("the server answered {status}"),
+            retryable: true,
+        });
     }
     if status >= 400 {
         return Err(StepError::permanent(format!("the server answered {status}: {body}")));

@@ -18,7 +18,10 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 pub fn parse_message(raw: &[u8]) -> Option<Value> {
     let msg = mail_parser::MessageParser::default().parse(raw)?;
     let from = msg.from().and_then(|a| a.first());
-    let to: Vec<Value> = msg.to().map(|a| a.iter().filter_map(|x| x.address().map(|s| json!(s))).collect()).unwrap_or_default();
+    let to: Vec<Value> = msg
+        .to()
+        .map(|a| a.iter().filter_map(|x| x.address().map(|s| json!(s))).collect())
+        .unwrap_or_default();
     let text = msg.body_text(0).map(|t| t.to_string()).unwrap_or_default();
     let html = msg.body_html(0).map(|t| t.to_string());
     Some(json!({
@@ -42,7 +45,9 @@ pub fn fields(text: &str) -> Value {
     for line in trimmed.lines() {
         if let Some((k, v)) = line.split_once(':') {
             let k = k.trim();
-            if !k.is_empty() && k.len() <= 64 && !k.contains(char::is_whitespace) || k.split_whitespace().count() <= 3 && !k.is_empty() {
+            if !k.is_empty() && k.len() <= 64 && !k.contains(char::is_whitespace)
+                || k.split_whitespace().count() <= 3 && !k.is_empty()
+            {
                 m.insert(k.to_string(), json!(v.trim()));
             }
         }
@@ -56,14 +61,19 @@ pub fn hook_of(address: &str, domain: &str) -> Option<String> {
     if !host.eq_ignore_ascii_case(domain) {
         return None;
     }
-    local.strip_prefix("hook-").filter(|id| !id.is_empty()).map(str::to_string)
+    local
+        .strip_prefix("hook-")
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
 }
 
 /// Serves SMTP on `listener` until the task is dropped.
 pub async fn serve_smtp(listener: TcpListener, app: App) {
     let domain: Arc<str> = app.options().smtp_domain.clone().into();
     loop {
-        let Ok((stream, peer)) = listener.accept().await else { continue };
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
         let (app, domain) = (app.clone(), domain.clone());
         tokio::spawn(async move {
             if let Err(e) = session(stream, &app, &domain).await {
@@ -76,7 +86,9 @@ pub async fn serve_smtp(listener: TcpListener, app: App) {
 async fn session(stream: tokio::net::TcpStream, app: &App, domain: &str) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
-    write.write_all(format!("220 {domain} Kindred ESMTP\r\n").as_bytes()).await?;
+    write
+        .write_all(format!("220 {domain} Kindred ESMTP\r\n").as_bytes())
+        .await?;
     let mut rcpts: Vec<String> = Vec::new();
     let mut line = String::new();
     loop {
@@ -184,12 +196,18 @@ mod tests {
 
     #[test]
     fn a_json_body_gives_its_fields() {
-        assert_eq!(fields("{\"orderId\": \"ORD-1\", \"n\": 2}"), json!({"orderId": "ORD-1", "n": 2}));
+        assert_eq!(
+            fields("{\"orderId\": \"ORD-1\", \"n\": 2}"),
+            json!({"orderId": "ORD-1", "n": 2})
+        );
     }
 
     #[test]
     fn recipients_name_their_hook() {
-        assert_eq!(hook_of("<hook-abc@hooks.localhost>", "hooks.localhost").as_deref(), Some("abc"));
+        assert_eq!(
+            hook_of("<hook-abc@hooks.localhost>", "hooks.localhost").as_deref(),
+            Some("abc")
+        );
         assert_eq!(hook_of("hook-abc@other.example", "hooks.localhost"), None);
         assert_eq!(hook_of("abc@hooks.localhost", "hooks.localhost"), None);
     }

@@ -37,8 +37,11 @@ const CONCURRENCY: usize = 8;
 #[derive(Clone, Default)]
 pub struct AutomationHandle {
     notify: Arc<Notify>,
-    queue: Arc<Mutex<BinaryHeap<Reverse<(Millis, String)>>>>,
+    queue: Arc<Mutex<RunQueue>>,
 }
+
+/// Run ids by due time, earliest first.
+type RunQueue = BinaryHeap<Reverse<(Millis, String)>>;
 
 impl AutomationHandle {
     /// The log grew, or workflows changed.
@@ -73,7 +76,9 @@ impl AutomationHandle {
 
 /// Parses a 5-field cron expression.
 pub fn parse_cron(s: &str) -> std::result::Result<croner::Cron, String> {
-    croner::Cron::new(s).parse().map_err(|e| format!("`{s}` is not a cron expression: {e}"))
+    croner::Cron::new(s)
+        .parse()
+        .map_err(|e| format!("`{s}` is not a cron expression: {e}"))
 }
 
 /// The klass of an object event type (`order.updated` -> `order`).
@@ -85,33 +90,70 @@ pub fn object_event_klass(schema: &OrgSchema, kind: &str) -> Option<String> {
 /// Whether an object event's trigger conditions hold on its `after` (`before` for deletes), with
 /// the pseudo-field `changed`.
 pub fn object_conditions_hold(app: &App, rt: &OrgRuntime, klass: &str, conds: &Value, event: &Event) -> bool {
-    let Some(obj) = event.data.get("object_internal").and_then(|o| serde_json::from_value::<crate::model::Object>(o.clone()).ok()) else {
+    let Some(obj) = event
+        .data
+        .get("object_internal")
+        .and_then(|o| serde_json::from_value::<crate::model::Object>(o.clone()).ok())
+    else {
         return false;
     };
     let schema = rt.schema();
     let Some(k) = schema.klass(klass) else { return false };
-    let Ok(req) = SearchRequest::parse_as(conds, BodyKind::Conditions) else { return false };
+    let Ok(req) = SearchRequest::parse_as(conds, BodyKind::Conditions) else {
+        return false;
+    };
     let mut v = Validator::new(&schema, app.now());
     v.allow_changed = true;
-    let Ok(filter) = v.groups(k, &req.and, &req.or, &req.not) else { return false };
-    let changed: Vec<String> = event.data["changed"].as_array().map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let Ok(filter) = v.groups(k, &req.and, &req.or, &req.not) else {
+        return false;
+    };
+    let changed: Vec<String> = event.data["changed"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
     let snap = app.snapshot(rt);
-    let related = crate::service::saved::IndexRelated { app, snap: &snap, org: rt.org.num, cache: Default::default() };
-    matches(&filter, &obj, &EvalContext { schema: &schema, related: &related, changed: &changed })
+    let related = crate::service::saved::IndexRelated {
+        app,
+        snap: &snap,
+        org: rt.org.num,
+        cache: Default::default(),
+    };
+    matches(
+        &filter,
+        &obj,
+        &EvalContext {
+            schema: &schema,
+            related: &related,
+            changed: &changed,
+        },
+    )
 }
 
 /// The caller automation acts as in an org.
 pub fn system_caller(org: &Org) -> Caller {
     Caller {
         org: org.clone(),
-        user: User { id: "automation".into(), name: "Automation".into(), email: "automation@localhost".into(), role: Role::Admin, teams: vec![], created_at: 0, updated_at: 0 },
+        user: User {
+            id: "automation".into(),
+            name: "Automation".into(),
+            email: "automation@localhost".into(),
+            role: Role::Admin,
+            teams: vec![],
+            created_at: 0,
+            updated_at: 0,
+        },
         key_id: "automation".into(),
         platform: false,
     }
 }
 
 /// Starts the engine of an org.
-pub(crate) fn spawn(app: App, org: Org, handle: AutomationHandle, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn(
+    app: App,
+    org: Org,
+    handle: AutomationHandle,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move { run(app, org, handle, shutdown).await })
 }
 
@@ -159,7 +201,9 @@ async fn run(app: App, org: Org, h: AutomationHandle, mut shutdown: watch::Recei
             if !running.lock().expect("running lock").insert(id.clone()) {
                 continue;
             }
-            let Ok(permit) = permits.clone().acquire_owned().await else { return };
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
             let (app2, rt2, h2, running2) = (app.clone(), rt.clone(), h.clone(), running.clone());
             tokio::spawn(async move {
                 if let Some(due) = execute(&app2, &rt2, &id).await {
@@ -185,7 +229,9 @@ fn consume_log(app: &App, rt: &OrgRuntime) -> Result<()> {
     loop {
         let cursor = app.store().cursor(org, "automation")?;
         let records = app.store().log_after(org, cursor, 500)?;
-        let Some(last) = records.last().map(|r| r.seq) else { return Ok(()) };
+        let Some(last) = records.last().map(|r| r.seq) else {
+            return Ok(());
+        };
         let workflows: Vec<Workflow> = app.store().list_docs(org, Collection::Workflow)?;
         let wanted: HashSet<&str> = workflows.iter().filter(|w| w.enabled).map(Workflow::event).collect();
         let schema = rt.schema();
@@ -215,7 +261,12 @@ fn consume_log(app: &App, rt: &OrgRuntime) -> Result<()> {
                 m.remove("object_internal");
             }
             ops.push(Op::put(Collection::Run, run.id.clone(), &*run, Expect::Absent));
-            ops.push(Op::put(Collection::State, format!("wfrun:{}:{}", run.workflow, run.id), &1u8, Expect::Any));
+            ops.push(Op::put(
+                Collection::State,
+                format!("wfrun:{}:{}", run.workflow, run.id),
+                &1u8,
+                Expect::Any,
+            ));
         }
         app.store().apply(org, ops)?;
         for run in runs {
@@ -233,23 +284,38 @@ fn fire_timed(app: &App, rt: &OrgRuntime) -> Result<()> {
     for wf in workflows.iter().filter(|w| w.enabled) {
         match wf.event() {
             "schedule" => {
-                let Some(cron) = wf.trigger.get("cron").and_then(Value::as_str).and_then(|c| parse_cron(c).ok()) else { continue };
+                let Some(cron) = wf
+                    .trigger
+                    .get("cron")
+                    .and_then(Value::as_str)
+                    .and_then(|c| parse_cron(c).ok())
+                else {
+                    continue;
+                };
                 let key = format!("cron:{}", wf.id);
                 // First sight: start counting from now (no backfill of past occurrences).
                 let last: Millis = match app.store().get_doc::<Millis>(org, Collection::State, &key)? {
                     Some(l) => l,
                     None => {
-                        app.store().apply(org, vec![Op::put(Collection::State, key.clone(), &now, Expect::Any)])?;
+                        app.store()
+                            .apply(org, vec![Op::put(Collection::State, key.clone(), &now, Expect::Any)])?;
                         continue;
                     }
                 };
                 let from = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(last).unwrap_or_default();
-                let Ok(next) = cron.find_next_occurrence(&from, false) else { continue };
+                let Ok(next) = cron.find_next_occurrence(&from, false) else {
+                    continue;
+                };
                 let next_ms = next.timestamp_millis();
                 if next_ms > now {
                     continue;
                 }
-                let event = Event { kind: "schedule".into(), data: json!({"workflow": wf.id, "scheduledAt": crate::model::time::format_time(next_ms)}), at: now, depth: 0 };
+                let event = Event {
+                    kind: "schedule".into(),
+                    data: json!({"workflow": wf.id, "scheduledAt": crate::model::time::format_time(next_ms)}),
+                    at: now,
+                    depth: 0,
+                };
                 let runs = app.runs_for_workflow(rt, wf, &event);
                 app.store_runs(rt, runs, vec![Op::put(Collection::State, key, &next_ms, Expect::Any)])?;
             }
@@ -262,7 +328,12 @@ fn fire_timed(app: &App, rt: &OrgRuntime) -> Result<()> {
 
 fn fire_dates(app: &App, rt: &OrgRuntime, wf: &Workflow, now: Millis) -> Result<()> {
     let t = &wf.trigger;
-    let (Some(klass), Some(field)) = (t.get("klass").and_then(Value::as_str), t.get("field").and_then(Value::as_str)) else { return Ok(()) };
+    let (Some(klass), Some(field)) = (
+        t.get("klass").and_then(Value::as_str),
+        t.get("field").and_then(Value::as_str),
+    ) else {
+        return Ok(());
+    };
     let offset = match t.get("offset").and_then(Value::as_str) {
         Some(o) => match o.strip_prefix('-') {
             Some(neg) => -parse_duration(neg).unwrap_or(0),
@@ -277,23 +348,43 @@ fn fire_dates(app: &App, rt: &OrgRuntime, wf: &Workflow, now: Millis) -> Result<
         body["and"].as_array_mut().expect("array").push(c.clone());
     }
     let schema = rt.schema();
-    let Ok(req) = SearchRequest::parse(&body) else { return Ok(()) };
+    let Ok(req) = SearchRequest::parse(&body) else {
+        return Ok(());
+    };
     let v = Validator::new(&schema, now);
     let Ok(k) = v.context(&req) else { return Ok(()) };
-    let Ok(filter) = v.request_filter(k, &req) else { return Ok(()) };
+    let Ok(filter) = v.request_filter(k, &req) else {
+        return Ok(());
+    };
     let snap = app.snapshot(rt);
     let nums = snap.compile(klass, &filter)?.nums(&snap)?;
     let path: Vec<&str> = field.split('.').collect();
     let mut fired = 0;
     for num in nums {
-        let Some(obj) = app.store().object(rt.org.num, num)? else { continue };
+        let Some(obj) = app.store().object(rt.org.num, num)? else {
+            continue;
+        };
         let json = obj.to_json(schema.klass(klass));
-        let date = path.iter().try_fold(&json, |cur, seg| cur.get(*seg)).and_then(Value::as_str).unwrap_or_default().to_string();
+        let date = path
+            .iter()
+            .try_fold(&json, |cur, seg| cur.get(*seg))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let key = format!("fired:{}:{}:{}", wf.id, obj.id, date);
-        if app.store().get_doc::<u8>(rt.org.num, Collection::State, &key)?.is_some() {
+        if app
+            .store()
+            .get_doc::<u8>(rt.org.num, Collection::State, &key)?
+            .is_some()
+        {
             continue;
         }
-        let event = Event { kind: "date_reached".into(), data: json!({"workflow": wf.id, "field": field, "date": date, "object": json}), at: now, depth: 0 };
+        let event = Event {
+            kind: "date_reached".into(),
+            data: json!({"workflow": wf.id, "field": field, "date": date, "object": json}),
+            at: now,
+            depth: 0,
+        };
         let runs = app.runs_for_workflow(rt, wf, &event);
         app.store_runs(rt, runs, vec![Op::put(Collection::State, key, &1u8, Expect::Any)])?;
         fired += 1;
@@ -315,7 +406,12 @@ impl App {
         let mut ops = extra;
         for r in &runs {
             ops.push(Op::put(Collection::Run, r.id.clone(), r, Expect::Absent));
-            ops.push(Op::put(Collection::State, format!("wfrun:{}:{}", r.workflow, r.id), &1u8, Expect::Any));
+            ops.push(Op::put(
+                Collection::State,
+                format!("wfrun:{}:{}", r.workflow, r.id),
+                &1u8,
+                Expect::Any,
+            ));
         }
         self.store().apply(rt.org.num, ops)?;
         for r in runs {
@@ -326,7 +422,10 @@ impl App {
 }
 
 fn save(app: &App, rt: &OrgRuntime, run: &Run) -> Result<()> {
-    app.store().apply(rt.org.num, vec![Op::put(Collection::Run, run.id.clone(), run, Expect::Any)])?;
+    app.store().apply(
+        rt.org.num,
+        vec![Op::put(Collection::Run, run.id.clone(), run, Expect::Any)],
+    )?;
     Ok(())
 }
 
@@ -342,7 +441,9 @@ async fn execute(app: &App, rt: &Arc<OrgRuntime>, id: &str) -> Option<Millis> {
 }
 
 async fn execute_inner(app: &App, rt: &Arc<OrgRuntime>, id: &str) -> Result<Option<Millis>> {
-    let Some(mut run) = app.store().get_doc::<Run>(rt.org.num, Collection::Run, id)? else { return Ok(None) };
+    let Some(mut run) = app.store().get_doc::<Run>(rt.org.num, Collection::Run, id)? else {
+        return Ok(None);
+    };
     if run.status.is_final() {
         return Ok(None);
     }
@@ -397,7 +498,10 @@ async fn execute_inner(app: &App, rt: &Arc<OrgRuntime>, id: &str) -> Result<Opti
                     save(app, rt, &run)?;
                     continue;
                 }
-                let until = match (params.get("for").and_then(Value::as_str), params.get("until").and_then(Value::as_str)) {
+                let until = match (
+                    params.get("for").and_then(Value::as_str),
+                    params.get("until").and_then(Value::as_str),
+                ) {
                     (Some(d), _) => parse_duration(d).map(|ms| app.now() + ms).map_err(|e| e.to_string()),
                     (None, Some(u)) => crate::model::time::parse_time(u, app.now()).map_err(|e| e.to_string()),
                     _ => Err("`delay` takes `for` (\"1h\") or `until` (a time)".to_string()),

@@ -59,10 +59,13 @@ fn check_conditions(schema: &OrgSchema, klass: &str, conds: &Value, pointer: &st
         return Ok(());
     }
     let req = SearchRequest::parse_as(conds, BodyKind::Conditions).map_err(|p| p.nested_under(pointer))?;
-    let k = schema.klass(klass).ok_or_else(|| invalid("unknown_klass", format!("klass `{klass}` does not exist"), "/klass"))?;
+    let k = schema
+        .klass(klass)
+        .ok_or_else(|| invalid("unknown_klass", format!("klass `{klass}` does not exist"), "/klass"))?;
     let mut v = Validator::new(schema, 0);
     v.allow_changed = changed;
-    v.groups(k, &req.and, &req.or, &req.not).map_err(|p| p.nested_under(pointer))?;
+    v.groups(k, &req.and, &req.or, &req.not)
+        .map_err(|p| p.nested_under(pointer))?;
     Ok(())
 }
 
@@ -114,11 +117,19 @@ impl App {
         }
         let schema = rt.schema();
         if schema.klass(&rule.klass).is_none() {
-            return Err(invalid("unknown_klass", format!("klass `{}` does not exist", rule.klass), "/klass"));
+            return Err(invalid(
+                "unknown_klass",
+                format!("klass `{}` does not exist", rule.klass),
+                "/klass",
+            ));
         }
         if let Some(on) = b.opt_str_list("on")? {
             if on.is_empty() || on.iter().any(|o| o != "created" && o != "updated") {
-                return Err(invalid("invalid_field", "`on` must list `created` and/or `updated`", "/on"));
+                return Err(invalid(
+                    "invalid_field",
+                    "`on` must list `created` and/or `updated`",
+                    "/on",
+                ));
             }
             rule.on = on;
         }
@@ -133,23 +144,35 @@ impl App {
             for (i, act) in actions.iter().enumerate() {
                 let p = format!("/actions/{i}");
                 let Some(m) = act.as_object().filter(|m| m.len() == 1) else {
-                    return Err(invalid("invalid_action", "an action is an object with one of set, addTags, removeTags, assign", &p));
+                    return Err(invalid(
+                        "invalid_action",
+                        "an action is an object with one of set, addTags, removeTags, assign",
+                        &p,
+                    ));
                 };
                 let (kind, arg) = m.iter().next().expect("one");
                 let ok = match kind.as_str() {
                     "set" => arg.is_object(),
                     "addTags" | "removeTags" => arg.as_array().is_some_and(|t| t.iter().all(Value::is_string)),
-                    "assign" => arg.as_object().is_some_and(|o| o.keys().all(|k| k == "team" || k == "user")),
+                    "assign" => arg
+                        .as_object()
+                        .is_some_and(|o| o.keys().all(|k| k == "team" || k == "user")),
                     _ => false,
                 };
                 if !ok {
-                    return Err(invalid("invalid_action", format!("`{kind}` is not an action or its argument is malformed"), &p));
+                    return Err(invalid(
+                        "invalid_action",
+                        format!("`{kind}` is not an action or its argument is malformed"),
+                        &p,
+                    ));
                 }
             }
             rule.actions = actions.clone();
         }
         if let Some(o) = b.get("order") {
-            rule.order = o.as_i64().ok_or_else(|| invalid("invalid_field", "`order` must be an integer", "/order"))?;
+            rule.order = o
+                .as_i64()
+                .ok_or_else(|| invalid("invalid_field", "`order` must be an integer", "/order"))?;
         }
         if let Some(e) = b.opt_bool("enabled")? {
             rule.enabled = e;
@@ -175,13 +198,18 @@ impl App {
             updated_at: now,
         };
         let rule = self.parse_rule(&rt, &b, blank)?;
-        self.store().apply(rt.org.num, vec![Op::put(Collection::Rule, rule.id.clone(), &rule, Expect::Absent)])?;
+        self.store().apply(
+            rt.org.num,
+            vec![Op::put(Collection::Rule, rule.id.clone(), &rule, Expect::Absent)],
+        )?;
         rt.rules_changed();
         Ok(rule.to_json())
     }
 
     fn rule(&self, org: u64, id: &str) -> Result<BusinessRule> {
-        self.store().get_doc(org, Collection::Rule, id)?.ok_or_else(|| Problem::not_found("business rule", id).into())
+        self.store()
+            .get_doc(org, Collection::Rule, id)?
+            .ok_or_else(|| Problem::not_found("business rule", id).into())
     }
 
     /// `GET /v1/business-rules`.
@@ -207,7 +235,10 @@ impl App {
         }
         let mut rule = self.parse_rule(&rt, &b, self.rule(rt.org.num, id)?)?;
         rule.updated_at = self.now();
-        self.store().apply(rt.org.num, vec![Op::put(Collection::Rule, rule.id.clone(), &rule, Expect::Present)])?;
+        self.store().apply(
+            rt.org.num,
+            vec![Op::put(Collection::Rule, rule.id.clone(), &rule, Expect::Present)],
+        )?;
         rt.rules_changed();
         Ok(rule.to_json())
     }
@@ -225,12 +256,21 @@ impl App {
 
     fn check_trigger(&self, rt: &OrgRuntime, trigger: &Value) -> Result<()> {
         let schema = rt.schema();
-        let t = trigger.as_object().ok_or_else(|| invalid("invalid_trigger", "`trigger` must be an object", "/trigger"))?;
-        let event = t.get("event").and_then(Value::as_str).ok_or_else(|| invalid("invalid_trigger", "`trigger.event` is required", "/trigger/event"))?;
+        let t = trigger
+            .as_object()
+            .ok_or_else(|| invalid("invalid_trigger", "`trigger` must be an object", "/trigger"))?;
+        let event = t
+            .get("event")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("invalid_trigger", "`trigger.event` is required", "/trigger/event"))?;
         let conds = t.get("conditions").cloned().unwrap_or(Value::Null);
         if let Some((klass, op)) = event.split_once('.').filter(|(k, _)| schema.klass(k).is_some()) {
             if !matches!(op, "created" | "updated" | "deleted") {
-                return Err(invalid("invalid_trigger", format!("`{event}`: object events end in created, updated or deleted"), "/trigger/event"));
+                return Err(invalid(
+                    "invalid_trigger",
+                    format!("`{event}`: object events end in created, updated or deleted"),
+                    "/trigger/event",
+                ));
             }
             check_conditions(&schema, klass, &conds, "/trigger/conditions", true)?;
             return Ok(());
@@ -277,28 +317,51 @@ impl App {
         let mut ids = std::collections::HashSet::new();
         for (i, s) in steps.iter().enumerate() {
             let p = format!("/steps/{i}");
-            let m = s.as_object().ok_or_else(|| invalid("invalid_step", "a step must be an object", &p))?;
+            let m = s
+                .as_object()
+                .ok_or_else(|| invalid("invalid_step", "a step must be an object", &p))?;
             for k in m.keys() {
                 if !matches!(k.as_str(), "id" | "if" | "action" | "params") {
-                    return Err(invalid("invalid_step", format!("unknown step key `{k}`"), &format!("{p}/{k}")));
+                    return Err(invalid(
+                        "invalid_step",
+                        format!("unknown step key `{k}`"),
+                        &format!("{p}/{k}"),
+                    ));
                 }
             }
-            let id = m.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or_else(|| invalid("invalid_step", "a step needs an `id`", &format!("{p}/id")))?;
+            let id = m
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| invalid("invalid_step", "a step needs an `id`", &format!("{p}/id")))?;
             crate::model::ids::check_id(id).map_err(|e| invalid("invalid_step", e.to_string(), &format!("{p}/id")))?;
             if !ids.insert(id.to_string()) {
-                return Err(invalid("invalid_step", format!("step id `{id}` is used twice"), &format!("{p}/id")));
+                return Err(invalid(
+                    "invalid_step",
+                    format!("step id `{id}` is used twice"),
+                    &format!("{p}/id"),
+                ));
             }
             let action = m.get("action").and_then(Value::as_str).unwrap_or_default();
             if !STEP_ACTIONS.contains(&action) {
-                return Err(invalid("invalid_step", format!("`{action}` is not an action ({})", STEP_ACTIONS.join(", ")), &format!("{p}/action")));
+                return Err(invalid(
+                    "invalid_step",
+                    format!("`{action}` is not an action ({})", STEP_ACTIONS.join(", ")),
+                    &format!("{p}/action"),
+                ));
             }
             if let Some(params) = m.get("params") {
                 if !params.is_object() {
-                    return Err(invalid("invalid_step", "`params` must be an object", &format!("{p}/params")));
+                    return Err(invalid(
+                        "invalid_step",
+                        "`params` must be an object",
+                        &format!("{p}/params"),
+                    ));
                 }
             }
             if let Some(cond) = m.get("if") {
-                parse_list(cond.get("and").unwrap_or(&Value::Null), "/if").map_err(|e| invalid("invalid_step", e.title, &format!("{p}/if")))?;
+                parse_list(cond.get("and").unwrap_or(&Value::Null), "/if")
+                    .map_err(|e| invalid("invalid_step", e.title, &format!("{p}/if")))?;
             }
         }
         Ok(())
@@ -317,7 +380,10 @@ impl App {
         }
         self.check_trigger(rt, &wf.trigger)?;
         if let Some(s) = b.get("steps") {
-            wf.steps = s.as_array().cloned().ok_or_else(|| invalid("invalid_field", "`steps` must be a list", "/steps"))?;
+            wf.steps = s
+                .as_array()
+                .cloned()
+                .ok_or_else(|| invalid("invalid_field", "`steps` must be a list", "/steps"))?;
         }
         Self::check_steps(&wf.steps)?;
         Ok(wf)
@@ -332,19 +398,27 @@ impl App {
             id: b.opt_id("id")?.map(str::to_string).unwrap_or_else(new_id),
             name: String::new(),
             enabled: true,
-            trigger: b.get("trigger").cloned().ok_or_else(|| invalid("missing_field", "`trigger` is required", "/trigger"))?,
+            trigger: b
+                .get("trigger")
+                .cloned()
+                .ok_or_else(|| invalid("missing_field", "`trigger` is required", "/trigger"))?,
             steps: Vec::new(),
             created_at: now,
             updated_at: now,
         };
         let wf = self.parse_workflow(&rt, &b, blank)?;
-        self.store().apply(rt.org.num, vec![Op::put(Collection::Workflow, wf.id.clone(), &wf, Expect::Absent)])?;
+        self.store().apply(
+            rt.org.num,
+            vec![Op::put(Collection::Workflow, wf.id.clone(), &wf, Expect::Absent)],
+        )?;
         rt.automation.wake();
         Ok(wf.to_json())
     }
 
     fn workflow(&self, org: u64, id: &str) -> Result<Workflow> {
-        self.store().get_doc(org, Collection::Workflow, id)?.ok_or_else(|| Problem::not_found("workflow", id).into())
+        self.store()
+            .get_doc(org, Collection::Workflow, id)?
+            .ok_or_else(|| Problem::not_found("workflow", id).into())
     }
 
     /// `GET /v1/workflows`.
@@ -369,7 +443,10 @@ impl App {
         }
         let mut wf = self.parse_workflow(&rt, &b, self.workflow(rt.org.num, id)?)?;
         wf.updated_at = self.now();
-        self.store().apply(rt.org.num, vec![Op::put(Collection::Workflow, wf.id.clone(), &wf, Expect::Present)])?;
+        self.store().apply(
+            rt.org.num,
+            vec![Op::put(Collection::Workflow, wf.id.clone(), &wf, Expect::Present)],
+        )?;
         rt.automation.wake();
         Ok(wf.to_json())
     }
@@ -378,14 +455,17 @@ impl App {
     pub fn delete_workflow(&self, caller: &Caller, id: &str) -> Result<()> {
         let rt = self.automation_rt(caller)?;
         self.workflow(rt.org.num, id)?;
-        self.store().apply(rt.org.num, vec![Op::delete(Collection::Workflow, id)])?;
+        self.store()
+            .apply(rt.org.num, vec![Op::delete(Collection::Workflow, id)])?;
         Ok(())
     }
 
     /// `GET /v1/workflows/{id}/runs`: newest first.
     pub fn list_runs(&self, caller: &Caller, id: &str) -> Result<Value> {
         let rt = self.automation_rt(caller)?;
-        let ids = self.store().doc_ids_with_prefix(rt.org.num, Collection::State, &format!("wfrun:{id}:"))?;
+        let ids = self
+            .store()
+            .doc_ids_with_prefix(rt.org.num, Collection::State, &format!("wfrun:{id}:"))?;
         if ids.is_empty() {
             self.workflow(rt.org.num, id)?;
         }
@@ -402,7 +482,10 @@ impl App {
     /// `GET /v1/workflow-runs/{id}`.
     pub fn get_run(&self, caller: &Caller, id: &str) -> Result<Value> {
         let rt = self.automation_rt(caller)?;
-        let run: Run = self.store().get_doc(rt.org.num, Collection::Run, id)?.ok_or_else(|| Problem::not_found("workflow run", id))?;
+        let run: Run = self
+            .store()
+            .get_doc(rt.org.num, Collection::Run, id)?
+            .ok_or_else(|| Problem::not_found("workflow run", id))?;
         Ok(run.to_json())
     }
 
@@ -413,7 +496,12 @@ impl App {
         let mut ops = extra;
         for r in &runs {
             ops.push(Op::put(Collection::Run, r.id.clone(), r, Expect::Absent));
-            ops.push(Op::put(Collection::State, format!("wfrun:{}:{}", r.workflow, r.id), &1u8, Expect::Any));
+            ops.push(Op::put(
+                Collection::State,
+                format!("wfrun:{}:{}", r.workflow, r.id),
+                &1u8,
+                Expect::Any,
+            ));
         }
         if !ops.is_empty() {
             self.store().apply(rt.org.num, ops)?;
@@ -451,7 +539,9 @@ impl App {
             None => {
                 let ctx = serde_json::json!({"trigger": event.to_json()});
                 let ctx_data = serde_json::json!({"data": event.data, "trigger": event.to_json()});
-                template::eval_conditions(&conds, &ctx).or_else(|_| template::eval_conditions(&conds, &ctx_data)).unwrap_or(false)
+                template::eval_conditions(&conds, &ctx)
+                    .or_else(|_| template::eval_conditions(&conds, &ctx_data))
+                    .unwrap_or(false)
             }
         }
     }
@@ -468,9 +558,18 @@ impl App {
             matches!((parts.next(), parts.next()), (Some(a), Some(e)) if !a.is_empty() && !e.is_empty())
         });
         if !valid {
-            return Err(invalid("invalid_field", "`type` must look like app.NAME.EVENT", "/type"));
+            return Err(invalid(
+                "invalid_field",
+                "`type` must look like app.NAME.EVENT",
+                "/type",
+            ));
         }
-        let event = Event { kind: kind.to_string(), data: b.get("data").cloned().unwrap_or(Value::Null), at: self.now(), depth: 0 };
+        let event = Event {
+            kind: kind.to_string(),
+            data: b.get("data").cloned().unwrap_or(Value::Null),
+            at: self.now(),
+            depth: 0,
+        };
         let runs = self.start_runs(&rt, &event, Vec::new())?;
         Ok(serde_json::json!({"accepted": true, "type": kind, "runs": runs}))
     }
@@ -487,17 +586,28 @@ impl App {
             return Err(invalid("invalid_field", "`type` must be web or email", "/type"));
         }
         let hook = Hook {
-            id: b.opt_id("id")?.map(str::to_string).unwrap_or_else(|| super::auth::random_token(16)),
+            id: b
+                .opt_id("id")?
+                .map(str::to_string)
+                .unwrap_or_else(|| super::auth::random_token(16)),
             name: b.req_str("name")?.to_string(),
             kind: kind.to_string(),
             secret: super::auth::random_token(32),
             created_at: self.now(),
         };
-        if self.store().meta(&format!("hook:{}", hook.id))?.is_some_and(|v| !v.is_empty()) {
+        if self
+            .store()
+            .meta(&format!("hook:{}", hook.id))?
+            .is_some_and(|v| !v.is_empty())
+        {
             return Err(Problem::conflict("duplicate_id", format!("hook `{}` already exists", hook.id)).into());
         }
-        self.store().apply(rt.org.num, vec![Op::put(Collection::Hook, hook.id.clone(), &hook, Expect::Absent)])?;
-        self.store().set_meta(&format!("hook:{}", hook.id), &rt.org.num.to_be_bytes())?;
+        self.store().apply(
+            rt.org.num,
+            vec![Op::put(Collection::Hook, hook.id.clone(), &hook, Expect::Absent)],
+        )?;
+        self.store()
+            .set_meta(&format!("hook:{}", hook.id), &rt.org.num.to_be_bytes())?;
         Ok(hook.to_json(&self.options().smtp_domain))
     }
 
@@ -505,20 +615,28 @@ impl App {
     pub fn list_hooks(&self, caller: &Caller) -> Result<Value> {
         let rt = self.automation_rt(caller)?;
         let hooks: Vec<Hook> = self.store().list_docs(rt.org.num, Collection::Hook)?;
-        Ok(list_json(hooks.iter().map(|h| h.to_json(&self.options().smtp_domain)).collect()))
+        Ok(list_json(
+            hooks.iter().map(|h| h.to_json(&self.options().smtp_domain)).collect(),
+        ))
     }
 
     /// `GET /v1/hooks/{id}`.
     pub fn get_hook(&self, caller: &Caller, id: &str) -> Result<Value> {
         let rt = self.automation_rt(caller)?;
-        let h: Hook = self.store().get_doc(rt.org.num, Collection::Hook, id)?.ok_or_else(|| Problem::not_found("hook", id))?;
+        let h: Hook = self
+            .store()
+            .get_doc(rt.org.num, Collection::Hook, id)?
+            .ok_or_else(|| Problem::not_found("hook", id))?;
         Ok(h.to_json(&self.options().smtp_domain))
     }
 
     /// `DELETE /v1/hooks/{id}`: posts to it answer 404 at once.
     pub fn delete_hook(&self, caller: &Caller, id: &str) -> Result<()> {
         let rt = self.automation_rt(caller)?;
-        let _: Hook = self.store().get_doc(rt.org.num, Collection::Hook, id)?.ok_or_else(|| Problem::not_found("hook", id))?;
+        let _: Hook = self
+            .store()
+            .get_doc(rt.org.num, Collection::Hook, id)?
+            .ok_or_else(|| Problem::not_found("hook", id))?;
         self.store().apply(rt.org.num, vec![Op::delete(Collection::Hook, id)])?;
         self.store().set_meta(&format!("hook:{id}"), b"")?;
         Ok(())
@@ -527,12 +645,25 @@ impl App {
     /// Finds a hook by id and secret (404 otherwise, saying nothing about which was wrong).
     pub fn resolve_hook(&self, id: &str, secret: &str, kind: &str) -> Result<(std::sync::Arc<OrgRuntime>, Hook)> {
         let not_found = || ServiceError::from(Problem::not_found("hook", id));
-        let org = self.store().meta(&format!("hook:{id}"))?.filter(|v| v.len() == 8).ok_or_else(not_found)?;
+        let org = self
+            .store()
+            .meta(&format!("hook:{id}"))?
+            .filter(|v| v.len() == 8)
+            .ok_or_else(not_found)?;
         let org_num = u64::from_be_bytes(org.as_slice().try_into().map_err(|_| not_found())?);
         let org = self.store().org(org_num)?.ok_or_else(not_found)?;
         let rt = self.runtime(&org)?;
-        let hook: Hook = self.store().get_doc(org_num, Collection::Hook, id)?.ok_or_else(not_found)?;
-        let equal = hook.secret.len() == secret.len() && hook.secret.bytes().zip(secret.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        let hook: Hook = self
+            .store()
+            .get_doc(org_num, Collection::Hook, id)?
+            .ok_or_else(not_found)?;
+        let equal = hook.secret.len() == secret.len()
+            && hook
+                .secret
+                .bytes()
+                .zip(secret.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
         if !equal || hook.kind != kind {
             return Err(not_found());
         }
@@ -551,7 +682,12 @@ impl App {
 
     /// A hook delivery: the event `hook.{id}` and the runs it starts, stored before the answer.
     pub fn deliver_hook(&self, rt: &OrgRuntime, hook: &Hook, data: Value) -> Result<Value> {
-        let event = Event { kind: format!("hook.{}", hook.id), data, at: self.now(), depth: 0 };
+        let event = Event {
+            kind: format!("hook.{}", hook.id),
+            data,
+            at: self.now(),
+            depth: 0,
+        };
         let runs = self.start_runs(rt, &event, Vec::new())?;
         Ok(serde_json::json!({"accepted": true, "event": event.kind, "runs": runs}))
     }

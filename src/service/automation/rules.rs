@@ -44,13 +44,21 @@ impl App {
     /// Runs the rules of `k` for a write (`created` or `updated`) on `obj` before it is stored.
     pub(crate) fn apply_rules(&self, rt: &OrgRuntime, k: &Klass, op: &str, obj: &mut Object) -> Result<()> {
         let rules = self.rules(rt)?;
-        let mut applicable = rules.iter().filter(|r| r.enabled && r.klass == k.name && r.on.iter().any(|o| o == op)).peekable();
+        let mut applicable = rules
+            .iter()
+            .filter(|r| r.enabled && r.klass == k.name && r.on.iter().any(|o| o == op))
+            .peekable();
         if applicable.peek().is_none() {
             return Ok(());
         }
         let schema = rt.schema();
         let snap = self.snapshot(rt);
-        let related = IndexRelated { app: self, snap: &snap, org: rt.org.num, cache: RefCell::new(HashMap::new()) };
+        let related = IndexRelated {
+            app: self,
+            snap: &snap,
+            org: rt.org.num,
+            cache: RefCell::new(HashMap::new()),
+        };
         let now = self.now();
         for rule in applicable {
             let filter = if rule.conditions.is_null() {
@@ -58,7 +66,11 @@ impl App {
             } else {
                 let parsed = SearchRequest::parse_as(&rule.conditions, BodyKind::Conditions)
                     .map_err(|p| p.title)
-                    .and_then(|req| Validator::new(&schema, now).groups(k, &req.and, &req.or, &req.not).map_err(|p| p.title));
+                    .and_then(|req| {
+                        Validator::new(&schema, now)
+                            .groups(k, &req.and, &req.or, &req.not)
+                            .map_err(|p| p.title)
+                    });
                 match parsed {
                     Ok(f) => f,
                     Err(e) => {
@@ -68,7 +80,11 @@ impl App {
                     }
                 }
             };
-            let ctx = EvalContext { schema: &schema, related: &related, changed: &[] };
+            let ctx = EvalContext {
+                schema: &schema,
+                related: &related,
+                changed: &[],
+            };
             if !matches(&filter, obj, &ctx) {
                 continue;
             }
@@ -79,13 +95,26 @@ impl App {
         Ok(())
     }
 
-    fn apply_action(&self, rt: &OrgRuntime, k: &Klass, rule: &BusinessRule, i: usize, action: &Value, obj: &mut Object) -> Result<()> {
+    fn apply_action(
+        &self,
+        rt: &OrgRuntime,
+        k: &Klass,
+        rule: &BusinessRule,
+        i: usize,
+        action: &Value,
+        obj: &mut Object,
+    ) -> Result<()> {
         let failed = |p: Problem| -> ServiceError {
-            Problem::invalid("business_rule_failed", format!("business rule `{}` ({}): {}", rule.name, rule.id, p.title))
-                .at(format!("/actions/{i}"))
-                .into()
+            Problem::invalid(
+                "business_rule_failed",
+                format!("business rule `{}` ({}): {}", rule.name, rule.id, p.title),
+            )
+            .at(format!("/actions/{i}"))
+            .into()
         };
-        let Some((kind, arg)) = action.as_object().and_then(|m| m.iter().next()) else { return Ok(()) };
+        let Some((kind, arg)) = action.as_object().and_then(|m| m.iter().next()) else {
+            return Ok(());
+        };
         let patch = match kind.as_str() {
             "set" => arg.clone(),
             "assign" => {
@@ -99,7 +128,10 @@ impl App {
                 Value::Object(p)
             }
             "addTags" | "removeTags" => {
-                let tags: Vec<String> = arg.as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect()).unwrap_or_default();
+                let tags: Vec<String> = arg
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+                    .unwrap_or_default();
                 if kind == "addTags" {
                     for t in tags {
                         if !obj.tags.contains(&t) {
@@ -117,14 +149,31 @@ impl App {
         let mut attempt = 0;
         let next = loop {
             let k = rt.schema().klass(&k.name).cloned().unwrap_or_else(|| k.clone());
-            match self.build_with(&StoreLookup { app: self, org: rt.org.num }, &k, &patch, Some(obj), Mode::Patch) {
+            match self.build_with(
+                &StoreLookup {
+                    app: self,
+                    org: rt.org.num,
+                },
+                &k,
+                &patch,
+                Some(obj),
+                Mode::Patch,
+            ) {
                 Ok(o) => break o,
-                Err(BuildError::Invalid(ps)) => return Err(failed(ps.into_iter().next().unwrap_or_else(|| Problem::invalid("invalid", "invalid")))),
+                Err(BuildError::Invalid(ps)) => {
+                    return Err(failed(
+                        ps.into_iter()
+                            .next()
+                            .unwrap_or_else(|| Problem::invalid("invalid", "invalid")),
+                    ))
+                }
                 Err(BuildError::Declare(names)) if attempt == 0 => {
                     attempt += 1;
                     self.declare_suffix_attributes(rt, &k.name, &names)?;
                 }
-                Err(BuildError::Declare(names)) => return Err(failed(Problem::invalid("invalid", format!("cannot declare {names:?}")))),
+                Err(BuildError::Declare(names)) => {
+                    return Err(failed(Problem::invalid("invalid", format!("cannot declare {names:?}"))))
+                }
                 Err(BuildError::Failed(e)) => return Err(e),
             }
         };

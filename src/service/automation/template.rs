@@ -24,7 +24,10 @@ pub fn lookup<'a>(ctx: &'a Value, path: &str) -> Option<&'a Value> {
 fn single_placeholder(s: &str) -> Option<&str> {
     let t = s.trim();
     let inner = t.strip_prefix("{{")?.strip_suffix("}}")?.trim();
-    let ok = !inner.is_empty() && inner.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let ok = !inner.is_empty()
+        && inner
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'));
     ok.then_some(inner)
 }
 
@@ -36,7 +39,9 @@ pub fn render(params: &Value, ctx: &Value) -> Result<Value, String> {
     Ok(match params {
         Value::String(s) => {
             if let Some(path) = single_placeholder(s) {
-                return lookup(ctx, path).cloned().ok_or_else(|| format!("`{path}` is missing from the run context"));
+                return lookup(ctx, path)
+                    .cloned()
+                    .ok_or_else(|| format!("`{path}` is missing from the run context"));
             }
             if !s.contains("{{") && !s.contains("{%") {
                 return Ok(params.clone());
@@ -67,9 +72,17 @@ pub fn eval_conditions(conds: &Value, ctx: &Value) -> Result<bool, String> {
         Value::Null => return Ok(true),
         Value::Array(_) => (parse_list(conds, "/if").map_err(|p| p.title)?, vec![], vec![]),
         Value::Object(m) => {
-            let get = |k: &str| m.get(k).map(|v| parse_list(v, &format!("/{k}")).map_err(|p| p.title)).unwrap_or(Ok(vec![]));
+            let get = |k: &str| {
+                m.get(k)
+                    .map(|v| parse_list(v, &format!("/{k}")).map_err(|p| p.title))
+                    .unwrap_or(Ok(vec![]))
+            };
             if m.keys().any(|k| !matches!(k.as_str(), "and" | "or" | "not")) {
-                (vec![crate::query::ast::parse_clause(conds, "/if").map_err(|p| p.title)?], vec![], vec![])
+                (
+                    vec![crate::query::ast::parse_clause(conds, "/if").map_err(|p| p.title)?],
+                    vec![],
+                    vec![],
+                )
             } else {
                 (get("and")?, get("or")?, get("not")?)
             }
@@ -146,7 +159,10 @@ fn eval_clause(c: &Clause, ctx: &Value) -> Result<bool, String> {
 fn elements(v: Option<&Value>) -> Vec<&Value> {
     match v {
         None | Some(Value::Null) => vec![],
-        Some(Value::Array(items)) => items.iter().filter(|i| !i.is_null() && *i != &Value::String(String::new())).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter(|i| !i.is_null() && *i != &Value::String(String::new()))
+            .collect(),
         Some(Value::String(s)) if s.is_empty() => vec![],
         Some(other) => vec![other],
     }
@@ -192,7 +208,11 @@ fn eval_op(v: Option<&Value>, op: &str, arg: &Value) -> Result<bool, String> {
         }
         "contains" | "not_contains" => {
             let words = crate::index::analysis::word_tokens(arg.as_str().unwrap_or_default());
-            let have: Vec<String> = els.iter().filter_map(|e| e.as_str()).flat_map(crate::index::analysis::word_tokens).collect();
+            let have: Vec<String> = els
+                .iter()
+                .filter_map(|e| e.as_str())
+                .flat_map(crate::index::analysis::word_tokens)
+                .collect();
             let hit = !words.is_empty() && words.iter().all(|w| have.contains(w));
             if op == "contains" {
                 hit
@@ -209,10 +229,15 @@ fn eval_op(v: Option<&Value>, op: &str, arg: &Value) -> Result<bool, String> {
         "lt" => any(&|e| order(e, arg) == Some(Less)),
         "lte" => any(&|e| matches!(order(e, arg), Some(Less | Equal))),
         "between" => {
-            let pair = arg.as_array().filter(|a| a.len() == 2).ok_or("`between` takes [low, high]")?;
-            any(&|e| matches!(order(e, &pair[0]), Some(Greater | Equal)) && matches!(order(e, &pair[1]), Some(Less | Equal)))
+            let pair = arg
+                .as_array()
+                .filter(|a| a.len() == 2)
+                .ok_or("`between` takes [low, high]")?;
+            any(&|e| {
+                matches!(order(e, &pair[0]), Some(Greater | Equal)) && matches!(order(e, &pair[1]), Some(Less | Equal))
+            })
         }
-        "set" => arg.as_bool().ok_or("`set` takes true or false")? == !els.is_empty(),
+        "set" => arg.as_bool().ok_or("`set` takes true or false")? != els.is_empty(),
         other => return Err(format!("unknown operator `{other}`")),
     })
 }
@@ -235,7 +260,11 @@ mod tests {
 
     #[test]
     fn mixed_strings_are_rendered() {
-        let out = render(&json!("order {{ steps.s1.output.id }} is {{ trigger.data.after.status }}"), &ctx()).unwrap();
+        let out = render(
+            &json!("order {{ steps.s1.output.id }} is {{ trigger.data.after.status }}"),
+            &ctx(),
+        )
+        .unwrap();
         assert_eq!(out, json!("order c-1 is done"));
     }
 
@@ -250,9 +279,17 @@ mod tests {
     fn conditions_read_the_context() {
         let c = ctx();
         assert!(eval_conditions(&json!({"and": [{"trigger.data.after.status": {"equals": "DONE"}}]}), &c).unwrap());
-        assert!(eval_conditions(&json!({"and": [{"trigger.data.after.custom.totalNum": {"gte": 200}}]}), &c).unwrap());
+        assert!(eval_conditions(
+            &json!({"and": [{"trigger.data.after.custom.totalNum": {"gte": 200}}]}),
+            &c
+        )
+        .unwrap());
         assert!(!eval_conditions(&json!({"not": [{"trigger.data.after.tags": {"equals": "vip"}}]}), &c).unwrap());
-        assert!(eval_conditions(&json!({"or": [{"steps.s1.output.id": {"in": ["x", "c-1"]}}, {"x": {"set": true}}]}), &c).unwrap());
+        assert!(eval_conditions(
+            &json!({"or": [{"steps.s1.output.id": {"in": ["x", "c-1"]}}, {"x": {"set": true}}]}),
+            &c
+        )
+        .unwrap());
         assert!(eval_conditions(&json!({"trigger.data.after.missing": {"set": false}}), &c).unwrap());
         assert!(eval_conditions(&json!({"and": [{"x": {"explode": 1}}]}), &c).is_err());
     }
