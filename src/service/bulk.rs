@@ -244,10 +244,11 @@ impl App {
                     other => other,
                 };
                 match op {
-                    BulkOp::Create => Ok(done(
-                        201,
-                        &self.create_object(caller, klass, &body, opts).await.map_err(nested)?,
-                    )),
+                    BulkOp::Create => {
+                        let rt = self.runtime(&caller.org)?;
+                        let stored = self.create_stored(caller, &rt, klass, &body, opts).await.map_err(nested)?;
+                        Ok(LineResult { status: 201, id: Some(stored.id), errors: vec![] })
+                    }
                     BulkOp::Upsert => match (id, external_id) {
                         (Some(id), _) => {
                             let exists = self.load_object(caller.org.num, klass, id).is_ok();

@@ -96,6 +96,15 @@ impl App {
             .ok_or_else(|| Problem::not_found("klass", name).into())
     }
 
+    /// The schema, checked to have `name` (no copy of the klass).
+    fn schema_with(&self, rt: &OrgRuntime, name: &str) -> Result<std::sync::Arc<crate::model::OrgSchema>> {
+        let schema = rt.schema();
+        if schema.klass(name).is_none() {
+            return Err(Problem::not_found("klass", name).into());
+        }
+        Ok(schema)
+    }
+
     /// Loads an object of `klass` by id (404 when absent or of another klass).
     pub(crate) fn load_object(&self, org: u64, klass: &str, id: &str) -> Result<Object> {
         let not_found = || ServiceError::from(Problem::not_found(klass, id));
@@ -153,12 +162,17 @@ impl App {
 
     /// `POST /v1/objects/{klass}`.
     pub async fn create_object(&self, caller: &Caller, klass: &str, body: &Value, opts: WriteOptions) -> Result<Value> {
-        caller.require(Action::WriteObjects)?;
         let rt = self.runtime(&caller.org)?;
-        let mut obj = self.build_with_declarations(&rt, klass, body, None, Mode::Create)?;
-        self.run_rules(&rt, "created", &mut obj)?;
-        let stored = self.write(&rt, None, Some(obj), opts).await?;
+        let stored = self.create_stored(caller, &rt, klass, body, opts).await?;
         Ok(self.render(&rt.schema(), &stored))
+    }
+
+    /// Creates an object and returns it as stored (callers that need no rendering: bulk).
+    pub(crate) async fn create_stored(&self, caller: &Caller, rt: &OrgRuntime, klass: &str, body: &Value, opts: WriteOptions) -> Result<Object> {
+        caller.require(Action::WriteObjects)?;
+        let mut obj = self.build_with_declarations(rt, klass, body, None, Mode::Create)?;
+        self.run_rules(rt, "created", &mut obj)?;
+        self.write(rt, None, Some(obj), opts).await
     }
 
     /// `PATCH` (merge) or `PUT` (replace) `/v1/objects/{klass}/{id}`.
@@ -268,8 +282,9 @@ impl App {
 
     /// Runs the business rules of the object's klass on it.
     fn run_rules(&self, rt: &OrgRuntime, op: &str, obj: &mut Object) -> Result<()> {
-        let k = self.klass_for(rt, &obj.klass.clone())?;
-        self.apply_rules(rt, &k, op, obj)
+        let schema = self.schema_with(rt, &obj.klass)?;
+        let k = schema.klass(&obj.klass).expect("checked");
+        self.apply_rules(rt, k, op, obj)
     }
 
     /// Builds an object, declaring Kustomer-suffix attributes first when the body uses new ones.
@@ -282,8 +297,9 @@ impl App {
         mode: Mode,
     ) -> Result<Object> {
         for _ in 0..3 {
-            let k = self.klass_for(rt, klass)?;
-            match self.build(rt.org.num, &k, body, base, mode) {
+            let schema = self.schema_with(rt, klass)?;
+            let k = schema.klass(klass).expect("checked");
+            match self.build(rt.org.num, k, body, base, mode) {
                 Ok(obj) => return Ok(obj),
                 Err(BuildError::Invalid(p)) => return Err(ServiceError::Rejected(p)),
                 Err(BuildError::Failed(e)) => return Err(e),

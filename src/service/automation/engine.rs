@@ -228,13 +228,22 @@ fn consume_log(app: &App, rt: &OrgRuntime) -> Result<()> {
     let org = rt.org.num;
     loop {
         let cursor = app.store().cursor(org, "automation")?;
+        let workflows: Vec<Workflow> = app.store().list_docs(org, Collection::Workflow)?;
+        let schema = rt.schema();
+        let wanted: HashSet<&str> = workflows.iter().filter(|w| w.enabled).map(Workflow::event).collect();
+        if !wanted.iter().any(|e| object_event_klass(&schema, e).is_some()) {
+            // Nobody listens to object events: skip the records without reading them.
+            let last = app.store().last_seq(org)?;
+            if last > cursor {
+                app.store().apply(org, vec![Op::PutCursor("automation".into(), last)])?;
+                crate::service::indexing::trim(app, &rt.org)?;
+            }
+            return Ok(());
+        }
         let records = app.store().log_after(org, cursor, 500)?;
         let Some(last) = records.last().map(|r| r.seq) else {
             return Ok(());
         };
-        let workflows: Vec<Workflow> = app.store().list_docs(org, Collection::Workflow)?;
-        let wanted: HashSet<&str> = workflows.iter().filter(|w| w.enabled).map(Workflow::event).collect();
-        let schema = rt.schema();
         let mut runs = Vec::new();
         for r in &records {
             let kind = format!("{}.{}", r.klass, r.op.name());
