@@ -10,6 +10,7 @@ mod process;
 mod search;
 
 mod automation;
+mod compat;
 mod bulk;
 mod import;
 mod openapi;
