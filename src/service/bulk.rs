@@ -246,8 +246,15 @@ impl App {
                 match op {
                     BulkOp::Create => {
                         let rt = self.runtime(&caller.org)?;
-                        let stored = self.create_stored(caller, &rt, klass, &body, opts).await.map_err(nested)?;
-                        Ok(LineResult { status: 201, id: Some(stored.id), errors: vec![] })
+                        let stored = self
+                            .create_stored(caller, &rt, klass, &body, opts)
+                            .await
+                            .map_err(nested)?;
+                        Ok(LineResult {
+                            status: 201,
+                            id: Some(stored.id),
+                            errors: vec![],
+                        })
                     }
                     BulkOp::Upsert => match (id, external_id) {
                         (Some(id), _) => {

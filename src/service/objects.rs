@@ -168,7 +168,14 @@ impl App {
     }
 
     /// Creates an object and returns it as stored (callers that need no rendering: bulk).
-    pub(crate) async fn create_stored(&self, caller: &Caller, rt: &OrgRuntime, klass: &str, body: &Value, opts: WriteOptions) -> Result<Object> {
+    pub(crate) async fn create_stored(
+        &self,
+        caller: &Caller,
+        rt: &OrgRuntime,
+        klass: &str,
+        body: &Value,
+        opts: WriteOptions,
+    ) -> Result<Object> {
         caller.require(Action::WriteObjects)?;
         let mut obj = self.build_with_declarations(rt, klass, body, None, Mode::Create)?;
         self.run_rules(rt, "created", &mut obj)?;

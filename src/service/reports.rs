@@ -216,6 +216,12 @@ fn parse_aggs(k: &Klass, v: &Value, pointer: &str, now: Millis) -> Result<Vec<Ag
                 }
             }
             "range" => {
+                if !numeric {
+                    return Err(bad(
+                        &fp,
+                        format!("`range` needs a number or date field; `{field}` is {}", ty.name()),
+                    ));
+                }
                 let ranges = params
                     .get("ranges")
                     .and_then(Value::as_array)
@@ -432,14 +438,39 @@ fn shape(aggs: &[Agg], res: &mut Map<String, Value>) {
                             .collect();
                         *buckets = out;
                     }
-                    Kind::Range if a.is_date => {
-                        for b in buckets.iter_mut() {
-                            for bound in ["from", "to"] {
-                                if let Some(v) = b[bound].as_f64() {
-                                    b[format!("{bound}_as_string")] = json!(format_time(v as Millis));
+                    Kind::Range => {
+                        // tantivy fills the gaps between requested ranges; answer only what was asked.
+                        let asked: Vec<(Option<f64>, Option<f64>)> = a.body["ranges"]
+                            .as_array()
+                            .map(|rs| rs.iter().map(|r| (r["from"].as_f64(), r["to"].as_f64())).collect())
+                            .unwrap_or_default();
+                        let mut kept = Vec::with_capacity(asked.len());
+                        for (from, to) in &asked {
+                            let found = buckets
+                                .iter()
+                                .position(|b| b["from"].as_f64() == *from && b["to"].as_f64() == *to);
+                            if let Some(i) = found {
+                                let mut b = buckets.remove(i);
+                                if a.is_date {
+                                    let side = |v: Option<f64>| {
+                                        v.map(|v| format_time(v as Millis)).unwrap_or_else(|| "*".into())
+                                    };
+                                    for (bound, v) in [("from", from), ("to", to)] {
+                                        if let Some(v) = v {
+                                            b[format!("{bound}_as_string")] = json!(format_time(*v as Millis));
+                                        }
+                                    }
+                                    if b.get("key")
+                                        .and_then(Value::as_str)
+                                        .is_some_and(|k| k.contains(|c: char| c.is_ascii_digit()))
+                                    {
+                                        b["key"] = json!(format!("{}-{}", side(*from), side(*to)));
+                                    }
                                 }
+                                kept.push(b);
                             }
                         }
+                        *buckets = kept;
                     }
                     _ => {}
                 }

@@ -125,13 +125,16 @@ pub fn encode_cursor(keys: &[SortKey], pos: &Position) -> String {
 /// Decodes a cursor made for the same sort keys.
 pub fn decode_cursor(keys: &[SortKey], s: &str, pointer: &str) -> Result<Position> {
     let bad = || {
-        ServiceError::from(
-            Problem::bad_request(
-                "invalid_cursor",
-                "`cursor` is not a cursor of this query (use `nextCursor` as returned)",
-            )
-            .at(pointer),
-        )
+        let p = Problem::bad_request(
+            "invalid_cursor",
+            "`cursor` is not a cursor of this query (use `nextCursor` as returned)",
+        );
+        // A pointer names a body key; anything else is a query-string parameter.
+        ServiceError::from(if pointer.starts_with('/') {
+            p.at(pointer)
+        } else {
+            p.param(pointer)
+        })
     };
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s)

@@ -24,18 +24,32 @@ fn copy_dir(from: &Path, to: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_v1_data_directory_still_opens_reads_and_searches() {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compat_v1"), dir.path());
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compat_v1"),
+        dir.path(),
+    );
     let t = TestApp::open(dir).await;
     let c = t.get("/v1/objects/customer/customer-3", KEY).await.expect(200);
     assert_eq!(c["id"], "customer-3");
     assert!(c["emails"][0].as_str().unwrap().contains('@'));
-    let n = t.post("/v1/search/count", KEY, json!({"queryContext": "customer"})).await.expect(200);
+    let n = t
+        .post("/v1/search/count", KEY, json!({"queryContext": "customer"}))
+        .await
+        .expect(200);
     assert_eq!(n["total"], 20);
-    let orders = t.post("/v1/search/count", KEY, json!({"queryContext": "order", "and": [{"custom.totalNum": {"gte": 0}}]})).await.expect(200);
+    let orders = t
+        .post(
+            "/v1/search/count",
+            KEY,
+            json!({"queryContext": "order", "and": [{"custom.totalNum": {"gte": 0}}]}),
+        )
+        .await
+        .expect(200);
     assert!(orders["total"].as_u64().unwrap() > 0);
     let rt = t.app.runtime_by_name("default").unwrap();
     let report = t.app.verify(&rt).await.unwrap();
     assert!(report.ok(), "{}", report.to_json());
     // And it still takes writes.
-    t.create(KEY, "customer", json!({"id": "new-one", "custom": {"tierStr": "gold"}})).await;
+    t.create(KEY, "customer", json!({"id": "new-one", "custom": {"tierStr": "gold"}}))
+        .await;
 }

@@ -61,7 +61,7 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn gen(dir: &Path, customers: u64, seed: u64) {
+fn generate(dir: &Path, customers: u64, seed: u64) {
     run(
         &[
             "gen",
@@ -216,7 +216,6 @@ impl Server {
         (st, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
-    #[track_caller]
     async fn expect(&self, method: &str, path: &str, body: Option<Value>, status: u16) -> Value {
         let (st, v) = self.call(method, path, body).await;
         assert_eq!(st, status, "{method} {path}: {v}");
@@ -278,9 +277,9 @@ fn same(a: &Value, b: &Value) -> bool {
 
 /// Asserts that every field the generated line gave is what the object holds.
 #[track_caller]
-fn assert_fields(gen: &Value, got: &Value, what: &str) {
-    for (k, v) in gen.as_object().unwrap() {
-        assert!(same(&got[k], v), "{what}: field `{k}`; generated {gen}, got {got}");
+fn assert_fields(expected: &Value, got: &Value, what: &str) {
+    for (k, v) in expected.as_object().unwrap() {
+        assert!(same(&got[k], v), "{what}: field `{k}`; generated {expected}, got {got}");
     }
 }
 
@@ -288,7 +287,7 @@ fn assert_fields(gen: &Value, got: &Value, what: &str) {
 async fn gen_import_export_import_export_round_trips_every_line() {
     let tmp = tempfile::tempdir().unwrap();
     let gen_dir = tmp.path().join("gen");
-    gen(&gen_dir, 300, 5);
+    generate(&gen_dir, 300, 5);
     let generated = read_dir_lines(&gen_dir);
     let gen_counts = per_klass(&generated);
     assert_eq!(gen_counts.get("customer"), Some(&300), "{gen_counts:?}");
@@ -300,7 +299,7 @@ async fn gen_import_export_import_export_round_trips_every_line() {
     }
     // The same seed gives the same bytes.
     let again = tmp.path().join("gen-again");
-    gen(&again, 300, 5);
+    generate(&again, 300, 5);
     assert_eq!(read_dir_lines(&again), generated, "gen is deterministic");
 
     // Import the generated directory.
@@ -446,7 +445,7 @@ fn gen_counts_for(lines: &[Value], klass: &str, field: &str, id: &str) -> u64 {
 async fn an_import_killed_midway_resumes_and_writes_every_object_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();
     let gen_dir = tmp.path().join("gen");
-    gen(&gen_dir, 3000, 9);
+    generate(&gen_dir, 3000, 9);
     let generated = read_dir_lines(&gen_dir);
     let gen_counts = per_klass(&generated);
     let objects: u64 = gen_counts.values().sum();

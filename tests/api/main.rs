@@ -10,8 +10,8 @@ mod process;
 mod search;
 
 mod automation;
-mod compat;
 mod bulk;
+mod compat;
 mod import;
 mod openapi;
 mod reports;

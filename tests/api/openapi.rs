@@ -467,7 +467,7 @@ async fn every_operation_is_complete_and_every_reference_resolves() {
             if ["post", "put", "patch"].contains(&m.as_str()) {
                 let body = resolve(&doc, &op["requestBody"]);
                 let content = body["content"].as_object();
-                if content.map_or(true, |c| c.values().all(|x| x.get("schema").is_none())) {
+                if content.is_none_or(|c| c.values().all(|x| x.get("schema").is_none())) {
                     problems.push(format!("{at}: no request body schema"));
                 }
             }
@@ -521,7 +521,10 @@ async fn every_documented_operation_reaches_a_handler_and_keys_are_required_wher
             let r = t.raw(&method, &url, None, body.clone(), &[]).await;
             if public {
                 // Public: no key needed (hooks answer 404 to a wrong id or secret, but not 401).
-                let ok = r.status.as_u16() == 200 || (p.starts_with("/hooks/") && r.status.as_u16() == 404 && r.body["errors"][0]["code"] != "no_route");
+                let ok = r.status.as_u16() == 200
+                    || (p.starts_with("/hooks/")
+                        && r.status.as_u16() == 404
+                        && r.body["errors"][0]["code"] != "no_route");
                 if !ok {
                     problems.push(format!("{method} {url} (public): {} {}", r.status, r.text));
                 }

@@ -726,7 +726,7 @@ async fn every_write_acknowledged_before_a_sigkill_survives_and_the_index_catche
             continue;
         }
         let found = api.search_ids(KEY, json!({"queryContext": "customer", "and": [{"custom.seqNum": {"equals": seq}}, {"custom.workerStr": {"equals": format!("w{w}")}}]})).await;
-        assert_eq!(found, std::slice::from_ref(&id), "worker {w}");
+        assert_eq!(found, std::slice::from_ref(id), "worker {w}");
         let tagged = api
             .count(
                 KEY,

@@ -862,6 +862,22 @@ async fn segments_agree_with_each_saved_searchs_results_and_with_the_data() {
             Box::new(|_: &Cust, o: &[&Order]| o.iter().any(|o| o.month >= 9)),
         ),
         (
+            "text-silver",
+            json!({"queryContext": "customer", "text": "Silver"}),
+            Box::new(|c: &Cust, _: &[&Order]| c.tier == "silver"),
+        ),
+        (
+            "ltv-between-in",
+            json!({"queryContext": "customer", "and": [{"custom.ltvNum": {"between": [200, 600]}}, {"custom.countryStr": {"in": ["ca", "MX"]}}]}),
+            Box::new(|c: &Cust, _: &[&Order]| (200.0..=600.0).contains(&c.ltv) && c.country == "CA"),
+        ),
+        (
+            // A prefixed path with a negative operator: some order whose status is not "placed".
+            "prefixed-negative",
+            json!({"queryContext": "customer", "and": [{"order.custom.statusStr": {"not_equals": "placed"}}]}),
+            Box::new(|_: &Cust, o: &[&Order]| o.iter().any(|o| o.status != "placed")),
+        ),
+        (
             "nested-not",
             json!({"queryContext": "customer", "and": [
                 {"or": [{"custom.tierStr": {"equals": "silver"}}, {"custom.tierStr": {"equals": "bronze"}}]},
