@@ -93,7 +93,7 @@ async fn get_run(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String
     Ok(json_status(StatusCode::OK, s.app.get_run(&c, &id)?))
 }
 async fn post_event(State(s): State<ApiState>, Auth(c): Auth, JsonBody(b): JsonBody) -> ApiResult<Response> {
-    Ok(json_status(StatusCode::ACCEPTED, s.app.post_event(&c, &b)?))
+    Ok(json_status(StatusCode::ACCEPTED, s.app.post_event(&c, &b).await?))
 }
 async fn create_hook(State(s): State<ApiState>, Auth(c): Auth, JsonBody(b): JsonBody) -> ApiResult<Response> {
     Ok(json_status(StatusCode::CREATED, s.app.create_hook(&c, &b)?))
@@ -177,7 +177,10 @@ async fn web_hook(
         hs.insert(k.as_str().to_lowercase(), json!(v.to_str().unwrap_or_default()));
     }
     let data = json!({"body": parsed, "query": q, "headers": hs});
-    Ok(json_status(StatusCode::ACCEPTED, s.app.deliver_hook(&rt, &hook, data)?))
+    Ok(json_status(
+        StatusCode::ACCEPTED,
+        s.app.deliver_hook(&rt, &hook, data).await?,
+    ))
 }
 
 async fn email_hook(
@@ -196,7 +199,10 @@ async fn email_hook(
     let data = crate::service::automation::email::parse_message(&body).ok_or_else(|| {
         ApiError(Problem::bad_request("invalid_message", "the body is not an RFC 822 message").into())
     })?;
-    Ok(json_status(StatusCode::ACCEPTED, s.app.deliver_hook(&rt, &hook, data)?))
+    Ok(json_status(
+        StatusCode::ACCEPTED,
+        s.app.deliver_hook(&rt, &hook, data).await?,
+    ))
 }
 
 #[cfg(test)]

@@ -199,7 +199,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Import { data, org, files } => {
             crate::telemetry::init(false);
             let c = load_config(&data)?;
-            let app = App::open(app_options(&c)?)?;
+            // No live indexer: the import indexes directly and commits once the store is durable.
+            let app = App::open(AppOptions {
+                background: false,
+                ..app_options(&c)?
+            })?;
             let rt = app.runtime_by_name(&org)?;
             let files = crate::service::import::expand_inputs(&files)?;
             let bar = progress_bar("import");

@@ -125,6 +125,8 @@ struct Pending {
     id: Option<String>,
     external_id: Option<String>,
     object: Value,
+    /// Kustomer kobjects create their klass on first sight.
+    from_kustomer: bool,
 }
 
 impl App {
@@ -157,6 +159,9 @@ impl App {
             .filter_map(|f| std::fs::metadata(f).ok())
             .map(|m| m.len())
             .sum();
+        // An earlier import was interrupted: its unlogged objects may be missing from the index, so
+        // this one ends with a rebuild rather than trusting the index.
+        let rebuild_at_end = index_dirty(self, org.num)?;
         let mut done_before = 0u64;
         let mut summary = ImportSummary::default();
         self.store().set_meta(&format!("{DIRTY}{}", org.num), b"1")?;
@@ -197,10 +202,12 @@ impl App {
                     continue;
                 }
                 summary.lines += 1;
+                let mut from_kustomer = false;
                 let parsed = serde_json::from_slice::<Value>(text)
                     .map_err(|e| Problem::bad_request("malformed_json", format!("not valid JSON: {e}")))
                     .and_then(|v| {
                         if super::kustomer::is_kustomer(&v) {
+                            from_kustomer = true;
                             super::kustomer::convert(&v, &mut summary.skipped)
                         } else {
                             parse_line(&v)
@@ -245,6 +252,7 @@ impl App {
                             id,
                             external_id,
                             object,
+                            from_kustomer,
                         });
                         if batch.len() >= BATCH {
                             self.flush_batch(&rt, &mut batch, &mut summary, Some((&marker_id, offset, line_no)))?;
@@ -257,11 +265,18 @@ impl App {
             done_before += offset;
             progress(done_before, total, summary.objects());
         }
+        // The store first: the index must never know objects the store could lose.
+        self.store().flush()?;
         let t0 = Instant::now();
-        rt.index.commit(self.store().last_seq(org.num)?)?;
-        rt.index.close_writer()?;
+        if rebuild_at_end {
+            rt.index.close_writer()?;
+            crate::service::indexing::rebuild(self, org, &rt.index, &mut |_, _| {})?;
+        } else {
+            rt.index.commit(self.store().last_seq(org.num)?)?;
+            rt.index.close_writer()?;
+            rt.index.set_bulk(false)?;
+        }
         summary.index_seconds += t0.elapsed().as_secs_f64();
-        rt.index.set_bulk(false)?;
         // Finished: forget resume markers, mark the index clean, make it all durable.
         let mut ops = Vec::new();
         for path in files {
@@ -309,12 +324,7 @@ impl App {
         let t0 = Instant::now();
         for p in batch.drain(..) {
             match self.import_one(rt, &mut lookup, &mut ext_pending, &p, &mut next_num) {
-                Ok((before, after)) => {
-                    let id = after
-                        .as_ref()
-                        .or(before.as_ref())
-                        .map(|o| o.id.clone())
-                        .unwrap_or_default();
+                Ok((id, before, after)) => {
                     match slot.get(&id) {
                         // Changed earlier in this batch: the batch writes it once, in its last state.
                         Some(&i) => writes[i].after = after,
@@ -412,7 +422,7 @@ impl App {
         ext_pending: &mut HashMap<(String, String), String>,
         p: &Pending,
         next_num: &mut u64,
-    ) -> Result<(Option<Object>, Option<Object>)> {
+    ) -> Result<(String, Option<Object>, Option<Object>)> {
         let org = rt.org.num;
         let body =
             line_body(&p.id, &p.external_id, &p.object).map_err(|e| ServiceError::from(e.nested_under("/object")))?;
@@ -461,7 +471,7 @@ impl App {
             (BulkOp::Delete, Some(c)) => {
                 let stored = self.stored_version(org, &c.id)?;
                 lookup.pending.remove(&c.id);
-                return Ok((stored, None));
+                return Ok((c.id.clone(), stored, None));
             }
         };
         if p.op == BulkOp::Upsert && current.is_none() && p.id.is_none() && p.external_id.is_none() {
@@ -472,11 +482,13 @@ impl App {
             );
         }
         let mut obj = loop {
-            let k = rt
-                .schema()
-                .klass(&p.klass)
-                .cloned()
-                .ok_or_else(|| self.missing_klass(rt, &p.klass))?;
+            let k = match rt.schema().klass(&p.klass).cloned() {
+                Some(k) => k,
+                None => {
+                    self.missing_klass(rt, p)?;
+                    continue;
+                }
+            };
             match self.build_with(lookup, &k, &body, base.as_ref(), mode) {
                 Ok(o) => break o,
                 Err(BuildError::Declare(names)) => self.declare_suffix_attributes(rt, &p.klass, &names)?,
@@ -500,7 +512,7 @@ impl App {
             None => None,
         };
         lookup.pending.insert(obj.id.clone(), obj.clone());
-        Ok((stored, Some(obj)))
+        Ok((obj.id.clone(), stored, Some(obj)))
     }
 
     /// The stored version of an object (None when it was created in this batch).
@@ -511,10 +523,22 @@ impl App {
         })
     }
 
-    fn missing_klass(&self, _rt: &OrgRuntime, klass: &str) -> ServiceError {
-        Problem::invalid("unknown_klass", format!("klass `{klass}` does not exist"))
-            .at("/klass")
-            .into()
+    /// A Kustomer kobject's klass is created on first sight; any other unknown klass is a 404,
+    /// as in `POST /v1/bulk`.
+    fn missing_klass(&self, rt: &OrgRuntime, p: &Pending) -> Result<()> {
+        if !p.from_kustomer {
+            return Err(Problem::not_found("klass", &p.klass).into());
+        }
+        let caller = super::automation::engine::system_caller(&rt.org);
+        match self.create_klass(&caller, &serde_json::json!({"name": p.klass})) {
+            Ok(_) => Ok(()),
+            Err(ServiceError::Rejected(ps)) => Err(ServiceError::Rejected(
+                ps.into_iter()
+                    .map(|x| x.nested_under("/data/relationships/klass"))
+                    .collect(),
+            )),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -30,6 +30,17 @@ pub struct IndexerHandle {
 }
 
 impl IndexerHandle {
+    /// A handle with no indexer behind it (offline commands index directly).
+    pub fn idle(committed: u64) -> IndexerHandle {
+        let (_, watermark) = watch::channel(committed);
+        IndexerHandle {
+            notify: Arc::new(Notify::new()),
+            watermark,
+            urgent: Arc::new(AtomicUsize::new(0)),
+            last_error: Arc::new(Mutex::new(None)),
+        }
+    }
+
     /// Tells the indexer the log has grown.
     pub fn wake(&self) {
         self.notify.notify_one();

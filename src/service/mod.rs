@@ -81,6 +81,8 @@ pub struct AppOptions {
     pub clock: Arc<dyn Clock>,
     /// Print a generated admin key to stderr on first start.
     pub announce_admin_key: bool,
+    /// Run the indexer and automation tasks (off for offline imports, which index directly).
+    pub background: bool,
 }
 
 impl AppOptions {
@@ -96,6 +98,7 @@ impl AppOptions {
             smtp_domain: "hooks.localhost".into(),
             clock: Arc::new(SystemClock),
             announce_admin_key: true,
+            background: true,
         }
     }
 }
@@ -233,19 +236,31 @@ impl App {
         if let Some(rt) = orgs.get(&org.num) {
             return Ok(rt.clone());
         }
-        let (indexer, task) = indexing::spawn(
-            self.clone(),
-            org.clone(),
-            index.clone(),
-            self.inner.shutdown.subscribe(),
-        );
-        let automation = automation::engine::AutomationHandle::default();
-        let engine = automation::engine::spawn(
-            self.clone(),
-            org.clone(),
-            automation.clone(),
-            self.inner.shutdown.subscribe(),
-        );
+        let (indexer, tasks) = if self.inner.opts.background {
+            let (indexer, task) = indexing::spawn(
+                self.clone(),
+                org.clone(),
+                index.clone(),
+                self.inner.shutdown.subscribe(),
+            );
+            let automation = automation::engine::AutomationHandle::default();
+            let engine = automation::engine::spawn(
+                self.clone(),
+                org.clone(),
+                automation.clone(),
+                self.inner.shutdown.subscribe(),
+            );
+            ((indexer, automation), vec![task, engine])
+        } else {
+            (
+                (
+                    indexing::IndexerHandle::idle(index.committed_seq()),
+                    automation::engine::AutomationHandle::default(),
+                ),
+                vec![],
+            )
+        };
+        let (indexer, automation) = indexer;
         let rt = Arc::new(OrgRuntime {
             org: org.clone(),
             schema: RwLock::new(Arc::new(schema)),
@@ -256,7 +271,7 @@ impl App {
             rules: RwLock::new(None),
         });
         orgs.insert(org.num, rt.clone());
-        self.inner.tasks.lock().expect("tasks lock").extend([task, engine]);
+        self.inner.tasks.lock().expect("tasks lock").extend(tasks);
         Ok(rt)
     }
 

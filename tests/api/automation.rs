@@ -683,6 +683,152 @@ async fn a_rule_whose_conditions_no_longer_fit_the_schema_is_skipped_and_writes_
         .expect(200);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_and_object_events_cover_put_upserts_and_bulk_lines() {
+    let t = TestApp::new().await;
+    customer(&t, A, "cu", "cu@example.com").await;
+    create_rule(
+        &t,
+        A,
+        json!({"name": "route all", "klass": "conversation", "order": 1,
+        "actions": [{"addTags": ["ruled"]}, {"set": {"priority": 2}}]}),
+    )
+    .await;
+    create_rule(
+        &t,
+        A,
+        json!({"name": "Exploder", "klass": "conversation", "order": 2,
+        "conditions": {"and": [{"subject": {"contains": "explode"}}]}, "actions": [{"set": {"priority": 9}}]}),
+    )
+    .await;
+    let created = create_workflow(
+        &t,
+        A,
+        json!({"event": "conversation.created"}),
+        json!([{"id": "s1", "action": "noop", "params": {}}]),
+    )
+    .await;
+    let updated = create_workflow(
+        &t,
+        A,
+        json!({"event": "conversation.updated"}),
+        json!([{"id": "s1", "action": "noop", "params": {}}]),
+    )
+    .await;
+
+    // PUT replaces every field, then the rules run on the result.
+    t.post(
+        "/v1/objects/conversation",
+        A,
+        json!({"id": "c1", "customer": "cu", "subject": "a"}),
+    )
+    .await
+    .expect(201);
+    let put = t
+        .put(
+            "/v1/objects/conversation/c1",
+            A,
+            json!({"customer": "cu", "subject": "b"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (put["tags"].clone(), put["priority"].clone(), put["subject"].clone()),
+        (json!(["ruled"]), json!(2), json!("b"))
+    );
+    // Upserts by externalId: created, then updated; a failing rule fails the upsert.
+    let u = t
+        .put(
+            "/v1/objects/conversation/by-external-id/ext-1",
+            A,
+            json!({"customer": "cu", "subject": "x"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(u["tags"], json!(["ruled"]));
+    t.put(
+        "/v1/objects/conversation/by-external-id/ext-1",
+        A,
+        json!({"subject": "y"}),
+    )
+    .await
+    .expect(200);
+    let r = t
+        .put(
+            "/v1/objects/conversation/by-external-id/ext-1",
+            A,
+            json!({"subject": "explode now"}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 422, "{}", r.text);
+    assert_eq!(r.body["errors"][0]["code"], "business_rule_failed");
+    assert_eq!(
+        t.get("/v1/objects/conversation/by-external-id/ext-1", A)
+            .await
+            .expect(200)["subject"],
+        "y"
+    );
+
+    // Bulk lines: each goes through the rules; a failing rule fails its line only.
+    let lines = [
+        json!({"op": "create", "klass": "conversation", "id": "c2", "object": {"customer": "cu", "subject": "bulk"}}),
+        json!({"op": "upsert", "klass": "conversation", "externalId": "ext-2", "object": {"customer": "cu", "subject": "bulk upsert"}}),
+        json!({"op": "create", "klass": "conversation", "id": "c3", "object": {"customer": "cu", "subject": "explode in bulk"}}),
+        json!({"op": "update", "klass": "conversation", "id": "c1", "object": {"subject": "z"}}),
+    ];
+    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let auth = format!("Bearer {A}");
+    let r = send(
+        &t,
+        "/v1/bulk",
+        "application/x-ndjson",
+        body.into_bytes(),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+    let answers: Vec<Value> = r.text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let statuses: Vec<Value> = answers.iter().map(|a| a["status"].clone()).collect();
+    assert_eq!(
+        statuses,
+        vec![json!(201), json!(201), json!(422), json!(200)],
+        "{}",
+        r.text
+    );
+    assert_eq!(answers[2]["errors"][0]["code"], "business_rule_failed", "{}", r.text);
+    assert_eq!(
+        t.get("/v1/objects/conversation/c2", A).await.expect(200)["tags"],
+        json!(["ruled"])
+    );
+    assert_eq!(
+        t.get("/v1/objects/conversation/by-external-id/ext-2", A)
+            .await
+            .expect(200)["priority"],
+        2
+    );
+    t.get("/v1/objects/conversation/c3", A).await.expect(404);
+
+    // Every stored write, and only those, started its workflow.
+    let c = wait_runs(&t, A, &created, 4).await;
+    let mut ids: Vec<String> = c
+        .iter()
+        .map(|r| r["trigger"]["data"]["after"]["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids.len(), 4, "{c:#?}");
+    assert!(
+        ids.contains(&"c1".to_string()) && ids.contains(&"c2".to_string()),
+        "{ids:?}"
+    );
+    let u = exactly_runs(&t, A, &updated, 3, Duration::from_millis(500)).await;
+    let subjects: BTreeSet<String> = u
+        .iter()
+        .map(|r| r["trigger"]["data"]["after"]["subject"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(subjects, ["b", "y", "z"].iter().map(|s| s.to_string()).collect());
+    assert_eq!(runs_of(&t, A, &created).await.len(), 4);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Workflows: definitions
 // ---------------------------------------------------------------------------------------------
@@ -2460,9 +2606,12 @@ impl Api {
 
 /// A local HTTP server for `http.request`: records every request; `/flaky` answers 500 while
 /// `fail_left` > 0 (counting down), `/missing` 404, anything else echoes the JSON body.
+/// One request the local server received: path, JSON body, `x-token` header.
+type Hit = (String, Value, Option<String>);
+
 #[derive(Clone, Default)]
 struct Upstream {
-    hits: Arc<Mutex<Vec<(String, Value, Option<String>)>>>,
+    hits: Arc<Mutex<Vec<Hit>>>,
     fail_left: Arc<AtomicI64>,
 }
 
@@ -2478,7 +2627,7 @@ impl Upstream {
         (u, port)
     }
 
-    fn hits(&self, path: &str) -> Vec<(String, Value, Option<String>)> {
+    fn hits(&self, path: &str) -> Vec<Hit> {
         self.hits
             .lock()
             .unwrap()

@@ -367,7 +367,7 @@ async fn upserts_updates_and_deletes_by_id_and_external_id() {
             json!({"queryContext": "customer", "and": [{"tags": {"equals": "b"}}]})
         )
         .await,
-        [bob.clone()]
+        [bob]
     );
 }
 

@@ -401,7 +401,7 @@ async fn every_operation_is_complete_and_every_reference_resolves() {
         for m in doc_methods(item) {
             let op = &item[&m];
             let at = format!("{} {p}", m.to_uppercase());
-            if !op["summary"].as_str().is_some_and(|s| !s.is_empty()) {
+            if op["summary"].as_str().is_none_or(str::is_empty) {
                 problems.push(format!("{at}: no summary"));
             }
             if let Some(id) = op["operationId"].as_str() {

@@ -139,7 +139,7 @@ async fn session(stream: tokio::net::TcpStream, app: &App, domain: &str) -> std:
                 if too_big {
                     "552 message too large".into()
                 } else {
-                    match deliver(app, &rcpts, &raw) {
+                    match deliver(app, &rcpts, &raw).await {
                         Ok(()) => "250 OK".into(),
                         Err(e) => {
                             tracing::warn!(error = %e, "smtp delivery failed");
@@ -168,11 +168,14 @@ fn hook_exists(app: &App, id: &str) -> bool {
     app.email_hook(id).is_some()
 }
 
-fn deliver(app: &App, hooks: &[String], raw: &[u8]) -> Result<(), String> {
+/// Delivers a message to its hooks; `250 OK` is sent only once their runs are durable.
+async fn deliver(app: &App, hooks: &[String], raw: &[u8]) -> Result<(), String> {
     let data = parse_message(raw).ok_or("not an RFC 822 message")?;
     for id in hooks {
         let (rt, hook) = app.email_hook(id).ok_or("hook gone")?;
-        app.deliver_hook(&rt, &hook, data.clone()).map_err(|e| e.to_string())?;
+        app.deliver_hook(&rt, &hook, data.clone())
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

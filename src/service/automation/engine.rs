@@ -263,24 +263,13 @@ fn consume_log(app: &App, rt: &OrgRuntime) -> Result<()> {
             let mut started = app.runs_for(rt, &event)?;
             runs.append(&mut started);
         }
-        let mut ops = vec![Op::PutCursor("automation".into(), last)];
         for run in &mut runs {
             // The internal copy of the object served the conditions; runs keep the API shape.
             if let Value::Object(m) = &mut run.trigger.data {
                 m.remove("object_internal");
             }
-            ops.push(Op::put(Collection::Run, run.id.clone(), &*run, Expect::Absent));
-            ops.push(Op::put(
-                Collection::State,
-                format!("wfrun:{}:{}", run.workflow, run.id),
-                &1u8,
-                Expect::Any,
-            ));
         }
-        app.store().apply(org, ops)?;
-        for run in runs {
-            rt.automation.enqueue(run.id, 0);
-        }
+        app.store_runs(rt, &runs, vec![Op::PutCursor("automation".into(), last)])?;
         crate::service::indexing::trim(app, &rt.org)?;
     }
 }
@@ -326,7 +315,7 @@ fn fire_timed(app: &App, rt: &OrgRuntime) -> Result<()> {
                     depth: 0,
                 };
                 let runs = app.runs_for_workflow(rt, wf, &event);
-                app.store_runs(rt, runs, vec![Op::put(Collection::State, key, &next_ms, Expect::Any)])?;
+                app.store_runs(rt, &runs, vec![Op::put(Collection::State, key, &next_ms, Expect::Any)])?;
             }
             "date_reached" => fire_dates(app, rt, wf, now)?,
             _ => {}
@@ -395,7 +384,7 @@ fn fire_dates(app: &App, rt: &OrgRuntime, wf: &Workflow, now: Millis) -> Result<
             depth: 0,
         };
         let runs = app.runs_for_workflow(rt, wf, &event);
-        app.store_runs(rt, runs, vec![Op::put(Collection::State, key, &1u8, Expect::Any)])?;
+        app.store_runs(rt, &runs, vec![Op::put(Collection::State, key, &1u8, Expect::Any)])?;
         fired += 1;
         if fired >= 1000 {
             break;
@@ -408,25 +397,6 @@ impl App {
     /// A run of one workflow for an event (not stored).
     fn runs_for_workflow(&self, _rt: &OrgRuntime, wf: &Workflow, event: &Event) -> Vec<Run> {
         vec![super::new_run(self, wf, event)]
-    }
-
-    /// Stores runs (with `extra` ops, atomically) and queues them.
-    fn store_runs(&self, rt: &OrgRuntime, runs: Vec<Run>, extra: Vec<Op>) -> Result<()> {
-        let mut ops = extra;
-        for r in &runs {
-            ops.push(Op::put(Collection::Run, r.id.clone(), r, Expect::Absent));
-            ops.push(Op::put(
-                Collection::State,
-                format!("wfrun:{}:{}", r.workflow, r.id),
-                &1u8,
-                Expect::Any,
-            ));
-        }
-        self.store().apply(rt.org.num, ops)?;
-        for r in runs {
-            rt.automation.enqueue(r.id, 0);
-        }
-        Ok(())
     }
 }
 
@@ -492,6 +462,7 @@ async fn execute_inner(app: &App, rt: &Arc<OrgRuntime>, id: &str) -> Result<Opti
         match action.as_str() {
             "stop" => {
                 run.steps[i].status = RunStatus::Succeeded;
+                run.steps[i].attempts = 1;
                 for s in run.steps.iter_mut().skip(i + 1) {
                     s.status = RunStatus::Skipped;
                 }

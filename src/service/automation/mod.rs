@@ -493,8 +493,15 @@ impl App {
     /// write) and hands them to the engine. Returns their ids.
     pub(crate) fn start_runs(&self, rt: &OrgRuntime, event: &Event, extra: Vec<Op>) -> Result<Vec<String>> {
         let runs = self.runs_for(rt, event)?;
+        self.store_runs(rt, &runs, extra)?;
+        Ok(runs.into_iter().map(|r| r.id).collect())
+    }
+
+    /// Stores runs, their per-workflow index entries and `extra` ops in one atomic write, then
+    /// queues the runs.
+    pub(crate) fn store_runs(&self, rt: &OrgRuntime, runs: &[Run], extra: Vec<Op>) -> Result<()> {
         let mut ops = extra;
-        for r in &runs {
+        for r in runs {
             ops.push(Op::put(Collection::Run, r.id.clone(), r, Expect::Absent));
             ops.push(Op::put(
                 Collection::State,
@@ -506,10 +513,10 @@ impl App {
         if !ops.is_empty() {
             self.store().apply(rt.org.num, ops)?;
         }
-        for r in &runs {
-            rt.automation.enqueue(r.id.clone(), self.now());
+        for r in runs {
+            rt.automation.enqueue(r.id.clone(), 0);
         }
-        Ok(runs.into_iter().map(|r| r.id).collect())
+        Ok(())
     }
 
     /// The runs an event starts (not stored).
@@ -537,17 +544,15 @@ impl App {
         match engine::object_event_klass(&rt.schema(), &event.kind) {
             Some(klass) => engine::object_conditions_hold(self, rt, &klass, &conds, event),
             None => {
-                let ctx = serde_json::json!({"trigger": event.to_json()});
-                let ctx_data = serde_json::json!({"data": event.data, "trigger": event.to_json()});
-                template::eval_conditions(&conds, &ctx)
-                    .or_else(|_| template::eval_conditions(&conds, &ctx_data))
-                    .unwrap_or(false)
+                // Paths may start at the run context (`trigger.data.x`) or at the event (`data.x`).
+                let ctx = serde_json::json!({"trigger": event.to_json(), "data": event.data});
+                template::eval_conditions(&conds, &ctx).unwrap_or(false)
             }
         }
     }
 
     /// `POST /v1/events`: an integration's event; the runs it starts are stored before the answer.
-    pub fn post_event(&self, caller: &Caller, body: &Value) -> Result<Value> {
+    pub async fn post_event(&self, caller: &Caller, body: &Value) -> Result<Value> {
         caller.require(Action::PostEvents)?;
         let rt = self.runtime(&caller.org)?;
         let b = Body::new(body)?;
@@ -571,6 +576,7 @@ impl App {
             depth: 0,
         };
         let runs = self.start_runs(&rt, &event, Vec::new())?;
+        self.store().durable().await?;
         Ok(serde_json::json!({"accepted": true, "type": kind, "runs": runs}))
     }
 
@@ -680,8 +686,8 @@ impl App {
         (hook.kind == "email").then_some((rt, hook))
     }
 
-    /// A hook delivery: the event `hook.{id}` and the runs it starts, stored before the answer.
-    pub fn deliver_hook(&self, rt: &OrgRuntime, hook: &Hook, data: Value) -> Result<Value> {
+    /// A hook delivery: the event `hook.{id}` and the runs it starts, durable before the answer.
+    pub async fn deliver_hook(&self, rt: &OrgRuntime, hook: &Hook, data: Value) -> Result<Value> {
         let event = Event {
             kind: format!("hook.{}", hook.id),
             data,
@@ -689,6 +695,7 @@ impl App {
             depth: 0,
         };
         let runs = self.start_runs(rt, &event, Vec::new())?;
+        self.store().durable().await?;
         Ok(serde_json::json!({"accepted": true, "event": event.kind, "runs": runs}))
     }
 }
