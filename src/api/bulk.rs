@@ -42,8 +42,8 @@ async fn bulk(
         let mut input = body.into_data_stream();
         let mut buf = BytesMut::new();
         let mut line_no = 0u64;
-        let mut out: Vec<u8> = Vec::with_capacity(64 << 10);
-        let mut pending = 0usize;
+        // Lines wait here (parsed, or already answered) until a batch is full.
+        let mut pending: Vec<(u64, Slot)> = Vec::with_capacity(BATCH);
         let mut skipping = false;
         let mut eof = false;
         while !eof {
@@ -64,8 +64,7 @@ async fn bulk(
                         if buf.len() > limit && !skipping {
                             // Too long: answer it now, drop the rest of it as it arrives.
                             line_no += 1;
-                            push(&mut out, &too_long(line_no, limit));
-                            pending += 1;
+                            pending.push((line_no, Slot::Answer(too_long(line_no, limit))));
                             skipping = true;
                             buf.clear();
                         } else if skipping {
@@ -83,30 +82,31 @@ async fn bulk(
                 if trimmed.is_empty() {
                     continue;
                 }
-                let result = if trimmed.len() > limit {
-                    too_long(line_no, limit)
+                let slot = if trimmed.len() > limit {
+                    Slot::Answer(too_long(line_no, limit))
                 } else {
                     match serde_json::from_slice::<serde_json::Value>(trimmed) {
-                        Ok(v) => app.apply_line(&caller, &v).await.to_json(line_no, problem_json),
-                        Err(e) => LineResult {
-                            status: 400,
-                            id: None,
-                            errors: vec![Problem::bad_request(
-                                "malformed_json",
-                                format!("line {line_no} is not valid JSON: {e}"),
-                            )],
-                        }
-                        .to_json(line_no, problem_json),
+                        Ok(v) => Slot::Line(v),
+                        Err(e) => Slot::Answer(
+                            LineResult {
+                                status: 400,
+                                id: None,
+                                errors: vec![Problem::bad_request(
+                                    "malformed_json",
+                                    format!("line {line_no} is not valid JSON: {e}"),
+                                )],
+                            }
+                            .to_json(line_no, problem_json),
+                        ),
                     }
                 };
-                push(&mut out, &result);
-                pending += 1;
-                if pending >= BATCH && !flush(&app, &tx, &mut out, &mut pending).await {
+                pending.push((line_no, slot));
+                if pending.len() >= BATCH && !flush(&app, &caller, &tx, &mut pending).await {
                     return;
                 }
             }
         }
-        if !flush(&app, &tx, &mut out, &mut pending).await {
+        if !flush(&app, &caller, &tx, &mut pending).await {
             return;
         }
         if wait {
@@ -160,20 +160,48 @@ fn push(out: &mut Vec<u8>, v: &serde_json::Value) {
 }
 
 /// Waits for the batch to be durable, then sends its answers. False when the client is gone.
+/// A line waiting for its batch.
+enum Slot {
+    /// Parsed, to apply.
+    Line(serde_json::Value),
+    /// Already answered (malformed or too long).
+    Answer(serde_json::Value),
+}
+
+/// Applies the batch's lines, waits for them to be durable, then sends their answers in order.
+/// False when the client is gone or the store failed.
 async fn flush(
     app: &crate::service::App,
+    caller: &crate::service::auth::Caller,
     tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
-    out: &mut Vec<u8>,
-    pending: &mut usize,
+    pending: &mut Vec<(u64, Slot)>,
 ) -> bool {
-    if *pending == 0 {
+    if pending.is_empty() {
         return true;
     }
+    let batch = std::mem::take(pending);
+    let lines: Vec<serde_json::Value> = batch
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Slot::Line(v) => Some(v.clone()),
+            Slot::Answer(_) => None,
+        })
+        .collect();
+    let mut results = app.apply_lines(caller, &lines).await.into_iter();
     if let Err(e) = app.store().durable().await {
         tracing::error!(error = %e, "bulk flush failed");
         let _ = tx.send(Err(std::io::Error::other("storage flush failed"))).await;
         return false;
     }
-    *pending = 0;
-    tx.send(Ok(Bytes::from(std::mem::take(out)))).await.is_ok()
+    let mut out: Vec<u8> = Vec::with_capacity(batch.len() * 96);
+    for (line_no, slot) in batch {
+        match slot {
+            Slot::Answer(v) => push(&mut out, &v),
+            Slot::Line(_) => {
+                let r = results.next().expect("one result per line");
+                push(&mut out, &r.to_json(line_no, problem_json));
+            }
+        }
+    }
+    tx.send(Ok(Bytes::from(out))).await.is_ok()
 }

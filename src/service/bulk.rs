@@ -6,15 +6,17 @@
 //! its own, `{"line":N,"status":201,"id":"..."}` or `{"line":N,"status":422,"errors":[...]}`; a bad
 //! line never stops the others.
 
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
 
 use super::auth::{Action, Caller};
 use super::error::{Result, ServiceError};
-use super::objects::{Mode, WriteOptions};
+use super::objects::{BatchLookup, Mode, StoreLookup, WriteOptions};
 use super::App;
 use crate::error::{ErrorKind, Problem};
-use crate::model::{Team, User};
-use crate::storage::{Collection, StorageError};
+use crate::model::{Object, Team, User};
+use crate::storage::{Collection, ObjectWrite, StorageError};
 
 /// What a line does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +200,152 @@ pub fn line_body(
 }
 
 impl App {
+    /// Applies lines in order as the caller, without waiting for durability (the caller waits once
+    /// before answering them). Runs of `create` lines are written as one atomic store batch each
+    /// (one change-log record per object, rules applied per object, references to objects created
+    /// earlier in the run resolved); when such a batch cannot be written as a whole (a duplicate
+    /// id or email, say) its lines are applied one by one, so every line still gets its own answer.
+    pub async fn apply_lines(&self, caller: &Caller, lines: &[Value]) -> Vec<LineResult> {
+        let mut results: Vec<Option<LineResult>> = vec![None; lines.len()];
+        let mut run: Vec<(usize, String, Value)> = Vec::new();
+        for (i, v) in lines.iter().enumerate() {
+            let parsed = match parse_line(v) {
+                Ok(l) => l,
+                Err(p) => {
+                    results[i] = Some(LineResult {
+                        status: 400,
+                        id: None,
+                        errors: vec![p],
+                    });
+                    continue;
+                }
+            };
+            if let BulkLine::Object {
+                op: BulkOp::Create,
+                klass,
+                id,
+                external_id,
+                object,
+            } = &parsed
+            {
+                match line_body(id, external_id, object) {
+                    Ok(body) => run.push((i, klass.clone(), body)),
+                    Err(p) => results[i] = Some(LineResult::failed(&p.into())),
+                }
+                continue;
+            }
+            self.create_run(caller, &mut run, &mut results).await;
+            results[i] = Some(match self.apply_parsed(caller, &parsed).await {
+                Ok(r) => r,
+                Err(e) => LineResult::failed(&e),
+            });
+        }
+        self.create_run(caller, &mut run, &mut results).await;
+        results.into_iter().map(|r| r.expect("every line answered")).collect()
+    }
+
+    /// Writes a run of create lines as one batch (see [`App::apply_lines`]).
+    async fn create_run(
+        &self,
+        caller: &Caller,
+        run: &mut Vec<(usize, String, Value)>,
+        results: &mut [Option<LineResult>],
+    ) {
+        if run.is_empty() {
+            return;
+        }
+        let lines = std::mem::take(run);
+        if let Err(e) = self.try_create_run(caller, &lines, results) {
+            tracing::debug!(error = %e, lines = lines.len(), "bulk batch not writable as a whole; line by line");
+            let opts = WriteOptions {
+                defer_durability: true,
+                ..WriteOptions::default()
+            };
+            for (i, klass, body) in lines {
+                results[i] = Some(match self.create_line(caller, &klass, &body, opts).await {
+                    Ok(id) => LineResult {
+                        status: 201,
+                        id: Some(id),
+                        errors: vec![],
+                    },
+                    Err(e) => LineResult::failed(&e),
+                });
+            }
+        }
+    }
+
+    /// One batch for the whole run; Err (nothing written, no line answered) when the store refuses
+    /// it. Lines that fail validation are answered and left out of the batch.
+    fn try_create_run(
+        &self,
+        caller: &Caller,
+        lines: &[(usize, String, Value)],
+        results: &mut [Option<LineResult>],
+    ) -> Result<()> {
+        caller.require(Action::WriteObjects)?;
+        let rt = self.runtime(&caller.org)?;
+        let org = rt.org.num;
+        let mut lookup = BatchLookup {
+            store: StoreLookup { app: self, org },
+            pending: HashMap::new(),
+        };
+        let mut next_num = self.store().reserve_nums(org, lines.len() as u64)?;
+        let mut writes = Vec::with_capacity(lines.len());
+        let mut answered = Vec::with_capacity(lines.len());
+        let mut failed = Vec::new();
+        for (i, klass, body) in lines {
+            let built = self
+                .build_declaring(&rt, &lookup, klass, body, None, Mode::Create)
+                .and_then(|mut obj| {
+                    self.run_rules(&rt, "created", &mut obj)?;
+                    Ok(obj)
+                });
+            match built {
+                Ok(mut obj) => {
+                    obj.num = next_num;
+                    next_num += 1;
+                    let schema = rt.schema();
+                    let changed = Object::changed_paths(None, Some(&obj), schema.klass(&obj.klass));
+                    lookup.pending.insert(obj.id.clone(), obj.clone());
+                    answered.push((*i, obj.id.clone()));
+                    writes.push(ObjectWrite {
+                        before: None,
+                        after: Some(obj),
+                        log: true,
+                        depth: 0,
+                        changed,
+                    });
+                }
+                Err(e) => failed.push((*i, LineResult::failed(&nest_error(e)))),
+            }
+        }
+        if !writes.is_empty() {
+            self.store().write_objects(org, &mut writes, self.now())?;
+            rt.indexer.wake();
+            rt.automation.wake();
+        }
+        for (i, id) in answered {
+            results[i] = Some(LineResult {
+                status: 201,
+                id: Some(id),
+                errors: vec![],
+            });
+        }
+        for (i, r) in failed {
+            results[i] = Some(r);
+        }
+        Ok(())
+    }
+
+    async fn create_line(&self, caller: &Caller, klass: &str, body: &Value, opts: WriteOptions) -> Result<String> {
+        let rt = self.runtime(&caller.org)?;
+        let stored = self
+            .create_stored(caller, &rt, klass, body, opts)
+            .await
+            .map_err(nest_error)?;
+        Ok(stored.id)
+    }
+
     /// Applies one line as the caller, without waiting for durability (the caller waits once per
     /// batch of lines before answering them).
     pub async fn apply_line(&self, caller: &Caller, v: &Value) -> LineResult {
@@ -237,12 +385,7 @@ impl App {
                 object,
             } => {
                 let body = line_body(id, external_id, object)?;
-                let nested = |e: ServiceError| match e {
-                    ServiceError::Rejected(ps) => {
-                        ServiceError::Rejected(ps.into_iter().map(|p| nest(p, "/object")).collect())
-                    }
-                    other => other,
-                };
+                let nested = nest_error;
                 match op {
                     BulkOp::Create => {
                         let rt = self.runtime(&caller.org)?;
@@ -382,6 +525,14 @@ impl App {
             id,
             errors: vec![],
         })
+    }
+}
+
+/// Points an object's problems into the line's `object`.
+fn nest_error(e: ServiceError) -> ServiceError {
+    match e {
+        ServiceError::Rejected(ps) => ServiceError::Rejected(ps.into_iter().map(|p| nest(p, "/object")).collect()),
+        other => other,
     }
 }
 

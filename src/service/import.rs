@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::auth::Caller;
 use super::bulk::{line_body, parse_line, BulkLine, BulkOp, LineResult};
 use super::error::{Result, ServiceError};
-use super::objects::{BuildError, Lookup, Mode, StoreLookup};
+use super::objects::{BatchLookup, BuildError, Mode, StoreLookup};
 use super::{App, OrgRuntime};
 use crate::error::Problem;
 use crate::index::{mapper, IndexOp};
@@ -88,33 +88,6 @@ pub fn clear_dirty(app: &App, org: u64) -> Result<()> {
     // An empty value means clean.
     app.store().set_meta(&format!("{DIRTY}{org}"), b"")?;
     Ok(())
-}
-
-/// A batch's lookups: ids created or changed earlier in the batch first, then the store.
-struct BatchLookup<'a> {
-    store: StoreLookup<'a>,
-    pending: HashMap<String, Object>,
-}
-
-impl Lookup for BatchLookup<'_> {
-    fn org(&self) -> u64 {
-        self.store.org
-    }
-
-    fn num(&self, id: &str, klass: &str) -> crate::storage::Result<Option<u64>> {
-        match self.pending.get(id) {
-            Some(o) => Ok((o.klass == klass).then_some(o.num)),
-            None => self.store.num(id, klass),
-        }
-    }
-
-    fn customer_of_conversation(&self, id: &str) -> crate::storage::Result<Option<String>> {
-        match self.pending.get(id) {
-            Some(o) if o.klass == "conversation" => Ok(o.reference("customer").map(str::to_string)),
-            Some(_) => Ok(None),
-            None => self.store.customer_of_conversation(id),
-        }
-    }
 }
 
 struct Pending {

@@ -213,7 +213,7 @@ async fn recover(app: &App, org: &Org, index: &Arc<OrgIndex>) -> Result<u64> {
     let lost = index.was_created() && store.scan_objects(org.num).next().is_some();
     let dirty = super::import::index_dirty(app, org.num)?;
     if log_gap || ahead || lost || dirty {
-        tracing::warn!(org = %org.id, committed, first, last, "index cannot replay from the log; rebuilding from the store");
+        tracing::warn!(org = %org.id, committed, first, last, log_gap, ahead, lost, dirty, "index cannot replay from the log; rebuilding from the store");
         let (app2, org2, index2) = (app.clone(), org.clone(), index.clone());
         let seq = blocking(move || rebuild(&app2, &org2, &index2, &mut |_, _| {})).await?;
         super::import::clear_dirty(app, org.num)?;

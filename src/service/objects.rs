@@ -5,7 +5,7 @@
 //! required attributes) and every problem is reported with its JSON pointer; nothing is written
 //! unless everything is valid. A write is acknowledged once the store has fsynced it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -288,7 +288,7 @@ impl App {
     }
 
     /// Runs the business rules of the object's klass on it.
-    fn run_rules(&self, rt: &OrgRuntime, op: &str, obj: &mut Object) -> Result<()> {
+    pub(crate) fn run_rules(&self, rt: &OrgRuntime, op: &str, obj: &mut Object) -> Result<()> {
         let schema = self.schema_with(rt, &obj.klass)?;
         let k = schema.klass(&obj.klass).expect("checked");
         self.apply_rules(rt, k, op, obj)
@@ -303,10 +303,27 @@ impl App {
         base: Option<&Object>,
         mode: Mode,
     ) -> Result<Object> {
+        let lookup = StoreLookup {
+            app: self,
+            org: rt.org.num,
+        };
+        self.build_declaring(rt, &lookup, klass, body, base, mode)
+    }
+
+    /// [`App::build_with_declarations`] with references resolved through `lookup`.
+    pub(crate) fn build_declaring(
+        &self,
+        rt: &OrgRuntime,
+        lookup: &dyn Lookup,
+        klass: &str,
+        body: &Value,
+        base: Option<&Object>,
+        mode: Mode,
+    ) -> Result<Object> {
         for _ in 0..3 {
             let schema = self.schema_with(rt, klass)?;
             let k = schema.klass(klass).expect("checked");
-            match self.build(rt.org.num, k, body, base, mode) {
+            match self.build_with(lookup, k, body, base, mode) {
                 Ok(obj) => return Ok(obj),
                 Err(BuildError::Invalid(p)) => return Err(ServiceError::Rejected(p)),
                 Err(BuildError::Failed(e)) => return Err(e),
@@ -356,20 +373,8 @@ impl App {
         Ok(stored)
     }
 
-    /// Checks `body` against the klass and produces the object to store.
-    pub(crate) fn build(
-        &self,
-        org: u64,
-        k: &Klass,
-        body: &Value,
-        base: Option<&Object>,
-        mode: Mode,
-    ) -> std::result::Result<Object, BuildError> {
-        self.build_with(&StoreLookup { app: self, org }, k, body, base, mode)
-    }
-
-    /// [`App::build`] with references resolved through `lookup` (a batch resolves ids created
-    /// earlier in the same batch).
+    /// Checks `body` against the klass and produces the object to store, with references resolved
+    /// through `lookup` (a batch resolves ids created earlier in the same batch).
     pub(crate) fn build_with(
         &self,
         lookup: &dyn Lookup,
@@ -798,6 +803,33 @@ impl Lookup for StoreLookup<'_> {
             .store()
             .object(self.org, num)?
             .and_then(|c| c.reference("customer").map(str::to_string)))
+    }
+}
+
+/// A batch's lookups: ids created or changed earlier in the batch first, then the store.
+pub(crate) struct BatchLookup<'a> {
+    pub store: StoreLookup<'a>,
+    pub pending: HashMap<String, Object>,
+}
+
+impl Lookup for BatchLookup<'_> {
+    fn org(&self) -> u64 {
+        self.store.org
+    }
+
+    fn num(&self, id: &str, klass: &str) -> crate::storage::Result<Option<u64>> {
+        match self.pending.get(id) {
+            Some(o) => Ok((o.klass == klass).then_some(o.num)),
+            None => self.store.num(id, klass),
+        }
+    }
+
+    fn customer_of_conversation(&self, id: &str) -> crate::storage::Result<Option<String>> {
+        match self.pending.get(id) {
+            Some(o) if o.klass == "conversation" => Ok(o.reference("customer").map(str::to_string)),
+            Some(_) => Ok(None),
+            None => self.store.customer_of_conversation(id),
+        }
     }
 }
 

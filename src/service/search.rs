@@ -223,8 +223,8 @@ impl App {
             let org = p.rt.org.num;
             let mut data = Vec::with_capacity(hits.len());
             let mut last_id = None;
-            for h in &hits {
-                match app.store().object(org, h.num)? {
+            for (h, obj) in hits.iter().zip(load_objects(&app, org, &hits)?) {
+                match obj {
                     Some(obj) => {
                         last_id = Some(obj.id.clone());
                         data.push((obj, compiled.scored().then_some(h.score)));
@@ -451,6 +451,28 @@ pub fn csv_cell(obj: &Value, path: &str) -> String {
     }
 }
 
+/// The stored objects of a page of hits (None where deleted since), loaded on all cores when the
+/// page is large enough to repay it: decoding dominates a page's cost once the query ran.
+fn load_objects(app: &App, org: u64, hits: &[crate::index::collect::Hit]) -> Result<Vec<Option<crate::model::Object>>> {
+    use rayon::prelude::*;
+    if hits.len() < 16 {
+        return hits.iter().map(|h| Ok(app.store().object(org, h.num)?)).collect();
+    }
+    hits.par_chunks(8)
+        .map(|c| {
+            c.iter()
+                .map(|h| Ok(app.store().object(org, h.num)?))
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(|v| v.into_iter().flatten().collect())
+}
+
+/// Objects one export task renders.
+const EXPORT_CHUNK: usize = 256;
+/// Chunks rendered at once (in parallel) before they are sent.
+const EXPORT_WINDOW: usize = 16;
+
 fn export(
     app: &App,
     p: &Prepared,
@@ -468,8 +490,14 @@ fn export(
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         w.flush().map_err(|e| ServiceError::Internal(e.to_string()))?;
     }
-    let emit = |objs: &mut dyn Iterator<Item = crate::model::Object>, buf: &mut Vec<u8>| -> Result<bool> {
-        for o in objs {
+    // Loading, decoding and rendering dominate an export: chunks render on all cores, and are sent
+    // in order, a window at a time so memory stays bounded however large the result.
+    let render = |nums: &[u64]| -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(nums.len() * 512);
+        for n in nums {
+            let Some(o) = app.store().object(org, *n)? else {
+                continue;
+            };
             match format {
                 ExportFormat::Ndjson => {
                     let view = crate::model::ObjectView {
@@ -477,19 +505,30 @@ fn export(
                         klass: p.schema.klass(&o.klass),
                         score: None,
                     };
-                    serde_json::to_writer(&mut *buf, &view).map_err(|e| ServiceError::Internal(e.to_string()))?;
-                    buf.push(b'\n');
+                    serde_json::to_writer(&mut out, &view).map_err(|e| ServiceError::Internal(e.to_string()))?;
+                    out.push(b'\n');
                 }
                 ExportFormat::Csv => {
                     let j = app.render(&p.schema, &o);
-                    let mut w = csv::Writer::from_writer(&mut *buf);
+                    let mut w = csv::Writer::from_writer(&mut out);
                     w.write_record(cols.iter().map(|c| csv_cell(&j, c)))
                         .map_err(|e| ServiceError::Internal(e.to_string()))?;
                     w.flush().map_err(|e| ServiceError::Internal(e.to_string()))?;
                 }
             }
-            if buf.len() >= 256 << 10 && tx.blocking_send(Ok(Bytes::from(std::mem::take(buf)))).is_err() {
-                return Ok(false);
+        }
+        Ok(out)
+    };
+    // Renders a run of matches; false when the client went away.
+    let emit = |nums: &[u64], buf: &mut Vec<u8>| -> Result<bool> {
+        use rayon::prelude::*;
+        for window in nums.chunks(EXPORT_CHUNK * EXPORT_WINDOW) {
+            let parts: Vec<Result<Vec<u8>>> = window.par_chunks(EXPORT_CHUNK).map(render).collect();
+            for part in parts {
+                buf.extend_from_slice(&part?);
+                if buf.len() >= 256 << 10 && tx.blocking_send(Ok(Bytes::from(std::mem::take(buf)))).is_err() {
+                    return Ok(false);
+                }
             }
         }
         Ok(true)
@@ -497,16 +536,8 @@ fn export(
     if p.req.sort.is_empty() {
         // No sort asked: walk matches in creation order, one pass.
         let nums = compiled.nums(&snap)?;
-        for chunk in nums.chunks(1024) {
-            let mut objs = Vec::with_capacity(chunk.len());
-            for n in chunk {
-                if let Some(o) = app.store().object(org, *n)? {
-                    objs.push(o);
-                }
-            }
-            if !emit(&mut objs.into_iter(), &mut buf)? {
-                return Ok(());
-            }
+        if !emit(&nums, &mut buf)? {
+            return Ok(());
         }
     } else {
         let mut after = p.after.clone();
@@ -514,13 +545,8 @@ fn export(
             let (_, hits) = compiled.top(&snap, p.keys.clone(), 5000, after.clone())?;
             let Some(last) = hits.last() else { break };
             after = Some(last.position(&snap.hit_id(last)));
-            let mut objs = Vec::with_capacity(hits.len());
-            for h in &hits {
-                if let Some(o) = app.store().object(org, h.num)? {
-                    objs.push(o);
-                }
-            }
-            if !emit(&mut objs.into_iter(), &mut buf)? {
+            let nums: Vec<u64> = hits.iter().map(|h| h.num).collect();
+            if !emit(&nums, &mut buf)? {
                 return Ok(());
             }
         }

@@ -678,3 +678,96 @@ async fn refresh_wait_for_makes_creates_updates_and_deletes_visible_when_the_ans
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_creates_is_one_batch_with_rules_references_and_per_line_answers() {
+    let t = TestApp::new().await;
+    t.post(
+        "/v1/business-rules",
+        A,
+        json!({"name": "VIP tag", "klass": "conversation", "conditions": {"and": [{"subject": {"contains": "vip"}}]}, "actions": [{"addTags": ["vip"]}]}),
+    )
+    .await
+    .expect(201);
+    t.post(
+        "/v1/business-rules",
+        A,
+        json!({"name": "Impossible priority", "klass": "conversation", "conditions": {"and": [{"subject": {"contains": "explode"}}]}, "actions": [{"set": {"priority": 9}}]}),
+    )
+    .await
+    .expect(201);
+    // Every line a create: one run, written as one batch. Later lines reference earlier ones.
+    let body = ndjson(&[
+        /* 1 */
+        json!({"op": "create", "klass": "customer", "id": "r1", "object": {"name": "Rita", "emails": ["r1@example.com"]}}),
+        /* 2 */
+        json!({"op": "create", "klass": "conversation", "id": "k1", "object": {"customer": "r1", "subject": "vip call"}}),
+        /* 3 */
+        json!({"op": "create", "klass": "conversation", "id": "k2", "object": {"customer": "r1", "subject": "explode"}}),
+        /* 4 */
+        json!({"op": "create", "klass": "message", "id": "m1", "object": {"conversation": "k1", "body": "hi", "direction": "in"}}),
+        /* 5 */
+        json!({"op": "create", "klass": "conversation", "object": {"customer": "nobody", "subject": "x"}}),
+        /* 6 */
+        json!({"op": "create", "klass": "message", "object": {"conversation": "k2", "body": "to a refused conversation", "direction": "in"}}),
+    ]);
+    let a = bulk(&t, "/v1/bulk?refresh=wait_for", A, &body).await;
+    assert_numbers(&a, &[1, 2, 3, 4, 5, 6]);
+    a.expect(1, 201);
+    a.expect(2, 201);
+    assert_eq!(
+        a.expect(3, 422)["errors"][0]["code"],
+        "business_rule_failed",
+        "{}",
+        a.text
+    );
+    a.expect(4, 201);
+    assert_eq!(a.pointer(5), Some("/object/customer"), "{}", a.at(5));
+    a.expect(5, 422);
+    a.expect(6, 422);
+    assert_eq!(a.pointer(6), Some("/object/conversation"), "{}", a.at(6));
+    assert_eq!(
+        t.get("/v1/objects/conversation/k1", A).await.expect(200)["tags"],
+        json!(["vip"])
+    );
+    t.get("/v1/objects/conversation/k2", A).await.expect(404);
+    assert_eq!(t.get("/v1/objects/message/m1", A).await.expect(200)["customer"], "r1");
+    // Each object of the batch has its own change-log record: the index saw them all.
+    for (klass, n) in [("customer", 1), ("conversation", 1), ("message", 1)] {
+        assert_eq!(
+            t.post("/v1/search/count", A, json!({"queryContext": klass}))
+                .await
+                .expect(200)["total"],
+            n,
+            "{klass}"
+        );
+    }
+    // A duplicate inside a run: the batch is refused as a whole and its lines applied one by one,
+    // so only the duplicate fails.
+    let body = ndjson(&[
+        /* 1 */
+        json!({"op": "create", "klass": "customer", "id": "r2", "object": {"name": "Rob", "emails": ["r2@example.com"]}}),
+        /* 2 */
+        json!({"op": "create", "klass": "customer", "id": "r3", "object": {"name": "Rob twin", "emails": ["r2@example.com"]}}),
+        /* 3 */
+        json!({"op": "create", "klass": "conversation", "id": "k3", "object": {"customer": "r2", "subject": "vip again"}}),
+        /* 4 */ json!({"op": "create", "klass": "customer", "id": "r1", "object": {"name": "Rita twin"}}),
+    ]);
+    let a = bulk(&t, "/v1/bulk?refresh=wait_for", A, &body).await;
+    a.expect(1, 201);
+    a.expect(2, 409);
+    a.expect(3, 201);
+    a.expect(4, 409);
+    t.get("/v1/objects/customer/r3", A).await.expect(404);
+    assert_eq!(
+        t.get("/v1/objects/conversation/k3", A).await.expect(200)["tags"],
+        json!(["vip"])
+    );
+    assert_eq!(t.get("/v1/objects/customer/r1", A).await.expect(200)["name"], "Rita");
+    assert_eq!(
+        t.post("/v1/search/count", A, json!({"queryContext": "customer"}))
+            .await
+            .expect(200)["total"],
+        2
+    );
+}
