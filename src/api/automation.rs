@@ -47,8 +47,15 @@ pub fn routes(hook_limit: usize) -> Router<ApiState> {
 async fn create_rule(State(s): State<ApiState>, Auth(c): Auth, JsonBody(b): JsonBody) -> ApiResult<Response> {
     Ok(json_status(StatusCode::CREATED, s.app.create_rule(&c, &b)?))
 }
-async fn list_rules(State(s): State<ApiState>, Auth(c): Auth) -> ApiResult<Response> {
-    Ok(json_status(StatusCode::OK, s.app.list_rules(&c)?))
+async fn list_rules(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    Ok(json_status(
+        StatusCode::OK,
+        super::extract::paged(s.app.list_rules(&c)?, &q)?,
+    ))
 }
 async fn get_rule(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>) -> ApiResult<Response> {
     Ok(json_status(StatusCode::OK, s.app.get_rule(&c, &id)?))
@@ -68,8 +75,15 @@ async fn delete_rule(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<St
 async fn create_workflow(State(s): State<ApiState>, Auth(c): Auth, JsonBody(b): JsonBody) -> ApiResult<Response> {
     Ok(json_status(StatusCode::CREATED, s.app.create_workflow(&c, &b)?))
 }
-async fn list_workflows(State(s): State<ApiState>, Auth(c): Auth) -> ApiResult<Response> {
-    Ok(json_status(StatusCode::OK, s.app.list_workflows(&c)?))
+async fn list_workflows(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    Ok(json_status(
+        StatusCode::OK,
+        super::extract::paged(s.app.list_workflows(&c)?, &q)?,
+    ))
 }
 async fn get_workflow(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>) -> ApiResult<Response> {
     Ok(json_status(StatusCode::OK, s.app.get_workflow(&c, &id)?))
@@ -86,8 +100,16 @@ async fn delete_workflow(State(s): State<ApiState>, Auth(c): Auth, Path(id): Pat
     s.app.delete_workflow(&c, &id)?;
     Ok(StatusCode::NO_CONTENT)
 }
-async fn list_runs(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>) -> ApiResult<Response> {
-    Ok(json_status(StatusCode::OK, s.app.list_runs(&c, &id)?))
+async fn list_runs(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    Ok(json_status(
+        StatusCode::OK,
+        super::extract::paged(s.app.list_runs(&c, &id)?, &q)?,
+    ))
 }
 async fn get_run(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>) -> ApiResult<Response> {
     Ok(json_status(StatusCode::OK, s.app.get_run(&c, &id)?))
@@ -98,8 +120,15 @@ async fn post_event(State(s): State<ApiState>, Auth(c): Auth, JsonBody(b): JsonB
 async fn create_hook(State(s): State<ApiState>, Auth(c): Auth, JsonBody(b): JsonBody) -> ApiResult<Response> {
     Ok(json_status(StatusCode::CREATED, s.app.create_hook(&c, &b)?))
 }
-async fn list_hooks(State(s): State<ApiState>, Auth(c): Auth) -> ApiResult<Response> {
-    Ok(json_status(StatusCode::OK, s.app.list_hooks(&c)?))
+async fn list_hooks(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    Ok(json_status(
+        StatusCode::OK,
+        super::extract::paged(s.app.list_hooks(&c)?, &q)?,
+    ))
 }
 async fn get_hook(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>) -> ApiResult<Response> {
     Ok(json_status(StatusCode::OK, s.app.get_hook(&c, &id)?))

@@ -1,6 +1,8 @@
 //! Orgs, me, users, teams, keys.
 
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
@@ -35,8 +37,15 @@ async fn create_user(State(s): State<ApiState>, Auth(c): Auth, JsonBody(b): Json
     Ok(json_status(StatusCode::CREATED, s.app.create_user(&c, &b)?))
 }
 
-async fn list_users(State(s): State<ApiState>, Auth(c): Auth) -> ApiResult<Response> {
-    Ok(json_status(StatusCode::OK, s.app.list_users(&c)?))
+async fn list_users(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    Ok(json_status(
+        StatusCode::OK,
+        super::extract::paged(s.app.list_users(&c)?, &q)?,
+    ))
 }
 
 async fn get_user(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>) -> ApiResult<Response> {
@@ -61,8 +70,16 @@ async fn create_key(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<Str
     Ok(json_status(StatusCode::CREATED, s.app.create_key(&c, &id)?))
 }
 
-async fn list_keys(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>) -> ApiResult<Response> {
-    Ok(json_status(StatusCode::OK, s.app.list_keys(&c, &id)?))
+async fn list_keys(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    Ok(json_status(
+        StatusCode::OK,
+        super::extract::paged(s.app.list_keys(&c, &id)?, &q)?,
+    ))
 }
 
 async fn revoke_key(
@@ -78,8 +95,15 @@ async fn create_team(State(s): State<ApiState>, Auth(c): Auth, JsonBody(b): Json
     Ok(json_status(StatusCode::CREATED, s.app.create_team(&c, &b)?))
 }
 
-async fn list_teams(State(s): State<ApiState>, Auth(c): Auth) -> ApiResult<Response> {
-    Ok(json_status(StatusCode::OK, s.app.list_teams(&c)?))
+async fn list_teams(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    Ok(json_status(
+        StatusCode::OK,
+        super::extract::paged(s.app.list_teams(&c)?, &q)?,
+    ))
 }
 
 async fn get_team(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>) -> ApiResult<Response> {

@@ -138,3 +138,61 @@ pub fn int_param(query: &std::collections::HashMap<String, String>, name: &str) 
         }),
     }
 }
+
+/// One page of a list answer (`{"data":[...],"total":N,"nextCursor":null}` holding every item) as
+/// `?pageSize=` (1..1000, default 50) and `?cursor=` ask. The cursor names the position and the
+/// last item's id; when that item moved (an earlier one was deleted) the page starts after it.
+pub fn paged(
+    mut list: serde_json::Value,
+    query: &std::collections::HashMap<String, String>,
+) -> Result<serde_json::Value, ApiError> {
+    use base64::Engine as _;
+    let bad = |name: &str, title: String| ApiError(Problem::bad_request("invalid_parameter", title).param(name).into());
+    let size = match int_param(query, "pageSize")? {
+        None => 50,
+        Some(n @ 1..=1000) => n as usize,
+        Some(n) => {
+            return Err(bad(
+                "pageSize",
+                format!("`pageSize` must be between 1 and 1000, not {n}"),
+            ))
+        }
+    };
+    let items = match list.get_mut("data").map(serde_json::Value::take) {
+        Some(serde_json::Value::Array(items)) => items,
+        _ => return Ok(list),
+    };
+    let id_of = |v: &serde_json::Value| v.get("id").and_then(|i| i.as_str()).unwrap_or_default().to_string();
+    let start = match query.get("cursor").filter(|c| !c.is_empty()) {
+        None => 0,
+        Some(c) => {
+            let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| {
+                    s.split_once(':')
+                        .and_then(|(o, id)| Some((o.parse::<usize>().ok()?, id.to_string())))
+                });
+            let Some((offset, last)) = decoded else {
+                return Err(bad("cursor", "`cursor` is not a cursor this list gave out".into()));
+            };
+            match items.get(offset.wrapping_sub(1)) {
+                Some(v) if id_of(v) == last => offset,
+                _ => items
+                    .iter()
+                    .position(|v| id_of(v) == last)
+                    .map_or(offset.min(items.len()), |i| i + 1),
+            }
+        }
+    };
+    let total = items.len();
+    let end = (start + size).min(total);
+    let next = (end < total)
+        .then(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{end}:{}", id_of(&items[end - 1]))));
+    let page: Vec<serde_json::Value> = items.into_iter().skip(start).take(end.saturating_sub(start)).collect();
+    list["data"] = serde_json::Value::Array(page);
+    list["total"] = serde_json::json!(total);
+    list["nextCursor"] = serde_json::json!(next);
+    Ok(list)
+}

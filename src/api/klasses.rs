@@ -1,6 +1,8 @@
 //! Klasses and attributes.
 
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{delete, get};
@@ -18,8 +20,15 @@ pub fn routes() -> Router<ApiState> {
         .route("/v1/klasses/{name}/attributes/{attr}", delete(remove_attribute))
 }
 
-async fn list(State(s): State<ApiState>, Auth(c): Auth) -> ApiResult<Response> {
-    Ok(json_status(StatusCode::OK, s.app.list_klasses(&c)?))
+async fn list(
+    State(s): State<ApiState>,
+    Auth(c): Auth,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    Ok(json_status(
+        StatusCode::OK,
+        super::extract::paged(s.app.list_klasses(&c)?, &q)?,
+    ))
 }
 
 async fn create(State(s): State<ApiState>, Auth(c): Auth, JsonBody(b): JsonBody) -> ApiResult<Response> {

@@ -32,7 +32,10 @@ async fn create(State(s): State<ApiState>, Auth(c): Auth, JsonBody(b): JsonBody)
 
 async fn list(State(s): State<ApiState>, Auth(c): Auth, Query(q): Params) -> ApiResult<Response> {
     let all = q.get("all").is_some_and(|v| v == "true" || v.is_empty());
-    Ok(json_status(StatusCode::OK, s.app.list_saved_searches(&c, all)?))
+    Ok(json_status(
+        StatusCode::OK,
+        super::extract::paged(s.app.list_saved_searches(&c, all)?, &q)?,
+    ))
 }
 
 async fn read(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>) -> ApiResult<Response> {

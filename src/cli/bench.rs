@@ -292,6 +292,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     rows.push(export_row(&client, b, &auth).await?);
     if !opts.skip_writes {
         rows.extend(write_rows(&client, b, &auth, opts.iterations).await?);
+        rows.extend(automation_rows(&client, b, &auth, opts.iterations).await?);
     }
     let rss = peak_rss_kb(server.child.id());
     report.push(format!("peak RSS of the service: {:.0} MiB", rss as f64 / 1024.0));
@@ -360,8 +361,10 @@ async fn send_unparsed(
         "GET" => client.get(url),
         "PATCH" => client.patch(url),
         _ => client.post(url),
+    };
+    if !auth.is_empty() {
+        req = req.header("authorization", auth);
     }
-    .header("authorization", auth);
     if let Some(b) = body {
         req = req.json(b);
     }
@@ -636,6 +639,202 @@ async fn write_rows(client: &reqwest::Client, b: &str, auth: &str, n: usize) -> 
         p99: secs * 1e3,
         c16: 0.0,
         note: format!("{ok} created, {:.0} objects/s", ok as f64 / secs),
+    });
+    Ok(rows)
+}
+
+/// The automation floors: a hook post until its workflow run (one upsert step) has succeeded;
+/// a conversation write with 20 enabled business rules against none; hook posts per second with
+/// 16 clients, and whether every accepted post became a run.
+async fn automation_rows(client: &reqwest::Client, b: &str, auth: &str, n: usize) -> anyhow::Result<Vec<Row>> {
+    let (_, org) = send(
+        client,
+        auth,
+        "POST",
+        &format!("{b}/v1/orgs"),
+        Some(&json!({"name": format!("bench-automation-{}", std::process::id())})),
+    )
+    .await?;
+    let key = format!("Bearer {}", org["adminKey"].as_str().context("org key")?);
+    let mut rows = Vec::new();
+    let (_, hook) = send(
+        client,
+        &key,
+        "POST",
+        &format!("{b}/v1/hooks"),
+        Some(&json!({"name": "form", "type": "web"})),
+    )
+    .await?;
+    let hook_id = hook["id"].as_str().context("hook id")?.to_string();
+    let hook_url = format!("{b}{}", hook["url"].as_str().context("hook url")?);
+    let (status, wf) = send(
+        client,
+        &key,
+        "POST",
+        &format!("{b}/v1/workflows"),
+        Some(&json!({"name": "contact form", "enabled": true, "trigger": {"event": format!("hook.{hook_id}")},
+            "steps": [{"id": "s1", "action": "customers.upsert", "params": {"email": "{{trigger.data.email}}", "object": {"name": "{{trigger.data.name}}"}}}]})),
+    )
+    .await?;
+    if status != 201 {
+        bail!("workflow: {status} {wf}");
+    }
+    let wf_id = wf["id"].as_str().context("workflow id")?.to_string();
+    let runs_url = format!("{b}/v1/workflows/{wf_id}/runs");
+    let run_count = |client: reqwest::Client, key: String, url: String| async move {
+        let (_, r) = send(&client, &key, "GET", &format!("{url}?pageSize=1"), None).await?;
+        anyhow::Ok(r["total"].as_u64().unwrap_or(0))
+    };
+    // One at a time: post, then poll the newest run until it succeeded.
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let before = run_count(client.clone(), key.clone(), runs_url.clone()).await?;
+        let t = Instant::now();
+        let s = send_unparsed(
+            client,
+            "",
+            "POST",
+            &hook_url,
+            Some(&json!({"email": format!("lat{i}@bench.example"), "name": "Latency"})),
+        )
+        .await?;
+        if s != 202 {
+            bail!("hook post answered {s}");
+        }
+        loop {
+            let (_, r) = send(client, &key, "GET", &format!("{runs_url}?pageSize=1"), None).await?;
+            let done = r["total"].as_u64().unwrap_or(0) > before && r["data"][0]["status"] == "succeeded";
+            if done {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(10) {
+                bail!("hook run did not finish: {r}");
+            }
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    rows.push(Row {
+        name: "hook post -> workflow run succeeded (one upsert)".into(),
+        p50: percentile(&times, 0.5),
+        p99: percentile(&times, 0.99),
+        c16: 0.0,
+        note: "polling the run every 0.5 ms".into(),
+    });
+
+    // Hook posts, 16 clients for 5 s; then every accepted post must become a run.
+    let before = run_count(client.clone(), key.clone(), runs_url.clone()).await?;
+    let started = Instant::now();
+    let dur = Duration::from_secs(5);
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let (client, url) = (client.clone(), hook_url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0u64;
+            let mut i = 0u64;
+            while started.elapsed() < dur {
+                let body = json!({"email": format!("h{w}-{}@bench.example", i % 50), "name": "Load"});
+                if send_unparsed(&client, "", "POST", &url, Some(&body))
+                    .await
+                    .is_ok_and(|s| s == 202)
+                {
+                    ok += 1;
+                }
+                i += 1;
+            }
+            ok
+        }));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        accepted += t.await?;
+    }
+    let rate = accepted as f64 / started.elapsed().as_secs_f64();
+    let drain = Instant::now();
+    let mut runs;
+    loop {
+        runs = run_count(client.clone(), key.clone(), runs_url.clone()).await? - before;
+        if runs >= accepted || drain.elapsed() > Duration::from_secs(300) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    rows.push(Row {
+        name: "hook posts, 16 clients, 5 s".into(),
+        p50: 0.0,
+        p99: 0.0,
+        c16: rate,
+        note: format!(
+            "{accepted} accepted, {runs} runs ({}), all runs done {:.1} s after the last post",
+            if runs == accepted { "none lost" } else { "MISMATCH" },
+            drain.elapsed().as_secs_f64()
+        ),
+    });
+
+    // A conversation write (durable, one client) without rules, then with 20 enabled rules.
+    send(
+        client,
+        &key,
+        "POST",
+        &format!("{b}/v1/objects/customer"),
+        Some(&json!({"id": "rules-cu", "name": "Rules"})),
+    )
+    .await?;
+    let write = |tag: &'static str| {
+        let (client, key, b) = (client.clone(), key.clone(), b.to_string());
+        async move {
+            let mut times = Vec::with_capacity(n);
+            for i in 0..n + 20 {
+                let body = json!({"customer": "rules-cu", "subject": format!("{tag} {i} refund"), "priority": 2, "channel": "email"});
+                let t = Instant::now();
+                let s = send_unparsed(
+                    &client,
+                    &key,
+                    "POST",
+                    &format!("{b}/v1/objects/conversation"),
+                    Some(&body),
+                )
+                .await?;
+                if s != 201 {
+                    bail!("conversation create answered {s}");
+                }
+                if i >= 20 {
+                    times.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            times.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+            anyhow::Ok((percentile(&times, 0.5), percentile(&times, 0.99)))
+        }
+    };
+    let (p50_none, p99_none) = write("plain").await?;
+    for r in 0..20 {
+        // Half match every conversation (and tag it), half test a condition that does not hold.
+        let conditions = if r % 2 == 0 {
+            json!({"and": [{"subject": {"contains": "refund"}}, {"priority": {"lte": 3}}]})
+        } else {
+            json!({"and": [{"subject": {"contains": format!("never{r}")}}]})
+        };
+        let (s, v) = send(client, &key, "POST", &format!("{b}/v1/business-rules"),
+            Some(&json!({"name": format!("rule {r}"), "klass": "conversation", "order": r, "conditions": conditions, "actions": [{"addTags": [format!("t{r}")]}]}))).await?;
+        if s != 201 {
+            bail!("business rule: {s} {v}");
+        }
+    }
+    let (p50_rules, p99_rules) = write("ruled").await?;
+    rows.push(Row {
+        name: "conversation create (durable), no rules".into(),
+        p50: p50_none,
+        p99: p99_none,
+        c16: 0.0,
+        note: String::new(),
+    });
+    rows.push(Row {
+        name: "conversation create (durable), 20 enabled rules".into(),
+        p50: p50_rules,
+        p99: p99_rules,
+        c16: 0.0,
+        note: format!("{:+.1}% at p50", (p50_rules / p50_none - 1.0) * 100.0),
     });
     Ok(rows)
 }
