@@ -673,7 +673,7 @@ async fn automation_rows(client: &reqwest::Client, b: &str, auth: &str, n: usize
         "POST",
         &format!("{b}/v1/workflows"),
         Some(&json!({"name": "contact form", "enabled": true, "trigger": {"event": format!("hook.{hook_id}")},
-            "steps": [{"id": "s1", "action": "customers.upsert", "params": {"email": "{{trigger.data.email}}", "object": {"name": "{{trigger.data.name}}"}}}]})),
+            "steps": [{"id": "s1", "action": "customers.upsert", "params": {"email": "{{trigger.data.body.email}}", "object": {"name": "{{trigger.data.body.name}}"}}}]})),
     )
     .await?;
     if status != 201 {
