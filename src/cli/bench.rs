@@ -326,37 +326,14 @@ async fn busiest_customer(client: &reqwest::Client, b: &str, auth: &str) -> anyh
         .to_string())
 }
 
-async fn send(
+/// One request and its answer's status and bytes; an empty `auth` sends no authorization header.
+async fn request(
     client: &reqwest::Client,
     auth: &str,
     method: &str,
     url: &str,
     body: Option<&Value>,
-) -> anyhow::Result<(u16, Value)> {
-    let mut req = match method {
-        "GET" => client.get(url),
-        "PATCH" => client.patch(url),
-        _ => client.post(url),
-    }
-    .header("authorization", auth);
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    let resp = req.send().await?;
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await?;
-    Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
-}
-
-/// One request whose answer is read but not parsed: what the timed loops use, so a figure is the
-/// service's time plus the round trip, not the client's JSON decoding.
-async fn send_unparsed(
-    client: &reqwest::Client,
-    auth: &str,
-    method: &str,
-    url: &str,
-    body: Option<&Value>,
-) -> anyhow::Result<u16> {
+) -> anyhow::Result<(u16, bytes::Bytes)> {
     let mut req = match method {
         "GET" => client.get(url),
         "PATCH" => client.patch(url),
@@ -370,8 +347,31 @@ async fn send_unparsed(
     }
     let resp = req.send().await?;
     let status = resp.status().as_u16();
-    resp.bytes().await?;
-    Ok(status)
+    Ok((status, resp.bytes().await?))
+}
+
+/// One request with its answer parsed (Null when not JSON).
+async fn send(
+    client: &reqwest::Client,
+    auth: &str,
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let (status, bytes) = request(client, auth, method, url, body).await?;
+    Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+}
+
+/// One request whose answer is read but not parsed: what the timed loops use, so a figure is the
+/// service's time plus the round trip, not the client's JSON decoding.
+async fn send_unparsed(
+    client: &reqwest::Client,
+    auth: &str,
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<u16> {
+    Ok(request(client, auth, method, url, body).await?.0)
 }
 
 async fn latency(

@@ -387,18 +387,11 @@ impl App {
                 let body = line_body(id, external_id, object)?;
                 let nested = nest_error;
                 match op {
-                    BulkOp::Create => {
-                        let rt = self.runtime(&caller.org)?;
-                        let stored = self
-                            .create_stored(caller, &rt, klass, &body, opts)
-                            .await
-                            .map_err(nested)?;
-                        Ok(LineResult {
-                            status: 201,
-                            id: Some(stored.id),
-                            errors: vec![],
-                        })
-                    }
+                    BulkOp::Create => Ok(LineResult {
+                        status: 201,
+                        id: Some(self.create_line(caller, klass, &body, opts).await?),
+                        errors: vec![],
+                    }),
                     BulkOp::Upsert => match (id, external_id) {
                         (Some(id), _) => {
                             let exists = self.load_object(caller.org.num, klass, id).is_ok();
