@@ -368,43 +368,70 @@ impl Collector for TopCollector {
         };
         hits.sort_by(parts_order);
         // Equal sort values: order by id. Inside one segment the id's ordinal orders like its
-        // bytes; across segments the ids themselves are read.
+        // bytes; across segments the ids themselves are read. Only groups that reach into the
+        // first `limit` hits matter.
         let id_desc = self.keys.first().is_some_and(|k| k.desc);
+        let mut groups: Vec<(usize, usize)> = Vec::new();
         let mut start = 0;
-        while start < hits.len() {
+        while start < hits.len() && start < self.limit {
             let mut end = start + 1;
             while end < hits.len() && parts_order(&hits[start], &hits[end]) == Ordering::Equal {
                 end += 1;
             }
             if end - start > 1 {
-                let group = &mut hits[start..end];
-                if group.iter().all(|h| h.seg == group[0].seg) {
-                    group.sort_by_key(|h| h.id_rank);
-                } else {
-                    for h in group.iter_mut() {
-                        if let Some((_, col)) = id_columns.iter().find(|(s, _)| *s == h.seg) {
-                            let mut id = String::new();
-                            if let Some(o) = col.ords().first(h.doc) {
-                                let _ = col.ord_to_str(o, &mut id);
-                            }
-                            h.id = Some(id);
-                        }
-                    }
-                    group.sort_by(|a, b| {
-                        let o =
-                            a.id.as_deref()
-                                .unwrap_or("")
-                                .as_bytes()
-                                .cmp(b.id.as_deref().unwrap_or("").as_bytes());
-                        if id_desc {
-                            o.reverse()
-                        } else {
-                            o
-                        }
-                    });
-                }
+                groups.push((start, end));
             }
             start = end;
+        }
+        let mixed = |g: &[Hit]| g.iter().any(|h| h.seg != g[0].seg);
+        // The ids of hits in mixed groups, read per segment in one ordered pass over the
+        // dictionary (one block decompression per block instead of one per id).
+        let mut wanted: FxHashMap<SegmentOrdinal, Vec<(u64, usize)>> = FxHashMap::default();
+        for &(s, e) in &groups {
+            if mixed(&hits[s..e]) {
+                for (i, h) in hits.iter().enumerate().take(e).skip(s) {
+                    if let Some((_, col)) = id_columns.iter().find(|(seg, _)| *seg == h.seg) {
+                        if let Some(o) = col.ords().first(h.doc) {
+                            wanted.entry(h.seg).or_default().push((o, i));
+                        }
+                    }
+                }
+            }
+        }
+        for (seg, mut ords) in wanted {
+            let Some((_, col)) = id_columns.iter().find(|(s, _)| *s == seg) else {
+                continue;
+            };
+            ords.sort_unstable();
+            let mut distinct: Vec<u64> = ords.iter().map(|(o, _)| *o).collect();
+            distinct.dedup();
+            let mut ids: Vec<String> = Vec::with_capacity(distinct.len());
+            col.dictionary()
+                .sorted_ords_to_term_cb(&distinct, |b| ids.push(String::from_utf8_lossy(b).into_owned()))?;
+            for (o, i) in ords {
+                if let Ok(k) = distinct.binary_search(&o) {
+                    hits[i].id = ids.get(k).cloned();
+                }
+            }
+        }
+        for (s, e) in groups {
+            let group = &mut hits[s..e];
+            if !mixed(group) {
+                group.sort_by_key(|h| h.id_rank);
+            } else {
+                group.sort_by(|a, b| {
+                    let o =
+                        a.id.as_deref()
+                            .unwrap_or("")
+                            .as_bytes()
+                            .cmp(b.id.as_deref().unwrap_or("").as_bytes());
+                    if id_desc {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                });
+            }
         }
         hits.truncate(self.limit);
         Ok((total, hits))

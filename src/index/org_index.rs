@@ -58,6 +58,21 @@ pub struct OrgIndex {
     fresh: bool,
 }
 
+/// The pool every org's searches spread their segments over: one per process, so a thousand
+/// orgs do not mean a thousand pools. A search of a few segments then takes one core per segment
+/// (aggregations, joins and counts over large klasses gain the most).
+fn search_executor(threads: usize) -> Result<tantivy::Executor> {
+    static POOL: std::sync::OnceLock<tantivy::Executor> = std::sync::OnceLock::new();
+    if threads <= 1 {
+        return Ok(tantivy::Executor::single_thread());
+    }
+    if let Some(e) = POOL.get() {
+        return Ok(e.clone());
+    }
+    let e = tantivy::Executor::multi_thread(threads, "kindred-search-")?;
+    Ok(POOL.get_or_init(|| e).clone())
+}
+
 impl OrgIndex {
     /// Opens the index in `dir`, creating it when absent.
     ///
@@ -72,6 +87,8 @@ impl OrgIndex {
         } else {
             Index::open(mmap)?
         };
+        let mut index = index;
+        index.set_executor(search_executor(settings.search_threads)?);
         let schema = IndexSchema::from_schema(index.schema()).map_err(IndexError::Directory)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let committed = index.load_metas()?.payload.and_then(|p| p.parse().ok()).unwrap_or(0);

@@ -29,6 +29,8 @@ pub struct IndexSettings {
     pub merge: MergeSettings,
     /// Largest id set filtered with a term set; larger sets use a fast-field predicate.
     pub term_set_max: usize,
+    /// Threads a search spreads its segments over (shared by every org's index): the cores.
+    pub search_threads: usize,
 }
 
 /// Log merge policy settings.
@@ -55,6 +57,16 @@ struct FileV1 {
     batch_max_ops: usize,
     merge: MergeSettings,
     joins: JoinsV1,
+    #[serde(default)]
+    search: SearchV1,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SearchV1 {
+    /// 0: one per core.
+    #[serde(default)]
+    threads: usize,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +114,10 @@ impl IndexSettings {
             batch_max_ops: f.batch_max_ops,
             merge: f.merge,
             term_set_max: f.joins.term_set_max,
+            search_threads: match f.search.threads {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            },
         };
         s.validate()?;
         Ok(s)
@@ -117,6 +133,9 @@ impl IndexSettings {
         }
         if self.commit_interval_ms == 0 || self.commit_interval_ms > 60_000 {
             return bad("`commitIntervalMs` must be 1..60000");
+        }
+        if !(1..=64).contains(&self.search_threads) {
+            return bad("`search.threads` must be 0 (one per core) to 64");
         }
         if self.batch_max_ops == 0 {
             return bad("`batchMaxOps` must be positive");

@@ -113,6 +113,7 @@ impl Snapshot {
         Ok(Compiled {
             query: self.compiler().klass_query(klass, f)?,
             scored: f.has_text(),
+            narrow: false,
         })
     }
 
@@ -141,18 +142,38 @@ impl Snapshot {
         if let Some(n) = company {
             linked.push((Occur::Should, term_q(Term::from_field_u64(self.schema.company, n))));
         }
-        let mut must: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(BooleanQuery::new(linked)))];
+        let must: Vec<(Occur, Box<dyn Query>)> = vec![
+            (Occur::Must, Box::new(BooleanQuery::new(linked))),
+            (Occur::Must, c.filter(f)?),
+        ];
+        let mut query: Box<dyn Query> = Box::new(BooleanQuery::new(must));
         if !klasses.is_empty() {
-            let ks = klasses
-                .iter()
-                .map(|k| (Occur::Should, term_q(Term::from_field_text(self.schema.klass, k))))
-                .collect();
-            must.push((Occur::Must, Box::new(BooleanQuery::new(ks))));
+            // The linked objects are few and each klass has many: checking the klass column of
+            // each linked object beats seeking a union of the klasses' long postings.
+            let cache = self.columns.clone();
+            let names: Arc<Vec<String>> = Arc::new(klasses.to_vec());
+            let factory: PredicateFactory = Arc::new(move |seg: &SegmentReader| {
+                let mut ords: Vec<u64> = Vec::new();
+                let col = cache.str(seg, schema::KLASS)?;
+                if let Some(col) = &col {
+                    for k in names.iter() {
+                        if let Some(o) = col.dictionary().term_ord(k.as_bytes())? {
+                            ords.push(o);
+                        }
+                    }
+                }
+                Ok(Box::new(move |doc: DocId| {
+                    col.as_ref()
+                        .and_then(|c| c.ords().first(doc))
+                        .is_some_and(|o| ords.contains(&o))
+                }) as SegmentPredicate)
+            });
+            query = Box::new(FilterQuery::new(query, factory));
         }
-        must.push((Occur::Must, c.filter(f)?));
         Ok(Compiled {
-            query: Box::new(BooleanQuery::new(must)),
+            query,
             scored: false,
+            narrow: true,
         })
     }
 }
@@ -161,6 +182,9 @@ impl Snapshot {
 pub struct Compiled {
     query: Box<dyn Query>,
     scored: bool,
+    /// Led by a few short postings (a timeline): handing its segments to other threads would
+    /// cost more than walking them here.
+    narrow: bool,
 }
 
 impl Compiled {
@@ -172,10 +196,17 @@ impl Compiled {
         limit: usize,
         after: Option<Position>,
     ) -> Result<(u64, Vec<Hit>)> {
-        Ok(snap.searcher.search(
-            &*self.query,
-            &TopCollector::new(keys, limit, after, snap.columns.clone()),
-        )?)
+        let collector = TopCollector::new(keys, limit, after, snap.columns.clone());
+        if self.narrow && !tantivy::collector::Collector::requires_scoring(&collector) {
+            let scoring = tantivy::query::EnableScoring::disabled_from_searcher(&snap.searcher);
+            return Ok(snap.searcher.search_with_executor(
+                &*self.query,
+                &collector,
+                &tantivy::Executor::single_thread(),
+                scoring,
+            )?);
+        }
+        Ok(snap.searcher.search(&*self.query, &collector)?)
     }
 
     /// The exact number of matches.

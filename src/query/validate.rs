@@ -34,6 +34,9 @@ pub struct Validator<'a> {
     pub now: Millis,
     /// Accept the `changed` pseudo-field (workflow triggers).
     pub allow_changed: bool,
+    /// Set once a clause read `now` (a relative date or `within_last`): the compiled filter then
+    /// holds only at this `now` and must not be cached.
+    relative: std::cell::Cell<bool>,
 }
 
 fn bad(pointer: &str, code: &'static str, title: impl Into<String>) -> Problem {
@@ -96,7 +99,13 @@ impl<'a> Validator<'a> {
             schema,
             now,
             allow_changed: false,
+            relative: std::cell::Cell::new(false),
         }
+    }
+
+    /// Whether a filter validated so far depends on `now` (relative dates, `within_last`).
+    pub fn used_now(&self) -> bool {
+        self.relative.get()
     }
 
     /// The context klass of a request.
@@ -492,6 +501,7 @@ impl<'a> Validator<'a> {
                     .as_str()
                     .and_then(|s| parse_duration(s).ok())
                     .ok_or_else(|| bad_value("a duration like \"30d\""))?;
+                self.relative.set(true);
                 let f = range(
                     target,
                     kind,
@@ -535,6 +545,9 @@ impl<'a> Validator<'a> {
                 let s = v
                     .as_str()
                     .ok_or_else(|| wrong("a date (RFC 3339, YYYY-MM-DD or now-30d)"))?;
+                if s.trim().starts_with("now") {
+                    self.relative.set(true);
+                }
                 Scalar::Int(parse_time(s, self.now).map_err(|e| bad(p, "invalid_value", format!("`{path}`: {e}")))?)
             }
         })

@@ -116,7 +116,50 @@ pub struct OrgRuntime {
     /// The org's automation engine.
     pub automation: automation::engine::AutomationHandle,
     /// Business rules, cached until one changes.
-    pub(crate) rules: RwLock<Option<Arc<Vec<crate::model::automation::BusinessRule>>>>,
+    pub(crate) rules: Cached<automation::rules::RuleSet>,
+    /// Workflows, cached until one changes.
+    pub(crate) workflows: Cached<Vec<crate::model::automation::Workflow>>,
+}
+
+/// A value loaded from the store and kept until `invalidate`. A load that raced with an
+/// invalidation is returned but not kept, so a change is never hidden by a stale copy.
+pub(crate) struct Cached<T> {
+    generation: std::sync::atomic::AtomicU64,
+    slot: RwLock<Option<(u64, Arc<T>)>>,
+}
+
+impl<T> Default for Cached<T> {
+    fn default() -> Self {
+        Cached {
+            generation: std::sync::atomic::AtomicU64::new(0),
+            slot: RwLock::new(None),
+        }
+    }
+}
+
+impl<T> Cached<T> {
+    /// The kept value, or `load`'s.
+    pub(crate) fn get_or_load(&self, load: impl FnOnce() -> Result<T>) -> Result<Arc<T>> {
+        use std::sync::atomic::Ordering;
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some((g, v)) = self.slot.read().expect("cache lock").as_ref() {
+            if *g == generation {
+                return Ok(v.clone());
+            }
+        }
+        let v = Arc::new(load()?);
+        let mut slot = self.slot.write().expect("cache lock");
+        if self.generation.load(Ordering::Acquire) == generation {
+            *slot = Some((generation, v.clone()));
+        }
+        Ok(v)
+    }
+
+    /// Forgets the value: the next `get_or_load` loads again. Call after the change is stored.
+    pub(crate) fn invalidate(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        *self.slot.write().expect("cache lock") = None;
+    }
 }
 
 impl OrgRuntime {
@@ -268,7 +311,8 @@ impl App {
             index,
             indexer,
             automation,
-            rules: RwLock::new(None),
+            rules: Cached::default(),
+            workflows: Cached::default(),
         });
         orgs.insert(org.num, rt.clone());
         self.inner.tasks.lock().expect("tasks lock").extend(tasks);

@@ -453,7 +453,11 @@ pub fn csv_cell(obj: &Value, path: &str) -> String {
 
 /// The stored objects of a page of hits (None where deleted since), loaded on all cores when the
 /// page is large enough to repay it: decoding dominates a page's cost once the query ran.
-fn load_objects(app: &App, org: u64, hits: &[crate::index::collect::Hit]) -> Result<Vec<Option<crate::model::Object>>> {
+pub(crate) fn load_objects(
+    app: &App,
+    org: u64,
+    hits: &[crate::index::collect::Hit],
+) -> Result<Vec<Option<crate::model::Object>>> {
     use rayon::prelude::*;
     if hits.len() < 16 {
         return hits.iter().map(|h| Ok(app.store().object(org, h.num)?)).collect();

@@ -110,12 +110,11 @@ impl App {
             } else {
                 None
             };
-            let mut data = Vec::with_capacity(hits.len());
-            for h in &hits {
-                if let Some(obj) = app.store().object(rt.org.num, h.num)? {
-                    data.push((obj, None));
-                }
-            }
+            let data: Vec<_> = super::search::load_objects(&app, rt.org.num, &hits)?
+                .into_iter()
+                .flatten()
+                .map(|o| (o, None))
+                .collect();
             Ok(page_json(&schema, &data, total, next))
         })
         .await

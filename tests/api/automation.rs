@@ -684,6 +684,83 @@ async fn a_rule_whose_conditions_no_longer_fit_the_schema_is_skipped_and_writes_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_conditions_with_relative_dates_hold_at_each_writes_time() {
+    // Compiled conditions are kept between writes; those that read `now` must not be.
+    let (t, clock) = TestApp::with_clock(1_767_225_600_000).await; // 2026-01-01
+    customer(&t, A, "cu", "cu@example.com").await;
+    t.patch(
+        "/v1/klasses/conversation",
+        A,
+        json!({"attributes": [{"name": "dueAt", "type": "date"}]}),
+    )
+    .await
+    .expect(200);
+    create_rule(
+        &t,
+        A,
+        json!({"name": "upcoming", "klass": "conversation",
+        "conditions": {"and": [{"custom.dueAt": {"gte": "now"}}]}, "actions": [{"addTags": ["upcoming"]}]}),
+    )
+    .await;
+    create_rule(
+        &t,
+        A,
+        json!({"name": "fresh", "klass": "conversation", "order": 2,
+        "conditions": {"and": [{"custom.dueAt": {"within_last": "2d"}}]}, "actions": [{"addTags": ["fresh"]}]}),
+    )
+    .await;
+    let write = |due: &'static str| {
+        let t = &t;
+        async move {
+            t.post(
+                "/v1/objects/conversation",
+                A,
+                json!({"customer": "cu", "custom": {"dueAt": due}}),
+            )
+            .await
+            .expect(201)["tags"]
+                .clone()
+        }
+    };
+    assert_eq!(write("2026-01-05").await, json!(["upcoming"]));
+    assert_eq!(write("2025-12-31").await, json!(["fresh"]));
+    clock.0.store(1_768_003_200_000, std::sync::atomic::Ordering::SeqCst); // 2026-01-10
+    assert_eq!(
+        write("2026-01-05").await,
+        json!([]),
+        "no longer upcoming, not fresh either"
+    );
+    assert_eq!(write("2026-01-09").await, json!(["fresh"]));
+    assert_eq!(write("2026-01-11").await, json!(["upcoming"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_change_applies_to_the_next_event_at_once() {
+    // Workflows are kept in memory between events: a change must reach the very next one.
+    let t = TestApp::new().await;
+    let hook = create_hook(&t, A, "web").await;
+    let kind = format!("hook.{}", hook["id"].as_str().unwrap());
+    let wf = create_workflow(&t, A, json!({"event": kind}), json!([{"id": "s1", "action": "noop"}])).await;
+    let runs = |r: Resp| r.expect(202)["runs"].as_array().unwrap().len();
+    assert_eq!(runs(post_hook(&t, &hook, json!({"n": 1})).await), 1);
+    t.patch(&format!("/v1/workflows/{wf}"), A, json!({"enabled": false}))
+        .await
+        .expect(200);
+    assert_eq!(runs(post_hook(&t, &hook, json!({"n": 2})).await), 0, "disabled");
+    t.patch(&format!("/v1/workflows/{wf}"), A, json!({"enabled": true}))
+        .await
+        .expect(200);
+    let second = create_workflow(&t, A, json!({"event": kind}), json!([{"id": "s1", "action": "noop"}])).await;
+    assert_eq!(
+        runs(post_hook(&t, &hook, json!({"n": 3})).await),
+        2,
+        "enabled again, and a new one"
+    );
+    t.delete(&format!("/v1/workflows/{second}"), A).await.expect(204);
+    assert_eq!(runs(post_hook(&t, &hook, json!({"n": 4})).await), 1, "deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_and_object_events_cover_put_upserts_and_bulk_lines() {
     let t = TestApp::new().await;
     customer(&t, A, "cu", "cu@example.com").await;

@@ -228,7 +228,7 @@ fn consume_log(app: &App, rt: &OrgRuntime) -> Result<()> {
     let org = rt.org.num;
     loop {
         let cursor = app.store().cursor(org, "automation")?;
-        let workflows: Vec<Workflow> = app.store().list_docs(org, Collection::Workflow)?;
+        let workflows = app.workflows(rt)?;
         let schema = rt.schema();
         let wanted: HashSet<&str> = workflows.iter().filter(|w| w.enabled).map(Workflow::event).collect();
         if !wanted.iter().any(|e| object_event_klass(&schema, e).is_some()) {
@@ -277,7 +277,7 @@ fn consume_log(app: &App, rt: &OrgRuntime) -> Result<()> {
 /// Fires due `schedule` and `date_reached` triggers.
 fn fire_timed(app: &App, rt: &OrgRuntime) -> Result<()> {
     let org = rt.org.num;
-    let workflows: Vec<Workflow> = app.store().list_docs(org, Collection::Workflow)?;
+    let workflows = app.workflows(rt)?;
     let now = app.now();
     for wf in workflows.iter().filter(|w| w.enabled) {
         match wf.event() {
@@ -435,7 +435,15 @@ async fn execute_inner(app: &App, rt: &Arc<OrgRuntime>, id: &str) -> Result<Opti
     run.status = RunStatus::Running;
     run.resume_at = None;
     run.updated_at = now;
-    save(app, rt, &run)?;
+    // `running` is worth a write only before a step that may take a while; a run of local
+    // steps goes from queued to its outcome, each step's result stored as it completes.
+    let slow = run
+        .definition
+        .get(run.next_step)
+        .is_some_and(|d| d["action"].as_str() == Some("http.request"));
+    if slow {
+        save(app, rt, &run)?;
+    }
     let caller = system_caller(&rt.org);
     while run.next_step < run.definition.len() {
         let i = run.next_step;
@@ -512,6 +520,10 @@ async fn execute_inner(app: &App, rt: &Arc<OrgRuntime>, id: &str) -> Result<Opti
                 run.steps[i].error = None;
                 run.next_step += 1;
                 run.updated_at = app.now();
+                if run.next_step == run.definition.len() {
+                    // The last step's result and the run's outcome in one write.
+                    run.status = RunStatus::Succeeded;
+                }
                 save(app, rt, &run)?;
             }
             Err(StepError { message, retryable }) => {
@@ -529,9 +541,11 @@ async fn execute_inner(app: &App, rt: &Arc<OrgRuntime>, id: &str) -> Result<Opti
             }
         }
     }
-    run.status = RunStatus::Succeeded;
-    run.updated_at = app.now();
-    save(app, rt, &run)?;
+    if run.status != RunStatus::Succeeded {
+        run.status = RunStatus::Succeeded;
+        run.updated_at = app.now();
+        save(app, rt, &run)?;
+    }
     Ok(None)
 }
 

@@ -411,6 +411,7 @@ impl App {
             rt.org.num,
             vec![Op::put(Collection::Workflow, wf.id.clone(), &wf, Expect::Absent)],
         )?;
+        rt.workflows.invalidate();
         rt.automation.wake();
         Ok(wf.to_json())
     }
@@ -447,6 +448,7 @@ impl App {
             rt.org.num,
             vec![Op::put(Collection::Workflow, wf.id.clone(), &wf, Expect::Present)],
         )?;
+        rt.workflows.invalidate();
         rt.automation.wake();
         Ok(wf.to_json())
     }
@@ -457,6 +459,7 @@ impl App {
         self.workflow(rt.org.num, id)?;
         self.store()
             .apply(rt.org.num, vec![Op::delete(Collection::Workflow, id)])?;
+        rt.workflows.invalidate();
         Ok(())
     }
 
@@ -519,19 +522,25 @@ impl App {
         Ok(())
     }
 
+    /// The org's workflows, cached until one changes.
+    pub(crate) fn workflows(&self, rt: &OrgRuntime) -> Result<std::sync::Arc<Vec<Workflow>>> {
+        rt.workflows
+            .get_or_load(|| Ok(self.store().list_docs(rt.org.num, Collection::Workflow)?))
+    }
+
     /// The runs an event starts (not stored).
     pub(crate) fn runs_for(&self, rt: &OrgRuntime, event: &Event) -> Result<Vec<Run>> {
         if event.depth >= MAX_DEPTH {
             tracing::warn!(org = %rt.org.id, event = %event.kind, depth = event.depth, "automation loop limit reached; no workflow started");
             return Ok(Vec::new());
         }
-        let workflows: Vec<Workflow> = self.store().list_docs(rt.org.num, Collection::Workflow)?;
+        let workflows = self.workflows(rt)?;
         let mut out = Vec::new();
-        for wf in workflows.into_iter().filter(|w| w.enabled && w.event() == event.kind) {
-            if !self.trigger_holds(rt, &wf, event) {
+        for wf in workflows.iter().filter(|w| w.enabled && w.event() == event.kind) {
+            if !self.trigger_holds(rt, wf, event) {
                 continue;
             }
-            out.push(new_run(self, &wf, event));
+            out.push(new_run(self, wf, event));
         }
         Ok(out)
     }

@@ -5,15 +5,18 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
 use crate::error::Problem;
 use crate::model::automation::BusinessRule;
+use crate::model::time::Millis;
+use crate::model::OrgSchema;
 use crate::model::{Klass, Object};
 use crate::query::ast::{BodyKind, SearchRequest};
 use crate::query::eval::{matches, EvalContext};
+use crate::query::filter::Filter;
 use crate::query::validate::Validator;
 use crate::service::error::{Result, ServiceError};
 use crate::service::objects::{BuildError, Mode, StoreLookup};
@@ -21,32 +24,90 @@ use crate::service::saved::IndexRelated;
 use crate::service::{App, OrgRuntime};
 use crate::storage::Collection;
 
+/// An org's rules in run order, with their conditions compiled against one schema.
+pub struct RuleSet {
+    rules: Vec<BusinessRule>,
+    /// The schema the filters were compiled against, and one slot per rule: `Some` once its
+    /// conditions compiled to a filter that does not depend on `now` (those with relative dates
+    /// are validated again on every write, at that write's `now`).
+    compiled: RwLock<Option<CompiledRules>>,
+}
+
+/// Filters compiled against one schema, one slot per rule.
+type CompiledRules = (Arc<OrgSchema>, Vec<Option<Arc<Filter>>>);
+
+/// What a rule's conditions are at one write.
+enum Conditions {
+    Filter(Arc<Filter>),
+    /// The schema changed under the rule: it cannot hold, and must not block writes.
+    Unfit(String),
+}
+
+impl RuleSet {
+    /// The conditions of rule `i` at `now`: the cached filter when it holds at any `now`,
+    /// otherwise parsed and validated (and cached when it does not depend on `now`).
+    fn conditions(&self, i: usize, schema: &Arc<OrgSchema>, k: &Klass, now: Millis) -> Conditions {
+        if let Some((s, filters)) = self.compiled.read().expect("rule cache lock").as_ref() {
+            if Arc::ptr_eq(s, schema) {
+                if let Some(f) = &filters[i] {
+                    return Conditions::Filter(f.clone());
+                }
+            }
+        }
+        let rule = &self.rules[i];
+        if rule.conditions.is_null() {
+            return Conditions::Filter(Arc::new(Filter::All));
+        }
+        let validator = Validator::new(schema, now);
+        let parsed = SearchRequest::parse_as(&rule.conditions, BodyKind::Conditions)
+            .map_err(|p| p.title)
+            .and_then(|req| validator.groups(k, &req.and, &req.or, &req.not).map_err(|p| p.title));
+        let filter = match parsed {
+            Ok(f) => Arc::new(f),
+            Err(e) => return Conditions::Unfit(e),
+        };
+        if !validator.used_now() {
+            let mut cache = self.compiled.write().expect("rule cache lock");
+            let stale = cache.as_ref().is_none_or(|(s, _)| !Arc::ptr_eq(s, schema));
+            if stale {
+                *cache = Some((schema.clone(), vec![None; self.rules.len()]));
+            }
+            if let Some((_, filters)) = cache.as_mut() {
+                filters[i] = Some(filter.clone());
+            }
+        }
+        Conditions::Filter(filter)
+    }
+}
+
 impl OrgRuntime {
     /// Forgets the cached rules (after a rule changes).
     pub fn rules_changed(&self) {
-        *self.rules.write().expect("rules lock") = None;
+        self.rules.invalidate();
     }
 }
 
 impl App {
     /// The org's rules, cached until one changes.
-    fn rules(&self, rt: &OrgRuntime) -> Result<Arc<Vec<BusinessRule>>> {
-        if let Some(r) = rt.rules.read().expect("rules lock").as_ref() {
-            return Ok(r.clone());
-        }
-        let mut rules: Vec<BusinessRule> = self.store().list_docs(rt.org.num, Collection::Rule)?;
-        rules.sort_by(|a, b| (a.order, &a.id).cmp(&(b.order, &b.id)));
-        let rules = Arc::new(rules);
-        *rt.rules.write().expect("rules lock") = Some(rules.clone());
-        Ok(rules)
+    fn rules(&self, rt: &OrgRuntime) -> Result<Arc<RuleSet>> {
+        rt.rules.get_or_load(|| {
+            let mut rules: Vec<BusinessRule> = self.store().list_docs(rt.org.num, Collection::Rule)?;
+            rules.sort_by(|a, b| (a.order, &a.id).cmp(&(b.order, &b.id)));
+            Ok(RuleSet {
+                rules,
+                compiled: RwLock::new(None),
+            })
+        })
     }
 
     /// Runs the rules of `k` for a write (`created` or `updated`) on `obj` before it is stored.
     pub(crate) fn apply_rules(&self, rt: &OrgRuntime, k: &Klass, op: &str, obj: &mut Object) -> Result<()> {
-        let rules = self.rules(rt)?;
-        let mut applicable = rules
+        let set = self.rules(rt)?;
+        let mut applicable = set
+            .rules
             .iter()
-            .filter(|r| r.enabled && r.klass == k.name && r.on.iter().any(|o| o == op))
+            .enumerate()
+            .filter(|(_, r)| r.enabled && r.klass == k.name && r.on.iter().any(|o| o == op))
             .peekable();
         if applicable.peek().is_none() {
             return Ok(());
@@ -60,24 +121,12 @@ impl App {
             cache: RefCell::new(HashMap::new()),
         };
         let now = self.now();
-        for rule in applicable {
-            let filter = if rule.conditions.is_null() {
-                crate::query::filter::Filter::All
-            } else {
-                let parsed = SearchRequest::parse_as(&rule.conditions, BodyKind::Conditions)
-                    .map_err(|p| p.title)
-                    .and_then(|req| {
-                        Validator::new(&schema, now)
-                            .groups(k, &req.and, &req.or, &req.not)
-                            .map_err(|p| p.title)
-                    });
-                match parsed {
-                    Ok(f) => f,
-                    Err(e) => {
-                        // The schema changed under the rule: it cannot hold, and must not block writes.
-                        tracing::warn!(org = %rt.org.id, rule = %rule.id, error = %e, "business rule no longer fits the schema; skipped");
-                        continue;
-                    }
+        for (i, rule) in applicable {
+            let filter = match set.conditions(i, &schema, k, now) {
+                Conditions::Filter(f) => f,
+                Conditions::Unfit(e) => {
+                    tracing::warn!(org = %rt.org.id, rule = %rule.id, error = %e, "business rule no longer fits the schema; skipped");
+                    continue;
                 }
             };
             let ctx = EvalContext {
