@@ -81,9 +81,21 @@ impl Snapshot {
             (Occur::Must, term_q(Term::from_field_text(self.schema.klass, klass))),
             (Occur::Must, term_q(link_term)),
         ]);
-        let mut v = self.searcher.search(&q, &Nums(self.columns.clone()))?;
+        let mut v = self.search_here(&q, &Nums(self.columns.clone()))?;
         v.sort_unstable();
         Ok(v)
+    }
+
+    /// Runs a search on this thread: for queries led by a few short postings, where handing
+    /// segments to the search pool costs more than walking them.
+    fn search_here<C: tantivy::collector::Collector>(&self, q: &dyn Query, c: &C) -> tantivy::Result<C::Fruit> {
+        let scoring = if c.requires_scoring() {
+            tantivy::query::EnableScoring::enabled_from_searcher(&self.searcher)
+        } else {
+            tantivy::query::EnableScoring::disabled_from_searcher(&self.searcher)
+        };
+        self.searcher
+            .search_with_executor(q, c, &tantivy::Executor::single_thread(), scoring)
     }
 
     /// The id of a hit, read from the index (when its object is no longer in the store).
@@ -197,14 +209,8 @@ impl Compiled {
         after: Option<Position>,
     ) -> Result<(u64, Vec<Hit>)> {
         let collector = TopCollector::new(keys, limit, after, snap.columns.clone());
-        if self.narrow && !tantivy::collector::Collector::requires_scoring(&collector) {
-            let scoring = tantivy::query::EnableScoring::disabled_from_searcher(&snap.searcher);
-            return Ok(snap.searcher.search_with_executor(
-                &*self.query,
-                &collector,
-                &tantivy::Executor::single_thread(),
-                scoring,
-            )?);
+        if self.narrow {
+            return Ok(snap.search_here(&*self.query, &collector)?);
         }
         Ok(snap.searcher.search(&*self.query, &collector)?)
     }

@@ -3,7 +3,10 @@
 //! related objects that satisfy the inner filter. Automation conditions and segment membership
 //! use it; the differential property test checks it against the index.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::ops::Bound;
+use std::rc::Rc;
 
 use super::filter::{Filter, Pred, Scalar, Target, TextWord};
 use crate::index::analysis::{fold, text_tokens, word_tokens};
@@ -147,15 +150,39 @@ fn cond(target: &Target, pred: &Pred, obj: &Object, ctx: &EvalContext<'_>) -> bo
         Pred::Range(lo, hi) => vals.iter().any(|v| in_range(v, lo, hi)),
         Pred::Contains(tokens) => {
             let is_text = matches!(target, Target::Attr(a) if a.ty == AttrType::Text);
-            let mut have: Vec<String> = Vec::new();
-            for v in &vals {
-                if let Scalar::Str(s) = v {
-                    have.extend(if is_text { text_tokens(s) } else { word_tokens(s) });
-                }
-            }
-            tokens.iter().all(|t| have.contains(t))
+            let have: Vec<Rc<Vec<String>>> = vals
+                .iter()
+                .filter_map(|v| match v {
+                    Scalar::Str(s) => Some(tokens_of(s, is_text)),
+                    _ => None,
+                })
+                .collect();
+            tokens.iter().all(|t| have.iter().any(|h| h.contains(t)))
         }
     }
+}
+
+/// The tokens of a value, remembered for the last few values seen on this thread: the rules of
+/// one write, or the saved searches tried on one object, analyse the same text again and again.
+fn tokens_of(s: &str, is_text: bool) -> Rc<Vec<String>> {
+    const KEPT: usize = 8;
+    /// (analysed as text, the value, its tokens).
+    type Recent = VecDeque<(bool, String, Rc<Vec<String>>)>;
+    thread_local! {
+        static RECENT: RefCell<Recent> = const { RefCell::new(VecDeque::new()) };
+    }
+    RECENT.with(|r| {
+        if let Some((_, _, t)) = r.borrow().iter().find(|(k, v, _)| *k == is_text && v == s) {
+            return t.clone();
+        }
+        let t = Rc::new(if is_text { text_tokens(s) } else { word_tokens(s) });
+        let mut r = r.borrow_mut();
+        if r.len() == KEPT {
+            r.pop_front();
+        }
+        r.push_back((is_text, s.to_string(), t.clone()));
+        t
+    })
 }
 
 fn scalar_eq(a: &Scalar, b: &Scalar) -> bool {
