@@ -384,13 +384,58 @@ impl Compiler<'_> {
                 return Ok(());
             }
         }
+        // A one-value condition leads: a several-value `in` beside it is cheaper checked on the
+        // leader's candidates through the column than seeked as a union of postings.
+        let point_led = text || cs.iter().any(|c| point(c));
         for c in cs {
-            self.push_and_child(c, led, clauses)?;
+            match c {
+                Filter::Cond {
+                    target: Target::Attr(a),
+                    pred: Pred::Eq(vals),
+                } if point_led && vals.len() > 1 && vals.iter().all(|v| matches!(v, Scalar::Str(_))) => {
+                    clauses.push((Occur::Must, self.in_predicate(&a.key, vals)));
+                }
+                _ => self.push_and_child(c, led, clauses)?,
+            }
         }
         if !clauses.iter().any(|(o, _)| *o == Occur::Must) {
             clauses.push((Occur::Must, Box::new(AllQuery)));
         }
         Ok(())
+    }
+
+    /// Docs with one of the strings `vals` under `key`, checked per candidate doc on the cached
+    /// keyword column (the same folded strings the terms hold).
+    fn in_predicate(&self, key: &str, vals: &[Scalar]) -> Box<dyn Query> {
+        let column = IndexSchema::column("kw", key);
+        let wanted: Arc<Vec<String>> = Arc::new(
+            vals.iter()
+                .filter_map(|v| match v {
+                    Scalar::Str(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+        );
+        let cache = self.columns.clone();
+        let q: DocPredicateQuery = FunctionPredicate::from(move |seg: &SegmentReader| {
+            let col = cache.str(seg, &column)?;
+            let mut ords: Vec<u64> = Vec::new();
+            if let Some(c) = &col {
+                for w in wanted.iter() {
+                    if let Some(o) = c.dictionary().term_ord(w.as_bytes())? {
+                        ords.push(o);
+                    }
+                }
+            }
+            Ok(move |doc: DocId| {
+                !ords.is_empty()
+                    && col
+                        .as_ref()
+                        .is_some_and(|c| c.ords().values_for_doc(doc).any(|o| ords.contains(&o)))
+            })
+        })
+        .into();
+        Box::new(q)
     }
 
     /// Estimated share of a column's values inside a range (linear between min and max).
@@ -783,6 +828,18 @@ fn implies_klass(f: &Filter) -> bool {
 }
 
 /// Whether a filter matches few docs through postings (terms), so it can lead an intersection.
+/// A condition on one value (or words, or a prefix): short postings that can lead an `and`.
+fn point(f: &Filter) -> bool {
+    match f {
+        Filter::Cond { pred, .. } => match pred {
+            Pred::Eq(vals) => vals.len() == 1,
+            Pred::Contains(_) | Pred::Prefix(_) | Pred::TreePrefix(_) => true,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 fn selective(f: &Filter) -> bool {
     match f {
         Filter::Cond { pred, .. } => matches!(

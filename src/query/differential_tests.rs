@@ -401,6 +401,8 @@ fn order_clause(depth: u32) -> BoxedStrategy<J> {
         )
             .prop_map(|(op, v)| json!({"custom.colorsStr": {op: v}})),
         prop::collection::vec(strs(), 0..3).prop_map(|v| json!({"custom.colorsStr": {"not_in": v}})),
+        // Several values (beside a one-value condition in an `and`, checked on the column).
+        prop::collection::vec(strs(), 2..4).prop_map(|v| json!({"custom.colorsStr": {"in": v}})),
         (
             prop::sample::select(vec!["equals", "not_equals", "in"]),
             prop::sample::select(vec!["Web", "store"])
@@ -638,6 +640,14 @@ proptest! {
         for c in &clauses {
             check(&fx, "customer", c)?;
         }
+    }
+
+    #[test]
+    fn several_values_beside_a_one_value_condition_agree(spec in spec(), v in prop::collection::vec(strs(), 2..4), kind in prop::sample::select(vec!["Web", "store"]), other in order_clause(0)) {
+        // The `in` is then checked on the column of the leader's candidates.
+        let fx = fixture(build(&spec));
+        check(&fx, "order", &json!({"and": [{"custom.colorsStr": {"in": v.clone()}}, {"custom.kind": {"equals": kind}}]}))?;
+        check(&fx, "order", &json!({"and": [{"custom.colorsStr": {"in": v}}, other, {"custom.kind": {"equals": kind}}]}))?;
     }
 
     #[test]
