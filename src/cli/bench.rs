@@ -398,7 +398,7 @@ async fn latency(
         send_unparsed(client, auth, method, url, body).await?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    times.sort_by(f64::total_cmp);
     let note = match first.get("total") {
         Some(t) => format!("total {t}"),
         None => String::new(),
@@ -475,7 +475,7 @@ async fn saved_search_rows(client: &reqwest::Client, b: &str, auth: &str, n: usi
         }
     }
     for v in [&mut saved, &mut adhoc] {
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        v.sort_by(f64::total_cmp);
     }
     let (p50, p50_adhoc) = (percentile(&saved, 0.5), percentile(&adhoc, 0.5));
     rows.push(Row {
@@ -626,7 +626,7 @@ async fn write_rows(client: &reqwest::Client, b: &str, auth: &str, n: usize) -> 
         }
         lags.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    lags.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    lags.sort_by(f64::total_cmp);
     rows.push(Row {
         name: "write to searchable (no wait_for)".into(),
         p50: percentile(&lags, 0.5),
@@ -732,7 +732,7 @@ async fn automation_rows(client: &reqwest::Client, b: &str, auth: &str, n: usize
         }
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    times.sort_by(f64::total_cmp);
     rows.push(Row {
         name: "hook post -> workflow run succeeded (one upsert)".into(),
         p50: percentile(&times, 0.5),
@@ -846,32 +846,30 @@ async fn automation_rows(client: &reqwest::Client, b: &str, auth: &str, n: usize
     const ROUNDS: usize = 8;
     let per_round = (4 * n).div_ceil(ROUNDS);
     let (mut plain, mut ruled) = (Vec::new(), Vec::new());
+    let set_rules = |enabled: bool| {
+        let (client, key, b, ids) = (client.clone(), key.clone(), b.to_string(), rule_ids.clone());
+        async move {
+            for id in &ids {
+                send(
+                    &client,
+                    &key,
+                    "PATCH",
+                    &format!("{b}/v1/business-rules/{id}"),
+                    Some(&json!({"enabled": enabled})),
+                )
+                .await?;
+            }
+            anyhow::Ok(())
+        }
+    };
     for _ in 0..ROUNDS {
         plain.extend(write("plain", per_round).await?);
-        for id in &rule_ids {
-            send(
-                client,
-                &key,
-                "PATCH",
-                &format!("{b}/v1/business-rules/{id}"),
-                Some(&json!({"enabled": true})),
-            )
-            .await?;
-        }
+        set_rules(true).await?;
         ruled.extend(write("ruled", per_round).await?);
-        for id in &rule_ids {
-            send(
-                client,
-                &key,
-                "PATCH",
-                &format!("{b}/v1/business-rules/{id}"),
-                Some(&json!({"enabled": false})),
-            )
-            .await?;
-        }
+        set_rules(false).await?;
     }
     let p = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        v.sort_by(f64::total_cmp);
         (percentile(v, 0.5), percentile(v, 0.99))
     };
     let (p50_none, p99_none) = p(&mut plain);

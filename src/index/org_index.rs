@@ -82,12 +82,11 @@ impl OrgIndex {
         std::fs::create_dir_all(dir)?;
         let mmap = MmapDirectory::open(dir)?;
         let fresh = !Index::exists(&mmap)?;
-        let index = if fresh {
+        let mut index = if fresh {
             Index::create(mmap, IndexSchema::build().schema, tantivy::IndexSettings::default())?
         } else {
             Index::open(mmap)?
         };
-        let mut index = index;
         index.set_executor(search_executor(settings.search_threads)?);
         let schema = IndexSchema::from_schema(index.schema()).map_err(IndexError::Directory)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;

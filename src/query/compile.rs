@@ -165,20 +165,7 @@ impl Snapshot {
             let cache = self.columns.clone();
             let names: Arc<Vec<String>> = Arc::new(klasses.to_vec());
             let factory: PredicateFactory = Arc::new(move |seg: &SegmentReader| {
-                let mut ords: Vec<u64> = Vec::new();
-                let col = cache.str(seg, schema::KLASS)?;
-                if let Some(col) = &col {
-                    for k in names.iter() {
-                        if let Some(o) = col.dictionary().term_ord(k.as_bytes())? {
-                            ords.push(o);
-                        }
-                    }
-                }
-                Ok(Box::new(move |doc: DocId| {
-                    col.as_ref()
-                        .and_then(|c| c.ords().first(doc))
-                        .is_some_and(|o| ords.contains(&o))
-                }) as SegmentPredicate)
+                Ok(Box::new(str_member(&cache, seg, schema::KLASS, &names)?) as SegmentPredicate)
             });
             query = Box::new(FilterQuery::new(query, factory));
         }
@@ -417,24 +404,8 @@ impl Compiler<'_> {
                 .collect(),
         );
         let cache = self.columns.clone();
-        let q: DocPredicateQuery = FunctionPredicate::from(move |seg: &SegmentReader| {
-            let col = cache.str(seg, &column)?;
-            let mut ords: Vec<u64> = Vec::new();
-            if let Some(c) = &col {
-                for w in wanted.iter() {
-                    if let Some(o) = c.dictionary().term_ord(w.as_bytes())? {
-                        ords.push(o);
-                    }
-                }
-            }
-            Ok(move |doc: DocId| {
-                !ords.is_empty()
-                    && col
-                        .as_ref()
-                        .is_some_and(|c| c.ords().values_for_doc(doc).any(|o| ords.contains(&o)))
-            })
-        })
-        .into();
+        let q: DocPredicateQuery =
+            FunctionPredicate::from(move |seg: &SegmentReader| str_member(&cache, seg, &column, &wanted)).into();
         Box::new(q)
     }
 
@@ -827,7 +798,31 @@ fn implies_klass(f: &Filter) -> bool {
     }
 }
 
-/// Whether a filter matches few docs through postings (terms), so it can lead an intersection.
+/// The test "has one of the strings `wanted` in the string column `column`" for one segment: the
+/// strings become the segment's term ordinals once, then each doc compares ordinals.
+fn str_member(
+    cache: &ColumnCache,
+    seg: &SegmentReader,
+    column: &str,
+    wanted: &[String],
+) -> tantivy::Result<impl Fn(DocId) -> bool + Send + Sync + 'static> {
+    let col = cache.str(seg, column)?;
+    let mut ords: Vec<u64> = Vec::new();
+    if let Some(c) = &col {
+        for w in wanted {
+            if let Some(o) = c.dictionary().term_ord(w.as_bytes())? {
+                ords.push(o);
+            }
+        }
+    }
+    Ok(move |doc: DocId| {
+        !ords.is_empty()
+            && col
+                .as_ref()
+                .is_some_and(|c| c.ords().values_for_doc(doc).any(|o| ords.contains(&o)))
+    })
+}
+
 /// A condition on one value (or words, or a prefix): short postings that can lead an `and`.
 fn point(f: &Filter) -> bool {
     match f {
@@ -840,6 +835,7 @@ fn point(f: &Filter) -> bool {
     }
 }
 
+/// Whether a filter matches few docs through postings (terms), so it can lead an intersection.
 fn selective(f: &Filter) -> bool {
     match f {
         Filter::Cond { pred, .. } => matches!(

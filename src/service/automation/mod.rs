@@ -202,7 +202,7 @@ impl App {
             rt.org.num,
             vec![Op::put(Collection::Rule, rule.id.clone(), &rule, Expect::Absent)],
         )?;
-        rt.rules_changed();
+        rt.rules.invalidate();
         Ok(rule.to_json())
     }
 
@@ -239,7 +239,7 @@ impl App {
             rt.org.num,
             vec![Op::put(Collection::Rule, rule.id.clone(), &rule, Expect::Present)],
         )?;
-        rt.rules_changed();
+        rt.rules.invalidate();
         Ok(rule.to_json())
     }
 
@@ -248,7 +248,7 @@ impl App {
         let rt = self.automation_rt(caller)?;
         self.rule(rt.org.num, id)?;
         self.store().apply(rt.org.num, vec![Op::delete(Collection::Rule, id)])?;
-        rt.rules_changed();
+        rt.rules.invalidate();
         Ok(())
     }
 

@@ -80,13 +80,6 @@ impl RuleSet {
     }
 }
 
-impl OrgRuntime {
-    /// Forgets the cached rules (after a rule changes).
-    pub fn rules_changed(&self) {
-        self.rules.invalidate();
-    }
-}
-
 impl App {
     /// The org's rules, cached until one changes.
     fn rules(&self, rt: &OrgRuntime) -> Result<Arc<RuleSet>> {
