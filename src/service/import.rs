@@ -399,25 +399,30 @@ impl App {
         let org = rt.org.num;
         let body =
             line_body(&p.id, &p.external_id, &p.object).map_err(|e| ServiceError::from(e.nested_under("/object")))?;
-        // The current version: earlier in this batch, or stored.
+        // The current version: earlier in this batch, or stored. A create looks only in the batch:
+        // the store refuses a taken id or externalId when the batch is written, and the batch is
+        // then written line by line to name the lines that clash.
+        let in_store = p.op != BulkOp::Create;
         let existing_id = match (&p.id, &p.external_id) {
             (Some(id), _) => Some(id.clone()),
             (None, Some(ext)) => match ext_pending.get(&(p.klass.clone(), ext.clone())) {
                 Some(id) => Some(id.clone()),
-                None => match self.store().num_by_external_id(org, &p.klass, ext)? {
+                None if in_store => match self.store().num_by_external_id(org, &p.klass, ext)? {
                     Some(num) => self.store().object(org, num)?.map(|o| o.id),
                     None => None,
                 },
+                None => None,
             },
             (None, None) => None,
         };
         let current: Option<Object> = match &existing_id {
             Some(id) => match lookup.pending.get(id) {
                 Some(o) => Some(o.clone()),
-                None => match self.store().num_and_klass_by_id(org, id)? {
+                None if in_store => match self.store().num_and_klass_by_id(org, id)? {
                     Some((num, _)) => self.store().object(org, num)?,
                     None => None,
                 },
+                None => None,
             },
             None => None,
         };

@@ -181,8 +181,9 @@ const COUNTER_SEQ: &[u8] = b"seq";
 /// org holds that org's lock, so no other write can interleave between the reads and the batch.
 struct Tx<'a> {
     kv: &'a sled::Tree,
+    /// Every write of the transaction (None = removal), the last per key; also what `get` sees
+    /// before the commit. The sled batch is built from it at commit, so values are copied once.
     overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
-    batch: sled::Batch,
 }
 
 impl<'a> Tx<'a> {
@@ -190,7 +191,6 @@ impl<'a> Tx<'a> {
         Tx {
             kv,
             overlay: HashMap::new(),
-            batch: sled::Batch::default(),
         }
     }
 
@@ -202,19 +202,22 @@ impl<'a> Tx<'a> {
     }
 
     fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        let (key, value) = (key.into(), value.into());
-        self.batch.insert(key.clone(), value.clone());
-        self.overlay.insert(key, Some(value));
+        self.overlay.insert(key.into(), Some(value.into()));
     }
 
     fn remove(&mut self, key: impl Into<Vec<u8>>) {
-        let key = key.into();
-        self.batch.remove(key.clone());
-        self.overlay.insert(key, None);
+        self.overlay.insert(key.into(), None);
     }
 
     fn commit(self) -> Result<()> {
-        self.kv.apply_batch(self.batch)?;
+        let mut batch = sled::Batch::default();
+        for (k, v) in self.overlay {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        self.kv.apply_batch(batch)?;
         Ok(())
     }
 }
@@ -468,8 +471,8 @@ impl Store {
     /// appends one change record per logged write. Returns one outcome per write, in order.
     ///
     /// # Errors
-    /// [`StorageError::Stale`] when an object changed since it was read (or a create's id is taken
-    /// by a concurrent write), [`StorageError::Duplicate`] when a unique value is taken.
+    /// [`StorageError::Stale`] when an object changed since it was read, [`StorageError::Duplicate`]
+    /// when a unique value is taken (a create's id by a concurrent write, say).
     pub fn write_objects(&self, org: u64, writes: &mut [ObjectWrite], at: Millis) -> Result<Vec<WriteOutcome>> {
         self.write_objects_with(org, writes, at, &[])
     }
@@ -674,22 +677,23 @@ fn write_one(
         }
     };
     let obj_key = keys::org_num_key(org, okind::OBJECT, num);
-    let current = tx.get(&obj_key)?;
-    match (&w.before, current) {
-        (Some(b), Some(cur)) => {
-            let cur: Object = codec::decode(&cur, "object")?;
-            if cur.rev != b.rev {
-                return Err(StorageError::Stale);
+    // A create's key is new: nums are handed out once (under the org lock, or by `reserve_nums`)
+    // and never reused, so only a change of an existing object reads the stored revision.
+    if let Some(b) = &w.before {
+        match tx.get(&obj_key)? {
+            Some(cur) => {
+                let cur: Object = codec::decode(&cur, "object")?;
+                if cur.rev != b.rev {
+                    return Err(StorageError::Stale);
+                }
+            }
+            None => {
+                return Err(StorageError::Missing {
+                    what: "object",
+                    id: b.id.clone(),
+                })
             }
         }
-        (Some(b), None) => {
-            return Err(StorageError::Missing {
-                what: "object",
-                id: b.id.clone(),
-            })
-        }
-        (None, Some(_)) => return Err(StorageError::Stale),
-        (None, None) => {}
     }
     let before_keys = w.before.as_ref().map(Object::unique_keys).unwrap_or_default();
     let after_keys = w.after.as_ref().map(Object::unique_keys).unwrap_or_default();

@@ -756,4 +756,36 @@ async fn import_exit_codes_bulk_lines_with_failures_and_fatal_errors() {
     // An unknown klass answers as `POST /v1/bulk` does (404), since import validates like the API.
     let unknown = text.lines().find(|l| l.contains("lines.ndjson:11: ")).unwrap();
     assert!(unknown.contains("lines.ndjson:11: 404"), "{unknown}");
+
+    // Creates of ids and externalIds already stored by an earlier import are refused by the
+    // store when their batch is written; the batch then goes line by line, naming each clash,
+    // and the other lines of the batch are written.
+    let again = tmp.path().join("again.ndjson");
+    let lines = [
+        json!({"op": "create", "klass": "customer", "id": "c1", "object": {"name": "Clash"}}).to_string(),
+        json!({"op": "create", "klass": "customer", "id": "c2", "externalId": "ext-2", "object": {"name": "Bea"}}).to_string(),
+        json!({"op": "create", "klass": "order", "id": "o3", "object": {"customer": "c2"}}).to_string(),
+        json!({"op": "create", "klass": "customer", "id": "c4", "object": {"name": "Cy"}}).to_string(),
+    ];
+    std::fs::write(&again, lines.join("\n")).unwrap();
+    let text = stderr(&import(&data, &[&again], 1));
+    assert_eq!(summary_count(&text, "failed"), Some(2), "{text}");
+    for want in ["again.ndjson:1: 409", "again.ndjson:3: 409"] {
+        assert!(text.lines().any(|l| l.contains(want)), "{want}: {text}");
+    }
+    let more = tmp.path().join("more.ndjson");
+    let lines = [
+        json!({"op": "create", "klass": "customer", "externalId": "ext-2", "object": {"name": "Bea again"}}).to_string(),
+    ];
+    std::fs::write(&more, lines.join("\n")).unwrap();
+    let text = stderr(&import(&data, &[&more], 1));
+    assert!(text.lines().any(|l| l.contains("more.ndjson:1: 409")), "{text}");
+    verify(&data);
+    let e = export(&data, &tmp.path().join("out2.ndjson"));
+    let ev: Vec<Value> = e.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let name = |id: &str| ev.iter().find(|l| l["id"] == id).map(|l| l["object"]["name"].clone());
+    assert_eq!(name("c1"), Some(json!("Ada L.")), "a refused create changes nothing");
+    assert_eq!(name("c2"), Some(json!("Bea")));
+    assert_eq!(name("c4"), Some(json!("Cy")));
+    assert_eq!(ev.iter().filter(|l| l["klass"] == "customer").count(), 3, "{e:?}");
 }
