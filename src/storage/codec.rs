@@ -2,6 +2,10 @@
 //! added later (with serde defaults) still read old values. Version 2 compresses values over
 //! [`COMPRESS_OVER`] bytes with LZ4 (objects halve; sled copies leaves on every insert, so small
 //! values make writes cheaper too). Version 1 (uncompressed) is still read.
+//!
+//! Objects and change records, the bulk of the store, are written positionally instead
+//! ([`encode_positional`]: struct fields as arrays, no names), which the same [`decode`] reads:
+//! MessagePack tells a map from an array, and serde reads a struct from either.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -19,6 +23,20 @@ pub const COMPRESS_OVER: usize = 96;
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let mut plain = vec![PLAIN];
     rmp_serde::encode::write_named(&mut plain, value).expect("encoding to a Vec cannot fail for our types");
+    compress(plain)
+}
+
+/// [`encode`] with struct fields as arrays instead of maps: about 80 bytes less per object, and
+/// cheaper to read. Only for types whose fields are always written (no `skip_serializing_if`, no
+/// `flatten`) and that add fields only at the end, with `#[serde(default)]`: an array one field
+/// short then still reads.
+pub fn encode_positional<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut plain = vec![PLAIN];
+    rmp_serde::encode::write(&mut plain, value).expect("encoding to a Vec cannot fail for our types");
+    compress(plain)
+}
+
+fn compress(plain: Vec<u8>) -> Vec<u8> {
     if plain.len() <= COMPRESS_OVER {
         return plain;
     }
@@ -31,7 +49,7 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     }
 }
 
-/// Decodes a value written by [`encode`].
+/// Decodes a value written by [`encode`] or [`encode_positional`].
 ///
 /// # Errors
 /// [`StorageError::Corrupt`] when the bytes are not a value of this version and type.
@@ -101,6 +119,24 @@ mod tests {
         }
 
         #[test]
+        fn objects_round_trip_positionally_and_named_ones_still_read(o in object()) {
+            let positional = encode_positional(&o);
+            let back: Object = decode(&positional, "object").unwrap();
+            prop_assert_eq!(&back, &o);
+            let named = encode(&o);
+            prop_assert!(positional.len() < named.len());
+            prop_assert_eq!(decode::<Object>(&named, "object").unwrap(), o);
+        }
+
+        #[test]
+        fn change_records_round_trip_positionally(o in object(), seq in any::<u64>(), depth in any::<u8>()) {
+            let rec = ChangeRecord { seq, op: ChangeOp::Created, klass: o.klass.clone(), num: o.num, id: o.id.clone(), at: 5,
+                before: None, after: Some(o), changed: vec![], depth };
+            let back: ChangeRecord = decode(&encode_positional(&rec), "change").unwrap();
+            prop_assert_eq!(back, rec);
+        }
+
+        #[test]
         fn change_records_round_trip(o in object(), seq in any::<u64>()) {
             let rec = ChangeRecord { seq, op: ChangeOp::Updated, klass: o.klass.clone(), num: o.num, id: o.id.clone(), at: 5,
                 before: Some(o.clone()), after: Some(o), changed: vec!["custom.x".into()], depth: 0 };
@@ -119,6 +155,35 @@ mod tests {
         let mut v1 = vec![PLAIN];
         rmp_serde::encode::write_named(&mut v1, &long).unwrap();
         assert_eq!(decode::<String>(&v1, "s").unwrap(), long);
+    }
+
+    #[test]
+    fn a_positional_value_reads_into_a_later_version_with_a_defaulted_field_at_the_end() {
+        #[derive(Serialize)]
+        struct V1 {
+            a: u64,
+            b: String,
+        }
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct V2 {
+            a: u64,
+            b: String,
+            #[serde(default)]
+            c: Vec<u64>,
+        }
+        let bytes = encode_positional(&V1 {
+            a: 7,
+            b: "x".repeat(200),
+        });
+        assert_eq!(bytes[0], LZ4);
+        assert_eq!(
+            decode::<V2>(&bytes, "v").unwrap(),
+            V2 {
+                a: 7,
+                b: "x".repeat(200),
+                c: vec![]
+            }
+        );
     }
 
     #[test]

@@ -720,12 +720,12 @@ fn write_one(
     }
     let op = match (&w.before, &w.after) {
         (None, Some(a)) => {
-            tx.insert(obj_key, codec::encode(a));
+            tx.insert(obj_key, codec::encode_positional(a));
             *counts.entry(a.klass.clone()).or_insert(0) += 1;
             ChangeOp::Created
         }
         (Some(_), Some(a)) => {
-            tx.insert(obj_key, codec::encode(a));
+            tx.insert(obj_key, codec::encode_positional(a));
             ChangeOp::Updated
         }
         (Some(b), None) => {
@@ -750,7 +750,7 @@ fn write_one(
             changed: w.changed.clone(),
             depth: w.depth,
         };
-        tx.insert(keys::org_num_key(org, okind::LOG, *seq), codec::encode(&rec));
+        tx.insert(keys::org_num_key(org, okind::LOG, *seq), codec::encode_positional(&rec));
         out.seq = Some(*seq);
         *seq += 1;
     }

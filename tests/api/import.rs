@@ -763,7 +763,8 @@ async fn import_exit_codes_bulk_lines_with_failures_and_fatal_errors() {
     let again = tmp.path().join("again.ndjson");
     let lines = [
         json!({"op": "create", "klass": "customer", "id": "c1", "object": {"name": "Clash"}}).to_string(),
-        json!({"op": "create", "klass": "customer", "id": "c2", "externalId": "ext-2", "object": {"name": "Bea"}}).to_string(),
+        json!({"op": "create", "klass": "customer", "id": "c2", "externalId": "ext-2", "object": {"name": "Bea"}})
+            .to_string(),
         json!({"op": "create", "klass": "order", "id": "o3", "object": {"customer": "c2"}}).to_string(),
         json!({"op": "create", "klass": "customer", "id": "c4", "object": {"name": "Cy"}}).to_string(),
     ];
@@ -775,7 +776,8 @@ async fn import_exit_codes_bulk_lines_with_failures_and_fatal_errors() {
     }
     let more = tmp.path().join("more.ndjson");
     let lines = [
-        json!({"op": "create", "klass": "customer", "externalId": "ext-2", "object": {"name": "Bea again"}}).to_string(),
+        json!({"op": "create", "klass": "customer", "externalId": "ext-2", "object": {"name": "Bea again"}})
+            .to_string(),
     ];
     std::fs::write(&more, lines.join("\n")).unwrap();
     let text = stderr(&import(&data, &[&more], 1));
