@@ -81,3 +81,23 @@ impl ColumnCache {
         self.len() == 0
     }
 }
+
+/// Whether any value of `doc` in `column` satisfies `test`: the rows of the doc read directly,
+/// without the iterator adaptors of `Column::values_for_doc` (this runs once per candidate doc in
+/// the predicates of a search).
+#[inline]
+pub fn any_value<T: PartialOrd + Copy + Send + Sync + 'static>(
+    column: &Column<T>,
+    doc: tantivy::DocId,
+    mut test: impl FnMut(T) -> bool,
+) -> bool {
+    let rows = column.index.value_row_ids(doc);
+    let mut row = rows.start;
+    while row < rows.end {
+        if test(column.values.get_val(row)) {
+            return true;
+        }
+        row += 1;
+    }
+    false
+}

@@ -24,7 +24,7 @@ use tantivy::{DocId, Searcher, SegmentReader};
 use super::filter::{CountRange, Filter, Pred, Scalar, Target, TextWord};
 use super::validate::SortTarget;
 use crate::index::collect::{Hit, LinkCounts, LinkReader, Nums, Position, SortKey, SortSource, TopCollector};
-use crate::index::columns::ColumnCache;
+use crate::index::columns::{any_value, ColumnCache};
 use crate::index::error::Result;
 use crate::index::filter_query::{Counter, FilterQuery, PredicateFactory, SegmentPredicate};
 use crate::index::mapper::LinkColumn;
@@ -506,10 +506,8 @@ impl Compiler<'_> {
                 let col = cache.f64(seg, &column)?;
                 let range = range;
                 Ok(move |doc: DocId| {
-                    col.as_ref().is_some_and(|c| {
-                        c.values_for_doc(doc)
-                            .any(|v| std::ops::RangeBounds::contains(&range, &v))
-                    })
+                    col.as_ref()
+                        .is_some_and(|c| any_value(c, doc, |v| std::ops::RangeBounds::contains(&range, &v)))
                 })
             })
             .into()
@@ -519,10 +517,8 @@ impl Compiler<'_> {
                 let col = cache.i64(seg, &column)?;
                 let range = range;
                 Ok(move |doc: DocId| {
-                    col.as_ref().is_some_and(|c| {
-                        c.values_for_doc(doc)
-                            .any(|v| std::ops::RangeBounds::contains(&range, &v))
-                    })
+                    col.as_ref()
+                        .is_some_and(|c| any_value(c, doc, |v| std::ops::RangeBounds::contains(&range, &v)))
                 })
             })
             .into()
@@ -819,7 +815,7 @@ fn str_member(
         !ords.is_empty()
             && col
                 .as_ref()
-                .is_some_and(|c| c.ords().values_for_doc(doc).any(|o| ords.contains(&o)))
+                .is_some_and(|c| any_value(c.ords(), doc, |o| ords.contains(&o)))
     })
 }
 

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tower::ServiceExt;
 
-use crate::helpers::{Resp, TestApp, ADMIN_KEY as A};
+use crate::helpers::{ids, Resp, TestApp, ADMIN_KEY as A};
 
 /// How long a run may take to finish in the in-process tests.
 const WAIT: Duration = Duration::from_secs(10);
@@ -42,15 +42,6 @@ fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
         .iter()
         .find(|s| s["id"] == id)
         .unwrap_or_else(|| panic!("no step `{id}` in {run}"))
-}
-
-fn ids_of(list: &Value) -> Vec<String> {
-    list["data"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
-        .iter()
-        .map(|o| o["id"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// A request with any content type, no bearer key (hook endpoints).
@@ -264,7 +255,7 @@ async fn business_rules_are_created_listed_updated_and_deleted_and_invalid_ones_
     let one = t.get(&format!("/v1/business-rules/{id}"), A).await.expect(200);
     assert_eq!(one["id"], id.as_str());
     let list = t.get("/v1/business-rules", A).await.expect(200);
-    assert_eq!(ids_of(&list), vec![id.clone()]);
+    assert_eq!(ids(&list), vec![id.clone()]);
     assert_eq!(list["total"], 1);
 
     let p = t
@@ -930,7 +921,7 @@ async fn workflows_are_created_read_updated_and_deleted_and_invalid_ones_are_ref
         t.get(&format!("/v1/workflows/{id}"), A).await.expect(200)["name"],
         "Paid"
     );
-    assert_eq!(ids_of(&t.get("/v1/workflows", A).await.expect(200)), vec![id.clone()]);
+    assert_eq!(ids(&t.get("/v1/workflows", A).await.expect(200)), vec![id.clone()]);
     assert!(runs_of(&t, A, &id).await.is_empty());
     let p = t
         .patch(&format!("/v1/workflows/{id}"), A, json!({"name": "Paid orders"}))
@@ -1149,7 +1140,7 @@ async fn web_hooks_emit_events_with_body_query_and_lowercased_headers() {
         "web hooks have no address: {h}"
     );
     assert_eq!(t.get(&format!("/v1/hooks/{id}"), A).await.expect(200)["url"], h["url"]);
-    assert_eq!(ids_of(&t.get("/v1/hooks", A).await.expect(200)), vec![id.clone()]);
+    assert_eq!(ids(&t.get("/v1/hooks", A).await.expect(200)), vec![id.clone()]);
     let wf = create_workflow(
         &t,
         A,
@@ -2155,7 +2146,7 @@ async fn an_order_system_hook_upserts_orders_that_appear_on_the_customer_timelin
             .get("/v1/objects/customer/buyer/timeline?klasses=order", A)
             .await
             .expect(200);
-        let ids = ids_of(&tl);
+        let ids = ids(&tl);
         if ids.len() == 2 {
             assert_eq!(ids, vec![order_ids[1].clone(), order_ids[0].clone()], "{tl}");
             assert!(tl["data"].as_array().unwrap().iter().all(|o| o["klass"] == "order"));
@@ -2164,7 +2155,7 @@ async fn an_order_system_hook_upserts_orders_that_appear_on_the_customer_timelin
         assert!(Instant::now() < deadline, "orders did not reach the timeline: {tl}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let all = ids_of(&t.get("/v1/objects/customer/buyer/timeline", A).await.expect(200));
+    let all = ids(&t.get("/v1/objects/customer/buyer/timeline", A).await.expect(200));
     assert_eq!(
         all,
         vec![order_ids[1].clone(), order_ids[0].clone(), "cv-b".to_string()]

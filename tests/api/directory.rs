@@ -3,41 +3,9 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{Resp, TestApp, ADMIN_KEY};
+use crate::helpers::{assert_error, assert_invalid, ids, Resp, TestApp, ADMIN_KEY};
 
 // ---- local assertions ----
-
-/// Asserts a JSON:API error answer with this status, and returns the first error.
-#[track_caller]
-fn assert_error(r: &Resp, status: u16) -> Value {
-    assert_eq!(r.status.as_u16(), status, "unexpected status; body: {}", r.text);
-    let errors = r.body["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no `errors` list in {}", r.text));
-    assert!(!errors.is_empty(), "empty `errors` in {}", r.text);
-    for e in errors {
-        assert_eq!(e["status"], status.to_string(), "error status; body: {}", r.text);
-        assert!(
-            e["code"].as_str().is_some_and(|c| !c.is_empty()),
-            "error without code: {}",
-            r.text
-        );
-        assert!(
-            e["title"].as_str().is_some_and(|t| !t.is_empty()),
-            "error without title: {}",
-            r.text
-        );
-    }
-    errors[0].clone()
-}
-
-/// Asserts a JSON:API error with this status whose first problem points at `pointer`.
-#[track_caller]
-fn assert_invalid(r: &Resp, status: u16, pointer: &str) -> Value {
-    let e = assert_error(r, status);
-    assert_eq!(r.pointer(), Some(pointer), "unexpected pointer; body: {}", r.text);
-    e
-}
 
 fn is_uuid_v7(s: &str) -> bool {
     s.len() == 36
@@ -49,15 +17,6 @@ fn is_uuid_v7(s: &str) -> bool {
             }
         })
         && s.as_bytes()[14] == b'7'
-}
-
-fn ids(list: &Value) -> Vec<String> {
-    list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["id"].as_str().unwrap().to_string())
-        .collect()
 }
 
 async fn team(app: &TestApp, id: &str, members: &[&str]) -> Value {

@@ -3,53 +3,9 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{Resp, TestApp, ADMIN_KEY};
+use crate::helpers::{assert_error, assert_invalid, pointers, Resp, TestApp, ADMIN_KEY};
 
 // ---- local assertions ----
-
-/// Asserts a JSON:API error answer with this status, and returns the first error.
-#[track_caller]
-fn assert_error(r: &Resp, status: u16) -> Value {
-    assert_eq!(r.status.as_u16(), status, "unexpected status; body: {}", r.text);
-    let errors = r.body["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no `errors` list in {}", r.text));
-    assert!(!errors.is_empty(), "empty `errors` in {}", r.text);
-    for e in errors {
-        assert_eq!(e["status"], status.to_string(), "error status; body: {}", r.text);
-        assert!(
-            e["code"].as_str().is_some_and(|c| !c.is_empty()),
-            "error without code: {}",
-            r.text
-        );
-        assert!(
-            e["title"].as_str().is_some_and(|t| !t.is_empty()),
-            "error without title: {}",
-            r.text
-        );
-    }
-    errors[0].clone()
-}
-
-/// Asserts a JSON:API error with this status whose first problem points at `pointer`.
-#[track_caller]
-fn assert_invalid(r: &Resp, status: u16, pointer: &str) -> Value {
-    let e = assert_error(r, status);
-    assert_eq!(r.pointer(), Some(pointer), "unexpected pointer; body: {}", r.text);
-    e
-}
-
-/// Every pointer of an error answer.
-fn pointers(r: &Resp) -> Vec<String> {
-    r.body["errors"]
-        .as_array()
-        .map(|es| {
-            es.iter()
-                .filter_map(|e| e["source"]["pointer"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn names(list: &Value) -> Vec<String> {
     list["data"]

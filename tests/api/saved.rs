@@ -7,19 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{Resp, TestApp, ADMIN_KEY as A};
+use crate::helpers::{ids, Resp, TestApp, ADMIN_KEY as A};
 
 /// 2026-01-01T00:00:00Z.
 const NOW: i64 = 1_767_225_600_000;
-
-fn ids(v: &Value) -> Vec<String> {
-    v["data"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no data: {v}"))
-        .iter()
-        .map(|o| o["id"].as_str().unwrap().to_string())
-        .collect()
-}
 
 fn id_set(v: &Value) -> BTreeSet<String> {
     ids(v).into_iter().collect()

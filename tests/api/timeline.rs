@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{TestApp, ADMIN_KEY as A};
+use crate::helpers::{ids, TestApp, ADMIN_KEY as A};
 
 const T0: &str = "2025-03-01T10:00:00.000Z";
 const T1: &str = "2025-03-02T10:00:00.000Z";
@@ -210,15 +210,6 @@ fn cu_without(drop: &[&str]) -> Vec<String> {
     cu_order()
         .into_iter()
         .filter(|id| !drop.contains(&id.as_str()))
-        .collect()
-}
-
-fn ids(v: &Value) -> Vec<String> {
-    v["data"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no data: {v}"))
-        .iter()
-        .map(|o| o["id"].as_str().unwrap().to_string())
         .collect()
 }
 
