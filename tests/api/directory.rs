@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, assert_invalid, ids, Resp, TestApp, ADMIN_KEY};
+use crate::helpers::{assert_error, assert_invalid, ids, TestApp, ADMIN_KEY};
 
 // ---- local assertions ----
 

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, assert_invalid, pointers, Resp, TestApp, ADMIN_KEY};
+use crate::helpers::{assert_error, assert_invalid, pointers, TestApp, ADMIN_KEY};
 
 // ---- local assertions ----
 
