@@ -56,6 +56,8 @@ pub struct OrgIndex {
     dir: PathBuf,
     columns: Arc<ColumnCache>,
     fresh: bool,
+    /// Created empty while its store already held objects: only a rebuild can know them.
+    lost: std::sync::atomic::AtomicBool,
 }
 
 /// The pool every org's searches spread their segments over: one per process, so a thousand
@@ -105,6 +107,7 @@ impl OrgIndex {
             dir: dir.to_path_buf(),
             columns: Arc::new(ColumnCache::default()),
             fresh,
+            lost: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -116,6 +119,17 @@ impl OrgIndex {
     /// Whether this index was created empty when opened (it was missing).
     pub fn was_created(&self) -> bool {
         self.fresh
+    }
+
+    /// Marks an index created empty beside a store that already holds objects of its org (the
+    /// index directory was lost): its indexer rebuilds it from the store before tailing the log.
+    pub fn mark_lost(&self) {
+        self.lost.store(true, Ordering::Release);
+    }
+
+    /// Whether [`OrgIndex::mark_lost`] was called.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
     }
 
     /// Opened columns of this index's segments.

@@ -209,8 +209,9 @@ async fn recover(app: &App, org: &Org, index: &Arc<OrgIndex>) -> Result<u64> {
     // Replay covers (committed, last] only when the log still holds all of it.
     let log_gap = committed < last && (first == 0 || first > committed + 1);
     let ahead = committed > last;
-    // A missing index directory (created empty just now) cannot know what was imported unlogged.
-    let lost = index.was_created() && store.scan_objects(org.num).next().is_some();
+    // A missing index directory (created empty beside stored objects) cannot know what was
+    // imported unlogged.
+    let lost = index.is_lost();
     let dirty = super::import::index_dirty(app, org.num)?;
     if log_gap || ahead || lost || dirty {
         tracing::warn!(org = %org.id, committed, first, last, log_gap, ahead, lost, dirty, "index cannot replay from the log; rebuilding from the store");
@@ -391,5 +392,75 @@ impl App {
             Ok(r)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::automation::engine::system_caller;
+    use crate::service::objects::WriteOptions;
+    use crate::service::AppOptions;
+    use serde_json::json;
+
+    fn open(dir: &std::path::Path) -> App {
+        let mut opts = AppOptions::new(dir);
+        opts.background = false;
+        opts.announce_admin_key = false;
+        App::open(opts).unwrap()
+    }
+
+    /// (seq the recovered index covers, objects it finds).
+    async fn recovered(app: &App) -> (u64, u64) {
+        let org = app
+            .store()
+            .org_by_id_or_name(crate::service::DEFAULT_ORG)
+            .unwrap()
+            .unwrap();
+        let rt = app.runtime(&org).unwrap();
+        let seq = recover(app, &org, &rt.index).await.unwrap();
+        let applied = apply_batch(app, &org, &rt.index, seq, 1000).unwrap().0;
+        rt.index.commit(applied).unwrap();
+        let snap = app.snapshot(&rt);
+        (seq, snap.num_docs())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_index_replays_the_writes_after_it_and_a_lost_one_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = open(dir.path());
+        let org = app
+            .store()
+            .org_by_id_or_name(crate::service::DEFAULT_ORG)
+            .unwrap()
+            .unwrap();
+        // The index is created by the first use of the org; writes follow before the indexer
+        // looks at the store. They are in the log: replayed, not a reason to rebuild.
+        let rt = app.runtime(&org).unwrap();
+        assert!(rt.index.was_created() && !rt.index.is_lost());
+        let caller = system_caller(&org);
+        for i in 0..3 {
+            app.create_object(
+                &caller,
+                "customer",
+                &json!({"name": format!("c{i}")}),
+                WriteOptions::default(),
+            )
+            .await
+            .unwrap();
+        }
+        assert_eq!(recovered(&app).await, (0, 3), "replayed from the start of the log");
+        app.shutdown().await;
+        drop((rt, app));
+
+        // The index directory disappears while the store keeps its objects: rebuilt.
+        std::fs::remove_dir_all(dir.path().join("index").join(org.num.to_string())).unwrap();
+        let app = open(dir.path());
+        let rt = app.runtime(&org).unwrap();
+        assert!(rt.index.is_lost());
+        let (seq, docs) = recovered(&app).await;
+        assert!(seq >= 3, "rebuilt up to the last write: {seq}");
+        assert_eq!(docs, 3);
+        app.shutdown().await;
     }
 }

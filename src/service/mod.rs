@@ -173,6 +173,8 @@ struct Inner {
     store: Store,
     opts: AppOptions,
     orgs: Mutex<HashMap<u64, Arc<OrgRuntime>>>,
+    /// Held while a runtime is opened, so an org's index is opened (and found missing) once.
+    opening: Mutex<()>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     platform_key: Option<String>,
@@ -202,6 +204,7 @@ impl App {
             store,
             opts,
             orgs: Mutex::new(HashMap::new()),
+            opening: Mutex::new(()),
             shutdown,
             tasks: Mutex::new(Vec::new()),
             platform_key: None,
@@ -273,12 +276,19 @@ impl App {
         if let Some(rt) = self.inner.orgs.lock().expect("orgs lock").get(&org.num) {
             return Ok(rt.clone());
         }
-        let schema = self.load_schema(org.num)?;
-        let index = Arc::new(OrgIndex::open(&self.index_dir(org.num), &self.inner.opts.index)?);
-        let mut orgs = self.inner.orgs.lock().expect("orgs lock");
-        if let Some(rt) = orgs.get(&org.num) {
+        let _opening = self.inner.opening.lock().expect("opening lock");
+        if let Some(rt) = self.inner.orgs.lock().expect("orgs lock").get(&org.num) {
             return Ok(rt.clone());
         }
+        let schema = self.load_schema(org.num)?;
+        let index = Arc::new(OrgIndex::open(&self.index_dir(org.num), &self.inner.opts.index)?);
+        // Decided before the runtime is published, so before any write through it: objects the
+        // store holds now were written before this index existed, whereas the writes that follow
+        // are in the log the indexer replays (deciding later raced them and rebuilt every new org).
+        if index.was_created() && self.inner.store.scan_objects(org.num).next().is_some() {
+            index.mark_lost();
+        }
+        let mut orgs = self.inner.orgs.lock().expect("orgs lock");
         let (indexer, tasks) = if self.inner.opts.background {
             let (indexer, task) = indexing::spawn(
                 self.clone(),

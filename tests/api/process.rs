@@ -352,6 +352,13 @@ async fn a_clean_restart_after_sigterm_keeps_every_object_and_the_index() {
         !data.join("admin-key").is_file(),
         "KINDRED_ADMIN_KEY was given; no admin-key file expected"
     );
+    // New orgs (the default one, org-b) tail their log from the start: writes right after an
+    // index is created are not mistaken for objects the index lost.
+    assert!(
+        !log_text(&log).contains("rebuilding from the store"),
+        "a new org's index was rebuilt; log:\n{}",
+        log_text(&log)
+    );
 
     // Start again (another port) and read everything back.
     let server = Server::start(&data, Some(KEY), &log).await;
@@ -488,6 +495,34 @@ async fn a_clean_restart_after_sigterm_keeps_every_object_and_the_index() {
         [n["id"].as_str().unwrap()]
     );
     // A second clean stop also exits 0.
+    let status = server.terminate().await;
+    assert_eq!(status.code(), Some(0), "log:\n{}", log_text(&log));
+    assert!(!log_text(&log).contains("rebuilding from the store"));
+
+    // An org whose index directory is gone gets it rebuilt from the store.
+    let orgs: Vec<_> = std::fs::read_dir(data.join("index"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(orgs.len(), 2, "{orgs:?}");
+    let b_dir = orgs.iter().max().unwrap();
+    std::fs::remove_dir_all(b_dir).unwrap();
+    let server = Server::start(&data, Some(KEY), &log).await;
+    let api = Api::new(&server.base);
+    let mut found = Vec::new();
+    for _ in 0..200 {
+        found = api.search_ids(&org_b, json!({"queryContext": "customer"})).await;
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(found, ["b1"], "log:\n{}", log_text(&log));
+    assert!(
+        log_text(&log).contains("rebuilding from the store"),
+        "log:\n{}",
+        log_text(&log)
+    );
     let status = server.terminate().await;
     assert_eq!(status.code(), Some(0), "log:\n{}", log_text(&log));
 }
