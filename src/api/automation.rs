@@ -106,10 +106,13 @@ async fn list_runs(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    Ok(json_status(
-        StatusCode::OK,
-        super::extract::paged(s.app.list_runs(&c, &id)?, &q)?,
-    ))
+    let size = super::extract::page_size(&q)?;
+    let after = super::extract::store_cursor_param(&q, "run")?;
+    let mut page = s.app.list_runs(&c, &id, size, after.as_deref())?;
+    if let Some(last) = page["nextCursor"].as_str().map(str::to_string) {
+        page["nextCursor"] = serde_json::json!(super::extract::store_cursor("run", &last));
+    }
+    Ok(json_status(StatusCode::OK, page))
 }
 async fn get_run(State(s): State<ApiState>, Auth(c): Auth, Path(id): Path<String>) -> ApiResult<Response> {
     Ok(json_status(StatusCode::OK, s.app.get_run(&c, &id)?))

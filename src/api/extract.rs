@@ -139,6 +139,54 @@ pub fn int_param(query: &std::collections::HashMap<String, String>, name: &str) 
     }
 }
 
+/// `?pageSize=`: 1..1000, 50 when absent.
+pub fn page_size(query: &std::collections::HashMap<String, String>) -> Result<usize, ApiError> {
+    match int_param(query, "pageSize")? {
+        None => Ok(50),
+        Some(n @ 1..=1000) => Ok(n as usize),
+        Some(n) => Err(ApiError(
+            Problem::bad_request(
+                "invalid_parameter",
+                format!("`pageSize` must be between 1 and 1000, not {n}"),
+            )
+            .param("pageSize")
+            .into(),
+        )),
+    }
+}
+
+/// The opaque cursor of a list paged by the store, after the item `last` of its kind `kind`.
+pub fn store_cursor(kind: &str, last: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}:{last}"))
+}
+
+/// `?cursor=` of a list paged by the store: the item it was given out after (`None` for the
+/// first page); 400 for a cursor another list gave out.
+pub fn store_cursor_param(
+    query: &std::collections::HashMap<String, String>,
+    kind: &str,
+) -> Result<Option<String>, ApiError> {
+    use base64::Engine as _;
+    let Some(c) = query.get("cursor").filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix(&format!("{kind}:")).map(str::to_string))
+        .filter(|last| !last.is_empty())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError(
+                Problem::bad_request("invalid_parameter", "`cursor` is not a cursor this list gave out")
+                    .param("cursor")
+                    .into(),
+            )
+        })
+}
+
 /// One page of a list answer (`{"data":[...],"total":N,"nextCursor":null}` holding every item) as
 /// `?pageSize=` (1..1000, default 50) and `?cursor=` ask. The cursor names the position and the
 /// last item's id; when that item moved (an earlier one was deleted) the page starts after it.
@@ -148,16 +196,7 @@ pub fn paged(
 ) -> Result<serde_json::Value, ApiError> {
     use base64::Engine as _;
     let bad = |name: &str, title: String| ApiError(Problem::bad_request("invalid_parameter", title).param(name).into());
-    let size = match int_param(query, "pageSize")? {
-        None => 50,
-        Some(n @ 1..=1000) => n as usize,
-        Some(n) => {
-            return Err(bad(
-                "pageSize",
-                format!("`pageSize` must be between 1 and 1000, not {n}"),
-            ))
-        }
-    };
+    let size = page_size(query)?;
     let items = match list.get_mut("data").map(serde_json::Value::take) {
         Some(serde_json::Value::Array(items)) => items,
         _ => return Ok(list),

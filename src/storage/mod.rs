@@ -389,6 +389,47 @@ impl Store {
             .collect()
     }
 
+    /// Up to `limit` document ids starting with `prefix`, last first, below `before` (an id
+    /// without the prefix) when given: a page of a list kept in key order, read from the end.
+    pub fn doc_ids_with_prefix_rev(
+        &self,
+        org: u64,
+        coll: Collection,
+        prefix: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let base = keys::doc_key(org, coll as u8, "").len();
+        let lo = keys::doc_key(org, coll as u8, prefix);
+        let hi = match before {
+            Some(b) => keys::doc_key(org, coll as u8, &format!("{prefix}{b}")),
+            None => {
+                // 0xFF never occurs in UTF-8, so it sorts after every id with the prefix.
+                let mut hi = lo.clone();
+                hi.push(0xFF);
+                hi
+            }
+        };
+        self.inner
+            .kv
+            .range(lo..hi)
+            .keys()
+            .rev()
+            .take(limit)
+            .map(|k| Ok(String::from_utf8_lossy(&k?[base..]).into_owned()))
+            .collect()
+    }
+
+    /// How many document ids start with `prefix` (keys only; no document is read).
+    pub fn count_prefix(&self, org: u64, coll: Collection, prefix: &str) -> Result<usize> {
+        let mut n = 0;
+        for k in self.inner.kv.scan_prefix(keys::doc_key(org, coll as u8, prefix)).keys() {
+            k?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Applies a batch of document and key operations atomically, under the org's write lock.
     ///
     /// # Errors

@@ -3175,3 +3175,68 @@ async fn accepted_hook_deliveries_and_app_events_survive_an_immediate_sigkill() 
     }
     assert!(server.terminate().await.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_runs_page_newest_first_with_store_cursors() {
+    let t = TestApp::new().await;
+    let wf = create_workflow(
+        &t,
+        A,
+        json!({"event": "app.paging.tick"}),
+        json!([{"id": "s1", "action": "noop", "params": {}}]),
+    )
+    .await;
+    let other = create_workflow(
+        &t,
+        A,
+        json!({"event": "app.paging.other"}),
+        json!([{"id": "s1", "action": "noop", "params": {}}]),
+    )
+    .await;
+    let mut started = Vec::new();
+    for i in 0..7 {
+        started.extend(post_event(&t, A, "app.paging.tick", json!({"i": i})).await);
+    }
+    post_event(&t, A, "app.paging.other", json!({})).await;
+    assert_eq!(started.len(), 7);
+
+    // Pages of 3: 3 + 3 + 1, newest first, each run once, the total on every page.
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            None => format!("/v1/workflows/{wf}/runs?pageSize=3"),
+            Some(c) => format!("/v1/workflows/{wf}/runs?pageSize=3&cursor={c}"),
+        };
+        let page = t.get(&path, A).await.expect(200);
+        assert_eq!(page["total"], 7, "{page}");
+        pages += 1;
+        seen.extend(ids(&page));
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let mut newest_first = started.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first, "every run once, newest first");
+    // The default page holds all of them; the other workflow's run is not among them.
+    let all = t.get(&format!("/v1/workflows/{wf}/runs"), A).await.expect(200);
+    assert_eq!(ids(&all), newest_first);
+    assert_eq!(all["nextCursor"], Value::Null);
+    let theirs = t.get(&format!("/v1/workflows/{other}/runs"), A).await.expect(200);
+    assert_eq!(theirs["total"], 1);
+
+    // Bad page sizes and cursors of other lists are refused, naming the parameter.
+    for bad in ["pageSize=0", "pageSize=1001", "cursor=nonsense", "cursor=MTox"] {
+        let r = t.get(&format!("/v1/workflows/{wf}/runs?{bad}"), A).await;
+        assert_eq!(r.status.as_u16(), 400, "{bad}: {}", r.text);
+        let param = bad.split('=').next().unwrap();
+        assert_eq!(r.body["errors"][0]["source"]["parameter"], param, "{}", r.text);
+    }
+    // An unknown workflow is a 404, also with paging parameters.
+    let r = t.get("/v1/workflows/nope/runs?pageSize=2", A).await;
+    assert_eq!(r.status.as_u16(), 404, "{}", r.text);
+}
