@@ -451,6 +451,11 @@ pub fn csv_cell(obj: &Value, path: &str) -> String {
     }
 }
 
+/// Pages shorter than this load on the request's thread: in an interleaved A/B at scale S, a
+/// timeline of 25 objects answered 3-8% faster read in turn, a search page of 50 3% faster read
+/// on all cores (waking the pool costs about as much as reading a dozen objects).
+const LOAD_IN_PARALLEL_FROM: usize = 32;
+
 /// The stored objects of a page of hits (None where deleted since), loaded on all cores when the
 /// page is large enough to repay it: decoding dominates a page's cost once the query ran.
 pub(crate) fn load_objects(
@@ -459,7 +464,7 @@ pub(crate) fn load_objects(
     hits: &[crate::index::collect::Hit],
 ) -> Result<Vec<Option<crate::model::Object>>> {
     use rayon::prelude::*;
-    if hits.len() < 16 {
+    if hits.len() < LOAD_IN_PARALLEL_FROM {
         return hits.iter().map(|h| Ok(app.store().object(org, h.num)?)).collect();
     }
     hits.par_chunks(8)
