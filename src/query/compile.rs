@@ -195,7 +195,25 @@ impl Compiled {
         limit: usize,
         after: Option<Position>,
     ) -> Result<(u64, Vec<Hit>)> {
-        let collector = TopCollector::new(keys, limit, after, snap.columns.clone());
+        self.top_with(snap, TopCollector::new(keys, limit, after, snap.columns.clone()))
+    }
+
+    /// [`Compiled::top`] leaving ties across segments inside the page to the caller, who orders
+    /// them with [`crate::index::collect::order_ties`] once it has loaded their objects.
+    pub fn top_deferring_ties(
+        &self,
+        snap: &Snapshot,
+        keys: Vec<SortKey>,
+        limit: usize,
+        after: Option<Position>,
+    ) -> Result<(u64, Vec<Hit>)> {
+        self.top_with(
+            snap,
+            TopCollector::new(keys, limit, after, snap.columns.clone()).deferring_ties(),
+        )
+    }
+
+    fn top_with(&self, snap: &Snapshot, collector: TopCollector) -> Result<(u64, Vec<Hit>)> {
         if self.narrow {
             return Ok(snap.search_here(&*self.query, &collector)?);
         }

@@ -217,27 +217,25 @@ impl App {
         blocking(move || {
             let snap = app.snapshot(&p.rt);
             let compiled = snap.compile(&p.klass.name, &p.filter)?;
-            let (total, mut hits) = compiled.top(&snap, p.keys.clone(), p.page_size + 1, p.after.clone())?;
+            let (total, mut hits) =
+                compiled.top_deferring_ties(&snap, p.keys.clone(), p.page_size + 1, p.after.clone())?;
             let more = hits.len() > p.page_size;
             hits.truncate(p.page_size);
-            let org = p.rt.org.num;
-            let mut data = Vec::with_capacity(hits.len());
-            let mut last_id = None;
-            for (h, obj) in hits.iter().zip(load_objects(&app, org, &hits)?) {
+            let rows = load_page(&app, &snap, p.rt.org.num, hits, &p.keys)?;
+            let mut data = Vec::with_capacity(rows.len());
+            let mut last = None;
+            for (h, obj) in rows {
                 match obj {
                     Some(obj) => {
-                        last_id = Some(obj.id.clone());
+                        last = Some(h.position(&obj.id));
                         data.push((obj, compiled.scored().then_some(h.score)));
                     }
                     // Deleted since the index saw it: skipped, but the cursor still moves past it.
-                    None => last_id = None,
+                    None => last = Some(h.position(&h.id.clone().unwrap_or_else(|| snap.hit_id(&h)))),
                 }
             }
-            let next = match (more, hits.last()) {
-                (true, Some(h)) => {
-                    let id = last_id.unwrap_or_else(|| snap.hit_id(h));
-                    Some(encode_cursor(&p.keys, &h.position(&id)))
-                }
+            let next = match (more, last) {
+                (true, Some(pos)) => Some(encode_cursor(&p.keys, &pos)),
                 _ => None,
             };
             Ok(page_json(&p.schema, &data, total, next))
@@ -449,6 +447,33 @@ pub fn csv_cell(obj: &Value, path: &str) -> String {
             .join("|"),
         other => other.to_string(),
     }
+}
+
+/// A page's hits with their stored objects (None where deleted since), the ties the collector
+/// left across segments ordered by id now that the ids are at hand (see
+/// `Compiled::top_deferring_ties`); a deleted object's id is read from the index.
+pub(crate) fn load_page(
+    app: &App,
+    snap: &Snapshot,
+    org: u64,
+    hits: Vec<crate::index::collect::Hit>,
+    keys: &[SortKey],
+) -> Result<Vec<(crate::index::collect::Hit, Option<crate::model::Object>)>> {
+    let objects = load_objects(app, org, &hits)?;
+    let mut rows: Vec<_> = hits.into_iter().zip(objects).collect();
+    for (h, o) in rows.iter_mut() {
+        if o.is_none() && h.id.is_none() {
+            h.id = Some(snap.hit_id(h));
+        }
+    }
+    let desc = keys.first().is_some_and(|k| k.desc);
+    crate::index::collect::order_ties(
+        &mut rows,
+        |(h, _)| h.tie,
+        |(h, o)| o.as_ref().map(|o| o.id.as_str()).or(h.id.as_deref()).unwrap_or(""),
+        desc,
+    );
+    Ok(rows)
 }
 
 /// Pages shorter than this load on the request's thread: in an interleaved A/B at scale S, a

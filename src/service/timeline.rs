@@ -103,18 +103,22 @@ impl App {
                 (customers, Some(owner.num))
             };
             let compiled = snap.compile_linked(&customers, company, &klasses, &filter)?;
-            let (total, mut hits) = compiled.top(&snap, keys.clone(), size + 1, after)?;
-            let next = if hits.len() > size {
-                hits.truncate(size);
-                hits.last().map(|h| encode_cursor(&keys, &h.position(&snap.hit_id(h))))
-            } else {
-                None
+            let (total, mut hits) = compiled.top_deferring_ties(&snap, keys.clone(), size + 1, after)?;
+            let more = hits.len() > size;
+            hits.truncate(size);
+            let rows = super::search::load_page(&app, &snap, rt.org.num, hits, &keys)?;
+            let next = match rows.last() {
+                Some((h, o)) if more => {
+                    let id = o
+                        .as_ref()
+                        .map(|o| o.id.clone())
+                        .or_else(|| h.id.clone())
+                        .unwrap_or_default();
+                    Some(encode_cursor(&keys, &h.position(&id)))
+                }
+                _ => None,
             };
-            let data: Vec<_> = super::search::load_objects(&app, rt.org.num, &hits)?
-                .into_iter()
-                .flatten()
-                .map(|o| (o, None))
-                .collect();
+            let data: Vec<_> = rows.into_iter().filter_map(|(_, o)| o).map(|o| (o, None)).collect();
             Ok(page_json(&schema, &data, total, next))
         })
         .await
