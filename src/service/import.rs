@@ -460,14 +460,14 @@ impl App {
             );
         }
         let mut obj = loop {
-            let k = match rt.schema().klass(&p.klass).cloned() {
-                Some(k) => k,
-                None => {
-                    self.missing_klass(rt, p)?;
-                    continue;
-                }
+            // The klass is borrowed from the schema, not cloned for every line; declaring an
+            // attribute or a klass loads a new schema for the next turn.
+            let schema = rt.schema();
+            let Some(k) = schema.klass(&p.klass) else {
+                self.missing_klass(rt, p)?;
+                continue;
             };
-            match self.build_with(lookup, &k, &body, base.as_ref(), mode) {
+            match self.build_with(lookup, k, &body, base.as_ref(), mode) {
                 Ok(o) => break o,
                 Err(BuildError::Declare(names)) => self.declare_suffix_attributes(rt, &p.klass, &names)?,
                 Err(BuildError::Invalid(ps)) => {
