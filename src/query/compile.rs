@@ -19,7 +19,7 @@ use tantivy::query::{
     TermSetQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption, Term};
-use tantivy::{DocId, Searcher, SegmentReader};
+use tantivy::{DocId, DocSet, Searcher, SegmentReader};
 
 use super::filter::{CountRange, Filter, Pred, Scalar, Target, TextWord};
 use super::validate::SortTarget;
@@ -409,21 +409,28 @@ impl Compiler<'_> {
         Ok(())
     }
 
-    /// Docs with one of the strings `vals` under `key`, checked per candidate doc on the cached
-    /// keyword column (the same folded strings the terms hold).
+    /// Docs with one of the strings `vals` under `key`: the values' postings are read into a
+    /// bitset of the segment, then each candidate of the leader is one bit test. Reading postings
+    /// costs a few nanoseconds a doc, where looking a candidate up in the keyword column (an
+    /// optional index rank, then a bit-packed read) cost 20-30 and was a fifth of Q2's CPU.
     fn in_predicate(&self, key: &str, vals: &[Scalar]) -> Box<dyn Query> {
-        let column = IndexSchema::column("kw", key);
-        let wanted: Arc<Vec<String>> = Arc::new(
-            vals.iter()
-                .filter_map(|v| match v {
-                    Scalar::Str(s) => Some(s.clone()),
-                    _ => None,
-                })
-                .collect(),
-        );
-        let cache = self.columns.clone();
-        let q: DocPredicateQuery =
-            FunctionPredicate::from(move |seg: &SegmentReader| str_member(&cache, seg, &column, &wanted)).into();
+        let terms: Arc<Vec<Term>> = Arc::new(vals.iter().map(|v| self.kw_value_term(key, v)).collect());
+        let field = self.s.kw;
+        let q: DocPredicateQuery = FunctionPredicate::from(move |seg: &SegmentReader| {
+            let inverted = seg.inverted_index(field)?;
+            let mut docs = tantivy::BitSet::with_max_value(seg.max_doc());
+            for t in terms.iter() {
+                if let Some(mut postings) = inverted.read_postings(t, IndexRecordOption::Basic)? {
+                    let mut doc = postings.doc();
+                    while doc != tantivy::TERMINATED {
+                        docs.insert(doc);
+                        doc = postings.advance();
+                    }
+                }
+            }
+            Ok(move |doc: DocId| docs.contains(doc))
+        })
+        .into();
         Box::new(q)
     }
 
