@@ -411,12 +411,15 @@ mod tests {
     }
 
     /// (seq the recovered index covers, objects it finds).
-    async fn recovered(app: &App) -> (u64, u64) {
-        let org = app
-            .store()
+    fn default_org(app: &App) -> Org {
+        app.store()
             .org_by_id_or_name(crate::service::DEFAULT_ORG)
             .unwrap()
-            .unwrap();
+            .unwrap()
+    }
+
+    async fn recovered(app: &App) -> (u64, u64) {
+        let org = default_org(app);
         let rt = app.runtime(&org).unwrap();
         let seq = recover(app, &org, &rt.index).await.unwrap();
         let applied = apply_batch(app, &org, &rt.index, seq, 1000).unwrap().0;
@@ -429,11 +432,7 @@ mod tests {
     async fn a_new_index_replays_the_writes_after_it_and_a_lost_one_is_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
         let app = open(dir.path());
-        let org = app
-            .store()
-            .org_by_id_or_name(crate::service::DEFAULT_ORG)
-            .unwrap()
-            .unwrap();
+        let org = default_org(&app);
         // The index is created by the first use of the org; writes follow before the indexer
         // looks at the store. They are in the log: replayed, not a reason to rebuild.
         let rt = app.runtime(&org).unwrap();

@@ -222,22 +222,15 @@ impl App {
             let more = hits.len() > p.page_size;
             hits.truncate(p.page_size);
             let rows = load_page(&app, &snap, p.rt.org.num, hits, &p.keys)?;
-            let mut data = Vec::with_capacity(rows.len());
-            let mut last = None;
-            for (h, obj) in rows {
-                match obj {
-                    Some(obj) => {
-                        last = Some(h.position(&obj.id));
-                        data.push((obj, compiled.scored().then_some(h.score)));
-                    }
-                    // Deleted since the index saw it: skipped, but the cursor still moves past it.
-                    None => last = Some(h.position(&h.id.clone().unwrap_or_else(|| snap.hit_id(&h)))),
-                }
-            }
-            let next = match (more, last) {
-                (true, Some(pos)) => Some(encode_cursor(&p.keys, &pos)),
+            // A row deleted since the index saw it is not shown, but the cursor still moves past it.
+            let next = match rows.last() {
+                Some(row) if more => Some(encode_cursor(&p.keys, &row.0.position(row_id(row)))),
                 _ => None,
             };
+            let data: Vec<_> = rows
+                .into_iter()
+                .filter_map(|(h, o)| o.map(|o| (o, compiled.scored().then_some(h.score))))
+                .collect();
             Ok(page_json(&p.schema, &data, total, next))
         })
         .await
@@ -467,13 +460,13 @@ pub(crate) fn load_page(
         }
     }
     let desc = keys.first().is_some_and(|k| k.desc);
-    crate::index::collect::order_ties(
-        &mut rows,
-        |(h, _)| h.tie,
-        |(h, o)| o.as_ref().map(|o| o.id.as_str()).or(h.id.as_deref()).unwrap_or(""),
-        desc,
-    );
+    crate::index::collect::order_ties(&mut rows, |(h, _)| h.tie, row_id, desc);
     Ok(rows)
+}
+
+/// The id of a row of [`load_page`]: its object's, or the index's when the object is gone.
+pub(crate) fn row_id((hit, obj): &(crate::index::collect::Hit, Option<crate::model::Object>)) -> &str {
+    obj.as_ref().map(|o| o.id.as_str()).or(hit.id.as_deref()).unwrap_or("")
 }
 
 /// Pages shorter than this load on the request's thread: in an interleaved A/B at scale S, a

@@ -108,14 +108,7 @@ impl App {
             hits.truncate(size);
             let rows = super::search::load_page(&app, &snap, rt.org.num, hits, &keys)?;
             let next = match rows.last() {
-                Some((h, o)) if more => {
-                    let id = o
-                        .as_ref()
-                        .map(|o| o.id.clone())
-                        .or_else(|| h.id.clone())
-                        .unwrap_or_default();
-                    Some(encode_cursor(&keys, &h.position(&id)))
-                }
+                Some(row) if more => Some(encode_cursor(&keys, &row.0.position(super::search::row_id(row)))),
                 _ => None,
             };
             let data: Vec<_> = rows.into_iter().filter_map(|(_, o)| o).map(|o| (o, None)).collect();

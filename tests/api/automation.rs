@@ -101,6 +101,17 @@ async fn create_workflow(t: &TestApp, key: &str, trigger: Value, steps: Value) -
     wf["id"].as_str().unwrap().to_string()
 }
 
+/// A workflow on `event` whose one step (`s1`) does nothing: for tests about runs themselves.
+async fn noop_workflow(t: &TestApp, key: &str, event: &str) -> String {
+    create_workflow(
+        t,
+        key,
+        json!({"event": event}),
+        json!([{"id": "s1", "action": "noop", "params": {}}]),
+    )
+    .await
+}
+
 async fn create_rule(t: &TestApp, key: &str, body: Value) -> String {
     t.post("/v1/business-rules", key, body).await.expect(201)["id"]
         .as_str()
@@ -468,20 +479,8 @@ async fn rule_changes_are_part_of_the_same_write_and_of_the_same_event() {
         "actions": [{"assign": {"team": "support"}}, {"set": {"priority": 4}}, {"addTags": ["routed"]}]}),
     )
     .await;
-    let created = create_workflow(
-        &t,
-        A,
-        json!({"event": "conversation.created"}),
-        json!([{"id": "s1", "action": "noop", "params": {}}]),
-    )
-    .await;
-    let updated = create_workflow(
-        &t,
-        A,
-        json!({"event": "conversation.updated"}),
-        json!([{"id": "s1", "action": "noop", "params": {}}]),
-    )
-    .await;
+    let created = noop_workflow(&t, A, "conversation.created").await;
+    let updated = noop_workflow(&t, A, "conversation.updated").await;
 
     let c = t
         .post(
@@ -540,20 +539,8 @@ async fn a_failing_rule_action_fails_the_whole_write_and_stores_nothing() {
     .await;
     create_rule(&t, A, json!({"name": "Ghost team", "klass": "conversation", "order": 3,
         "conditions": {"and": [{"subject": {"contains": "ghost"}}]}, "actions": [{"assign": {"team": "no-such-team"}}]})).await;
-    let wf = create_workflow(
-        &t,
-        A,
-        json!({"event": "conversation.created"}),
-        json!([{"id": "s1", "action": "noop", "params": {}}]),
-    )
-    .await;
-    let upd = create_workflow(
-        &t,
-        A,
-        json!({"event": "conversation.updated"}),
-        json!([{"id": "s1", "action": "noop", "params": {}}]),
-    )
-    .await;
+    let wf = noop_workflow(&t, A, "conversation.created").await;
+    let upd = noop_workflow(&t, A, "conversation.updated").await;
 
     // A create whose rule fails: 422 naming the rule, nothing stored, no event.
     let r = t
@@ -769,20 +756,8 @@ async fn rules_and_object_events_cover_put_upserts_and_bulk_lines() {
         "conditions": {"and": [{"subject": {"contains": "explode"}}]}, "actions": [{"set": {"priority": 9}}]}),
     )
     .await;
-    let created = create_workflow(
-        &t,
-        A,
-        json!({"event": "conversation.created"}),
-        json!([{"id": "s1", "action": "noop", "params": {}}]),
-    )
-    .await;
-    let updated = create_workflow(
-        &t,
-        A,
-        json!({"event": "conversation.updated"}),
-        json!([{"id": "s1", "action": "noop", "params": {}}]),
-    )
-    .await;
+    let created = noop_workflow(&t, A, "conversation.created").await;
+    let updated = noop_workflow(&t, A, "conversation.updated").await;
 
     // PUT replaces every field, then the rules run on the result.
     t.post(
@@ -3179,20 +3154,8 @@ async fn accepted_hook_deliveries_and_app_events_survive_an_immediate_sigkill() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workflow_runs_page_newest_first_with_store_cursors() {
     let t = TestApp::new().await;
-    let wf = create_workflow(
-        &t,
-        A,
-        json!({"event": "app.paging.tick"}),
-        json!([{"id": "s1", "action": "noop", "params": {}}]),
-    )
-    .await;
-    let other = create_workflow(
-        &t,
-        A,
-        json!({"event": "app.paging.other"}),
-        json!([{"id": "s1", "action": "noop", "params": {}}]),
-    )
-    .await;
+    let wf = noop_workflow(&t, A, "app.paging.tick").await;
+    let other = noop_workflow(&t, A, "app.paging.other").await;
     let mut started = Vec::new();
     for i in 0..7 {
         started.extend(post_event(&t, A, "app.paging.tick", json!({"i": i})).await);
