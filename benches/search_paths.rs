@@ -8,6 +8,10 @@
 
 use std::time::Instant;
 
+// The service's allocator, so object decoding and rendering cost what they cost in the service.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use kindred::query::ast::SearchRequest;
 use kindred::query::compile::sort_keys;
 use kindred::query::validate::Validator;
@@ -90,23 +94,29 @@ fn main() {
         let (tt, _) = time(n, || compiled.top(&snap, keys.clone(), 51, None).unwrap());
         println!("| {name} | {tv:.1} | {tc:.1} | {tn:.1} | {tt:.1} | {total} |");
     }
-    let nums: Vec<u64> = (20000..20050).collect();
-    let (tf, objs) = time(200, || {
-        nums.iter()
-            .map(|n| app.store().object(org.org.num, *n).unwrap().unwrap())
-            .collect::<Vec<_>>()
-    });
-    let (tr, rendered) = time(200, || {
-        objs.iter()
-            .map(|o| o.to_json(schema.klass(&o.klass)))
-            .collect::<Vec<_>>()
-    });
-    let (ts, bytes) = time(200, || serde_json::to_vec(&rendered).unwrap());
-    println!(
-        "\n50 objects ({}): fetch+decode {tf:.1} µs, render {tr:.1} µs, serialize {ts:.1} µs ({} bytes)",
-        objs[0].klass,
-        bytes.len()
-    );
+    // A page of 50 objects read from the store, decoded, and rendered as a search page is.
+    for start in [20000u64, 1_500_000] {
+        let nums: Vec<u64> = (start..start + 50).collect();
+        let (tf, objs) = time(200, || {
+            nums.iter()
+                .map(|n| app.store().object(org.org.num, *n).unwrap().unwrap())
+                .collect::<Vec<_>>()
+        });
+        let encoded: Vec<Vec<u8>> = objs.iter().map(kindred::storage::codec::encode_positional).collect();
+        let (td, _) = time(200, || {
+            encoded
+                .iter()
+                .map(|b| kindred::storage::codec::decode::<kindred::model::Object>(b, "object").unwrap())
+                .collect::<Vec<_>>()
+        });
+        let page: Vec<_> = objs.iter().map(|o| (o.clone(), None)).collect();
+        let (tr, bytes) = time(200, || kindred::service::search::page_json(&schema, &page, 50, None));
+        println!(
+            "\n50 objects ({}): fetch+decode {tf:.1} µs (decode {td:.1}), render page {tr:.1} µs ({} bytes)",
+            objs[0].klass,
+            bytes.0.len()
+        );
+    }
     let obj = app.store().object(org.org.num, 1000).unwrap().unwrap();
     let k = schema.klass(&obj.klass).unwrap();
     let (tm, _) = time(2000, || {

@@ -20,6 +20,6 @@ pub mod schema;
 pub mod settings;
 
 pub use error::{IndexError, Result};
-pub use org_index::{IndexOp, OrgIndex};
+pub use org_index::{on_read_pool, IndexOp, OrgIndex};
 pub use schema::IndexSchema;
 pub use settings::IndexSettings;

@@ -60,19 +60,45 @@ pub struct OrgIndex {
     lost: std::sync::atomic::AtomicBool,
 }
 
-/// The pool every org's searches spread their segments over: one per process, so a thousand
-/// orgs do not mean a thousand pools. A search of a few segments then takes one core per segment
-/// (aggregations, joins and counts over large klasses gain the most).
+/// The one pool of the read path: every org's searches spread their segments over it, and pages
+/// and exports decode objects on it ([`read_pool`]). One per process, so a thousand orgs do not
+/// mean a thousand pools, and one rather than two so idle workers of a second pool do not spin
+/// beside the busy ones (on 2 cores, a second pool's spinning took a tenth of a search's CPU).
+static READ_POOL: std::sync::OnceLock<Option<Arc<rayon::ThreadPool>>> = std::sync::OnceLock::new();
+
+/// The read pool, created on first use with `threads` workers (none for one thread: work then
+/// runs on the caller's thread).
+fn read_pool_with(threads: usize) -> Result<Option<Arc<rayon::ThreadPool>>> {
+    if let Some(p) = READ_POOL.get() {
+        return Ok(p.clone());
+    }
+    let pool = if threads <= 1 {
+        None
+    } else {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("kindred-read-{i}"))
+            .build()
+            .map_err(|e| IndexError::Directory(format!("starting the read pool: {e}")))?;
+        Some(Arc::new(pool))
+    };
+    Ok(READ_POOL.get_or_init(|| pool).clone())
+}
+
+/// Runs `f` on the read pool (where rayon's parallel iterators then spread), or on the caller's
+/// thread when the pool has one thread or no index opened it yet.
+pub fn on_read_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    match READ_POOL.get() {
+        Some(Some(pool)) => pool.install(f),
+        _ => f(),
+    }
+}
+
 fn search_executor(threads: usize) -> Result<tantivy::Executor> {
-    static POOL: std::sync::OnceLock<tantivy::Executor> = std::sync::OnceLock::new();
-    if threads <= 1 {
-        return Ok(tantivy::Executor::single_thread());
-    }
-    if let Some(e) = POOL.get() {
-        return Ok(e.clone());
-    }
-    let e = tantivy::Executor::multi_thread(threads, "kindred-search-")?;
-    Ok(POOL.get_or_init(|| e).clone())
+    Ok(match read_pool_with(threads)? {
+        Some(pool) => tantivy::Executor::ThreadPool(pool),
+        None => tantivy::Executor::single_thread(),
+    })
 }
 
 impl OrgIndex {

@@ -116,6 +116,14 @@ impl App {
         Ok(obj)
     }
 
+    /// The num of an object of `klass` by id, without reading the object; 404 when there is none.
+    pub(crate) fn object_num(&self, org: u64, klass: &str, id: &str) -> Result<u64> {
+        match self.store().num_and_klass_by_id(org, id)? {
+            Some((num, k)) if k == klass => Ok(num),
+            _ => Err(Problem::not_found(klass, id).into()),
+        }
+    }
+
     /// Renders an object with its klass.
     pub(crate) fn render(&self, schema: &OrgSchema, obj: &Object) -> Value {
         obj.to_json(schema.klass(&obj.klass))

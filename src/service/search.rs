@@ -17,6 +17,7 @@ use super::indexing::blocking;
 use super::{App, OrgRuntime};
 use crate::error::Problem;
 use crate::index::collect::{Position, SortKey};
+use crate::index::on_read_pool;
 use crate::model::time::{parse_time, Millis};
 use crate::model::{Klass, OrgSchema};
 use crate::query::ast::{BodyKind, SearchRequest};
@@ -485,14 +486,16 @@ pub(crate) fn load_objects(
     if hits.len() < LOAD_IN_PARALLEL_FROM {
         return hits.iter().map(|h| Ok(app.store().object(org, h.num)?)).collect();
     }
-    hits.par_chunks(8)
-        .map(|c| {
-            c.iter()
-                .map(|h| Ok(app.store().object(org, h.num)?))
-                .collect::<Result<Vec<_>>>()
-        })
-        .collect::<Result<Vec<_>>>()
-        .map(|v| v.into_iter().flatten().collect())
+    on_read_pool(|| {
+        hits.par_chunks(8)
+            .map(|c| {
+                c.iter()
+                    .map(|h| Ok(app.store().object(org, h.num)?))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()
+    })
+    .map(|v| v.into_iter().flatten().collect())
 }
 
 /// Objects one export task renders.
@@ -550,7 +553,7 @@ fn export(
     let emit = |nums: &[u64], buf: &mut Vec<u8>| -> Result<bool> {
         use rayon::prelude::*;
         for window in nums.chunks(EXPORT_CHUNK * EXPORT_WINDOW) {
-            let parts: Vec<Result<Vec<u8>>> = window.par_chunks(EXPORT_CHUNK).map(render).collect();
+            let parts: Vec<Result<Vec<u8>>> = on_read_pool(|| window.par_chunks(EXPORT_CHUNK).map(render).collect());
             for part in parts {
                 buf.extend_from_slice(&part?);
                 if buf.len() >= 256 << 10 && tx.blocking_send(Ok(Bytes::from(std::mem::take(buf)))).is_err() {

@@ -17,6 +17,9 @@ use crate::query::ast::{BodyKind, SearchRequest};
 use crate::query::filter::{Filter, Pred, Scalar, Target};
 use crate::query::validate::Validator;
 
+/// The largest customer timeline page answered on the request's thread.
+const INLINE_PAGE: usize = 100;
+
 fn timeline_keys() -> Vec<SortKey> {
     vec![SortKey {
         source: SortSource::I64(schema::CREATED.into()),
@@ -71,7 +74,7 @@ impl App {
         }
         let rt = self.runtime(&caller.org)?;
         let schema = rt.schema();
-        let owner = self.load_object(caller.org.num, klass, id)?;
+        let owner = self.object_num(caller.org.num, klass, id)?;
         let klasses = req.klasses.clone().unwrap_or_default();
         for (i, k) in klasses.iter().enumerate() {
             if schema.klass(k).is_none() {
@@ -93,14 +96,18 @@ impl App {
             None => None,
         };
         let app = self.clone();
-        let klass = klass.to_string();
-        blocking(move || {
+        let (klass, id) = (klass.to_string(), id.to_string());
+        // A customer's page of up to INLINE_PAGE objects runs on the request's thread: its cost is
+        // bounded by one customer's objects, and the hand-off to a blocking thread and back was
+        // a seventh of a 25-object timeline (interleaved A/B at scale S: 0.215 -> 0.185 ms).
+        let inline = klass == "customer" && size <= INLINE_PAGE;
+        let work = move || {
             let snap = app.snapshot(&rt);
             let (customers, company) = if klass == "customer" {
-                (vec![owner.num], None)
+                (vec![owner], None)
             } else {
-                let customers = snap.compile("customer", &company_filter(&owner.id))?.nums(&snap)?;
-                (customers, Some(owner.num))
+                let customers = snap.compile("customer", &company_filter(&id))?.nums(&snap)?;
+                (customers, Some(owner))
             };
             let compiled = snap.compile_linked(&customers, company, &klasses, &filter)?;
             let (total, mut hits) = compiled.top_deferring_ties(&snap, keys.clone(), size + 1, after)?;
@@ -113,8 +120,12 @@ impl App {
             };
             let data: Vec<_> = rows.into_iter().filter_map(|(_, o)| o).map(|o| (o, None)).collect();
             Ok(page_json(&schema, &data, total, next))
-        })
-        .await
+        };
+        if inline {
+            work()
+        } else {
+            blocking(work).await
+        }
     }
 }
 
