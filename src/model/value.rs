@@ -144,7 +144,12 @@ impl<'de> Visitor<'de> for ValueVisitor {
             "Int" => Value::Int(map.next_value()?),
             "Bool" => Value::Bool(map.next_value()?),
             "List" => Value::List(map.next_value()?),
-            other => return Err(A::Error::unknown_variant(other, &["Str", "Num", "Int", "Bool", "Date", "List"])),
+            other => {
+                return Err(A::Error::unknown_variant(
+                    other,
+                    &["Str", "Num", "Int", "Bool", "Date", "List"],
+                ))
+            }
         };
         if map.next_key::<std::borrow::Cow<'de, str>>()?.is_some() {
             return Err(A::Error::custom("a tagged value has one entry"));
@@ -232,9 +237,17 @@ mod tests {
 
     #[test]
     fn dates_stay_tagged_and_malformed_values_are_refused() {
-        assert_eq!(serde_json::to_value(Value::Date(5)).unwrap(), serde_json::json!({"Date": 5}));
+        assert_eq!(
+            serde_json::to_value(Value::Date(5)).unwrap(),
+            serde_json::json!({"Date": 5})
+        );
         assert_eq!(serde_json::to_value(Value::Int(5)).unwrap(), serde_json::json!(5));
-        for bad in [serde_json::json!({}), serde_json::json!({"When": 1}), serde_json::json!({"Date": 1, "Int": 2}), serde_json::json!(null)] {
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"When": 1}),
+            serde_json::json!({"Date": 1, "Int": 2}),
+            serde_json::json!(null),
+        ] {
             assert!(serde_json::from_value::<Value>(bad.clone()).is_err(), "{bad}");
         }
     }

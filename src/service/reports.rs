@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use super::auth::Caller;
 use super::error::{Result, ServiceError};
-use super::indexing::blocking;
+use super::indexing::blocking_here;
 use super::search::Prepared;
 use super::App;
 use crate::error::Problem;
@@ -508,7 +508,7 @@ impl App {
             None => Vec::new(),
         };
         let app = self.clone();
-        blocking(move || {
+        blocking_here(move || {
             let snap = app.snapshot(&prepared.rt);
             let compiled = snap.compile(&prepared.klass.name, &prepared.filter)?;
             run_report(&snap, &compiled, &prepared.filter, &mut aggs)

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::auth::{Action, Caller};
 use super::directory::list_json;
 use super::error::{Result, ServiceError};
-use super::indexing::blocking;
+use super::indexing::blocking_here;
 use super::input::Body;
 use super::search::{ExportFormat, Prepared};
 use super::App;
@@ -284,7 +284,7 @@ impl App {
         let schema = rt.schema();
         let org = caller.org.num;
         let now = self.now();
-        blocking(move || {
+        blocking_here(move || {
             let related = IndexRelated {
                 app: &app,
                 snap: &snap,

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::auth::{Action, Caller};
 use super::error::{Result, ServiceError};
-use super::indexing::blocking;
+use super::indexing::blocking_here;
 use super::{App, OrgRuntime};
 use crate::error::Problem;
 use crate::index::collect::{Position, SortKey};
@@ -215,7 +215,7 @@ impl App {
     /// Runs a prepared search: `{"data", "total", "nextCursor"}`.
     pub async fn run_search(&self, p: Prepared) -> Result<JsonBytes> {
         let app = self.clone();
-        blocking(move || {
+        blocking_here(move || {
             let snap = app.snapshot(&p.rt);
             let compiled = snap.compile(&p.klass.name, &p.filter)?;
             let (total, mut hits) =
@@ -246,7 +246,7 @@ impl App {
     /// The exact count of a prepared search.
     pub async fn run_count(&self, p: Prepared) -> Result<u64> {
         let app = self.clone();
-        blocking(move || {
+        blocking_here(move || {
             let snap = app.snapshot(&p.rt);
             Ok(snap.compile(&p.klass.name, &p.filter)?.count(&snap)?)
         })
