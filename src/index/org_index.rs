@@ -116,6 +116,7 @@ impl OrgIndex {
             Index::open(mmap)?
         };
         index.set_executor(search_executor(settings.search_threads)?);
+        super::analysis::register(index.tokenizers());
         let schema = IndexSchema::from_schema(index.schema()).map_err(IndexError::Directory)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let committed = index.load_metas()?.payload.and_then(|p| p.parse().ok()).unwrap_or(0);

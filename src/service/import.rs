@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Seek, SeekFrom};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Value;
@@ -21,7 +22,7 @@ use super::objects::{BatchLookup, BuildError, Mode, StoreLookup};
 use super::{App, OrgRuntime};
 use crate::error::Problem;
 use crate::index::{mapper, IndexOp};
-use crate::model::{Object, Org, Role, User};
+use crate::model::{Object, Org, OrgSchema, Role, User};
 use crate::storage::{Collection, Expect, ObjectWrite, Op};
 
 /// Lines per batch (one sled transaction).
@@ -56,8 +57,11 @@ pub struct ImportSummary {
     pub build_seconds: f64,
     /// Seconds spent writing the store.
     pub store_seconds: f64,
-    /// Seconds spent handing documents to the index (and the final commit).
+    /// Seconds spent mapping objects to documents and handing them to the index (its own
+    /// thread, so they overlap the others), and the final commit.
     pub index_seconds: f64,
+    /// Byte offset in the current file just past the last line taken (for progress).
+    last_offset: u64,
 }
 
 impl ImportSummary {
@@ -135,109 +139,25 @@ impl App {
         // An earlier import was interrupted: its unlogged objects may be missing from the index, so
         // this one ends with a rebuild rather than trusting the index.
         let rebuild_at_end = index_dirty(self, org.num)?;
-        let mut done_before = 0u64;
         let mut summary = ImportSummary::default();
         self.store().set_meta(&format!("{DIRTY}{}", org.num), b"1")?;
         rt.index.set_bulk(true)?;
-        for path in files {
-            let name = path.display().to_string();
-            let marker_id = format!(
-                "import:{}",
-                std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()).display()
-            );
-            let file = std::fs::File::open(path).map_err(|e| ServiceError::Internal(format!("{name}: {e}")))?;
-            let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-            let mut offset = 0u64;
-            let mut line_no = 0u64;
-            if let Some(m) = self.store().get_doc::<Marker>(org.num, Collection::State, &marker_id)? {
-                reader
-                    .seek(SeekFrom::Start(m.offset))
-                    .map_err(|e| ServiceError::Internal(format!("{name}: {e}")))?;
-                offset = m.offset;
-                line_no = m.line;
-                summary.resumed.push((name.clone(), m.line));
-            }
-            let mut batch: Vec<Pending> = Vec::with_capacity(BATCH);
-            let mut buf = Vec::with_capacity(4096);
-            loop {
-                let t0 = Instant::now();
-                buf.clear();
-                let n = reader
-                    .read_until(b'\n', &mut buf)
-                    .map_err(|e| ServiceError::Internal(format!("{name}: {e}")))?;
-                if n == 0 {
-                    break;
-                }
-                offset += n as u64;
-                line_no += 1;
-                let text = trim_ascii(&buf);
-                if text.is_empty() {
-                    continue;
-                }
-                summary.lines += 1;
-                let mut from_kustomer = false;
-                let parsed = serde_json::from_slice::<Value>(text)
-                    .map_err(|e| Problem::bad_request("malformed_json", format!("not valid JSON: {e}")))
-                    .and_then(|v| {
-                        if super::kustomer::is_kustomer(&v) {
-                            from_kustomer = true;
-                            super::kustomer::convert(&v, &mut summary.skipped)
-                        } else {
-                            parse_line(&v)
-                        }
-                    });
-                summary.parse_seconds += t0.elapsed().as_secs_f64();
-                match parsed {
-                    Err(p) => fail(
-                        &mut summary,
-                        &name,
-                        line_no,
-                        &LineResult {
-                            status: 400,
-                            id: None,
-                            errors: vec![p],
-                        },
-                    ),
-                    Ok(BulkLine::Definition { op, resource, object }) => {
-                        self.flush_batch(
-                            &rt,
-                            &mut batch,
-                            &mut summary,
-                            Some((&marker_id, offset - n as u64, line_no - 1)),
-                        )?;
-                        match self.apply_definition(&caller, op, resource, &object) {
-                            Ok(_) => summary.definitions += 1,
-                            Err(e) => fail(&mut summary, &name, line_no, &LineResult::failed(&e)),
-                        }
-                    }
-                    Ok(BulkLine::Object {
-                        op,
-                        klass,
-                        id,
-                        external_id,
-                        object,
-                    }) => {
-                        batch.push(Pending {
-                            file: name.clone(),
-                            line: line_no,
-                            op,
-                            klass,
-                            id,
-                            external_id,
-                            object,
-                            from_kustomer,
-                        });
-                        if batch.len() >= BATCH {
-                            self.flush_batch(&rt, &mut batch, &mut summary, Some((&marker_id, offset, line_no)))?;
-                            progress(done_before + offset, total, summary.objects());
-                        }
-                    }
-                }
-            }
-            self.flush_batch(&rt, &mut batch, &mut summary, Some((&marker_id, offset, line_no)))?;
-            done_before += offset;
-            progress(done_before, total, summary.objects());
-        }
+        // Three threads share the work: one reads and parses each file's lines, this one validates
+        // them and writes the store, one maps the written objects to documents and hands them to
+        // the index (whose own threads index them). Bounded channels keep memory flat; a batch
+        // reaches the index only once the store holds it.
+        summary.index_seconds += std::thread::scope(|scope| -> Result<f64> {
+            let (feed, feed_rx) = std::sync::mpsc::sync_channel::<IndexBatch>(4);
+            let rt_ref = &rt;
+            let indexer = scope.spawn(move || index_batches(rt_ref, feed_rx));
+            let read = self.import_each_file(&rt, &caller, files, total, &feed, &mut summary, progress, scope);
+            drop(feed);
+            let indexed = indexer
+                .join()
+                .map_err(|_| ServiceError::Internal("the import's index thread panicked".into()))?;
+            read?;
+            indexed
+        })?;
         // The store first: the index must never know objects the store could lose.
         self.store().flush()?;
         let t0 = Instant::now();
@@ -268,12 +188,148 @@ impl App {
         Ok(summary)
     }
 
+    /// Reads every file through a parser thread and writes its objects batch by batch; the
+    /// batches' documents go to `feed`.
+    #[allow(clippy::too_many_arguments)]
+    fn import_each_file<'scope, 'env>(
+        &self,
+        rt: &OrgRuntime,
+        caller: &Caller,
+        files: &'env [PathBuf],
+        total: u64,
+        feed: &IndexFeed,
+        summary: &mut ImportSummary,
+        progress: &mut dyn FnMut(u64, u64, u64),
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+    ) -> Result<()> {
+        let mut done_before = 0u64;
+        for path in files {
+            let name = path.display().to_string();
+            let marker_id = format!(
+                "import:{}",
+                std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()).display()
+            );
+            let file = std::fs::File::open(path).map_err(|e| ServiceError::Internal(format!("{name}: {e}")))?;
+            let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+            let mut start = Resume::default();
+            if let Some(m) = self
+                .store()
+                .get_doc::<Marker>(rt.org.num, Collection::State, &marker_id)?
+            {
+                reader
+                    .seek(SeekFrom::Start(m.offset))
+                    .map_err(|e| ServiceError::Internal(format!("{name}: {e}")))?;
+                start = Resume {
+                    offset: m.offset,
+                    line: m.line,
+                };
+                summary.resumed.push((name.clone(), m.line));
+            }
+            let (lines_tx, lines_rx) = std::sync::mpsc::sync_channel::<Parsed>(8);
+            let parser_name = name.clone();
+            let parser = scope.spawn(move || parse_file(reader, &parser_name, start, lines_tx));
+            let mut batch: Vec<Pending> = Vec::with_capacity(BATCH);
+            let mut outcome = Ok(());
+            for item in lines_rx.iter() {
+                let step = match item {
+                    Parsed::Lines(lines) => lines.into_iter().try_for_each(|l| {
+                        self.import_line(rt, caller, &name, &marker_id, l, &mut batch, feed, summary)
+                    }),
+                    Parsed::End(end) => {
+                        let r =
+                            self.flush_batch(rt, &mut batch, summary, Some((&marker_id, end.offset, end.line)), feed);
+                        done_before += end.offset;
+                        summary.last_offset = 0;
+                        r
+                    }
+                    Parsed::Failed(e) => Err(e),
+                };
+                if step.is_err() {
+                    outcome = step;
+                    break;
+                }
+                progress(done_before + summary.last_offset, total, summary.objects());
+            }
+            // Dropping the receiver stops a parser still reading (after an error here).
+            drop(lines_rx);
+            let parsed = parser
+                .join()
+                .map_err(|_| ServiceError::Internal(format!("{name}: the parser thread panicked")))?;
+            summary.parse_seconds += parsed.seconds;
+            for (k, n) in parsed.skipped {
+                *summary.skipped.entry(k).or_insert(0) += n;
+            }
+            outcome?;
+        }
+        Ok(())
+    }
+
+    /// One parsed line: a failure is counted, a definition applied in order, an object batched.
+    #[allow(clippy::too_many_arguments)]
+    fn import_line(
+        &self,
+        rt: &OrgRuntime,
+        caller: &Caller,
+        name: &str,
+        marker_id: &str,
+        l: ParsedLine,
+        batch: &mut Vec<Pending>,
+        feed: &IndexFeed,
+        summary: &mut ImportSummary,
+    ) -> Result<()> {
+        summary.lines += 1;
+        summary.last_offset = l.end;
+        match l.parsed {
+            Err(p) => fail(
+                summary,
+                name,
+                l.line,
+                &LineResult {
+                    status: 400,
+                    id: None,
+                    errors: vec![p],
+                },
+            ),
+            Ok(BulkLine::Definition { op, resource, object }) => {
+                // Everything before the definition is written first; a resume restarts at it.
+                self.flush_batch(rt, batch, summary, Some((marker_id, l.start, l.line - 1)), feed)?;
+                match self.apply_definition(caller, op, resource, &object) {
+                    Ok(_) => summary.definitions += 1,
+                    Err(e) => fail(summary, name, l.line, &LineResult::failed(&e)),
+                }
+            }
+            Ok(BulkLine::Object {
+                op,
+                klass,
+                id,
+                external_id,
+                object,
+            }) => {
+                batch.push(Pending {
+                    file: name.to_string(),
+                    line: l.line,
+                    op,
+                    klass,
+                    id,
+                    external_id,
+                    object,
+                    from_kustomer: l.from_kustomer,
+                });
+                if batch.len() >= BATCH {
+                    self.flush_batch(rt, batch, summary, Some((marker_id, l.end, l.line)), feed)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn flush_batch(
         &self,
         rt: &OrgRuntime,
         batch: &mut Vec<Pending>,
         summary: &mut ImportSummary,
         marker: Option<(&str, u64, u64)>,
+        feed: &IndexFeed,
     ) -> Result<()> {
         let marker_op = marker.map(|(id, offset, line)| {
             Op::put(Collection::State, id.to_string(), &Marker { offset, line }, Expect::Any)
@@ -353,37 +409,18 @@ impl App {
             }
         }
         summary.store_seconds += t0.elapsed().as_secs_f64();
-        let t0 = Instant::now();
-        let schema = rt.schema();
-        let mut ops = Vec::with_capacity(writes.len());
         for w in &writes {
             match (&w.before, &w.after) {
-                (None, Some(a)) => {
-                    summary.created += 1;
-                    if let Some(k) = schema.klass(&a.klass) {
-                        ops.push(IndexOp::Add {
-                            doc: mapper::to_document(rt.index.schema(), k, a),
-                        });
-                    }
-                }
-                (Some(_), Some(a)) => {
-                    summary.updated += 1;
-                    if let Some(k) = schema.klass(&a.klass) {
-                        ops.push(IndexOp::Upsert {
-                            num: a.num,
-                            doc: mapper::to_document(rt.index.schema(), k, a),
-                        });
-                    }
-                }
-                (Some(b), None) => {
-                    summary.deleted += 1;
-                    ops.push(IndexOp::Delete { num: b.num });
-                }
+                (None, Some(_)) => summary.created += 1,
+                (Some(_), Some(_)) => summary.updated += 1,
+                (Some(_), None) => summary.deleted += 1,
                 (None, None) => {}
             }
         }
-        rt.index.apply(ops)?;
-        summary.index_seconds += t0.elapsed().as_secs_f64();
+        if feed.send((rt.schema(), writes)).is_err() {
+            // The index thread stopped on an error; the import returns it.
+            return Err(ServiceError::Internal("the import's index thread stopped".into()));
+        }
         Ok(())
     }
 
@@ -518,6 +555,151 @@ impl App {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Writes on their way to the index, with the schema they were validated against.
+type IndexBatch = (Arc<OrgSchema>, Vec<ObjectWrite>);
+type IndexFeed = std::sync::mpsc::SyncSender<IndexBatch>;
+
+/// Maps each batch's written objects to documents and hands them to the index; returns the
+/// seconds it was busy.
+fn index_batches(rt: &OrgRuntime, batches: std::sync::mpsc::Receiver<IndexBatch>) -> Result<f64> {
+    let mut busy = 0.0;
+    for (schema, writes) in batches {
+        let t0 = Instant::now();
+        let mut ops = Vec::with_capacity(writes.len());
+        for w in &writes {
+            match (&w.before, &w.after) {
+                (None, Some(a)) => {
+                    if let Some(k) = schema.klass(&a.klass) {
+                        ops.push(IndexOp::Add {
+                            doc: mapper::to_document(rt.index.schema(), k, a),
+                        });
+                    }
+                }
+                (Some(_), Some(a)) => {
+                    if let Some(k) = schema.klass(&a.klass) {
+                        ops.push(IndexOp::Upsert {
+                            num: a.num,
+                            doc: mapper::to_document(rt.index.schema(), k, a),
+                        });
+                    }
+                }
+                (Some(b), None) => ops.push(IndexOp::Delete { num: b.num }),
+                (None, None) => {}
+            }
+        }
+        rt.index.apply(ops)?;
+        busy += t0.elapsed().as_secs_f64();
+    }
+    Ok(busy)
+}
+
+/// Where a file's reading starts (after a resume marker) or ended.
+#[derive(Debug, Default, Clone, Copy)]
+struct Resume {
+    /// Byte offset just past the last line read.
+    offset: u64,
+    /// Number of that line (1-based; 0 before the first).
+    line: u64,
+}
+
+/// One non-blank line, parsed.
+struct ParsedLine {
+    line: u64,
+    /// Byte offsets of the line's start and of the next line's start.
+    start: u64,
+    end: u64,
+    from_kustomer: bool,
+    parsed: std::result::Result<BulkLine, Problem>,
+}
+
+/// What the parser thread sends: lines in chunks, then the file's end, or a read failure.
+enum Parsed {
+    Lines(Vec<ParsedLine>),
+    End(Resume),
+    Failed(ServiceError),
+}
+
+/// What the parser thread did.
+struct ParseOutcome {
+    seconds: f64,
+    skipped: BTreeMap<String, u64>,
+}
+
+/// Lines per message from the parser thread.
+const PARSE_CHUNK: usize = 256;
+
+/// Reads and parses one file's lines from `at`, sending them in chunks; stops early when the
+/// receiver is gone.
+fn parse_file(
+    mut reader: impl BufRead,
+    name: &str,
+    at: Resume,
+    out: std::sync::mpsc::SyncSender<Parsed>,
+) -> ParseOutcome {
+    let mut outcome = ParseOutcome {
+        seconds: 0.0,
+        skipped: BTreeMap::new(),
+    };
+    let (mut offset, mut line) = (at.offset, at.line);
+    let mut chunk = Vec::with_capacity(PARSE_CHUNK);
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        let t0 = Instant::now();
+        buf.clear();
+        let n = match reader.read_until(b'\n', &mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = out.send(Parsed::Failed(ServiceError::Internal(format!("{name}: {e}"))));
+                return outcome;
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        let start = offset;
+        offset += n as u64;
+        line += 1;
+        let text = trim_ascii(&buf);
+        if text.is_empty() {
+            continue;
+        }
+        let mut from_kustomer = false;
+        let parsed = serde_json::from_slice::<Value>(text)
+            .map_err(|e| Problem::bad_request("malformed_json", format!("not valid JSON: {e}")))
+            .and_then(|v| {
+                if super::kustomer::is_kustomer(&v) {
+                    from_kustomer = true;
+                    super::kustomer::convert(&v, &mut outcome.skipped)
+                } else {
+                    parse_line(&v)
+                }
+            });
+        outcome.seconds += t0.elapsed().as_secs_f64();
+        chunk.push(ParsedLine {
+            line,
+            start,
+            end: offset,
+            from_kustomer,
+            parsed,
+        });
+        if chunk.len() >= PARSE_CHUNK
+            && out
+                .send(Parsed::Lines(std::mem::replace(
+                    &mut chunk,
+                    Vec::with_capacity(PARSE_CHUNK),
+                )))
+                .is_err()
+        {
+            return outcome;
+        }
+    }
+    if !chunk.is_empty() && out.send(Parsed::Lines(chunk)).is_err() {
+        return outcome;
+    }
+    let _ = out.send(Parsed::End(Resume { offset, line }));
+    outcome
 }
 
 fn fail(summary: &mut ImportSummary, file: &str, line: u64, r: &LineResult) {
