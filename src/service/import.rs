@@ -155,8 +155,10 @@ impl App {
             let indexed = indexer
                 .join()
                 .map_err(|_| ServiceError::Internal("the import's index thread panicked".into()))?;
+            // The index thread's own error first: when it stops, the reading side only knows that.
+            let seconds = indexed?;
             read?;
-            indexed
+            Ok(seconds)
         })?;
         // The store first: the index must never know objects the store could lose.
         self.store().flush()?;
@@ -624,6 +626,8 @@ enum Parsed {
 /// What the parser thread did.
 struct ParseOutcome {
     seconds: f64,
+    /// Non-blank lines parsed.
+    lines: u64,
     skipped: BTreeMap<String, u64>,
 }
 
@@ -640,6 +644,7 @@ fn parse_file(
 ) -> ParseOutcome {
     let mut outcome = ParseOutcome {
         seconds: 0.0,
+        lines: 0,
         skipped: BTreeMap::new(),
     };
     let (mut offset, mut line) = (at.offset, at.line);
@@ -677,6 +682,7 @@ fn parse_file(
                 }
             });
         outcome.seconds += t0.elapsed().as_secs_f64();
+        outcome.lines += 1;
         chunk.push(ParsedLine {
             line,
             start,
@@ -744,4 +750,81 @@ pub fn expand_inputs(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(text: &str, at: Resume) -> (Vec<ParsedLine>, Resume) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let reader = std::io::Cursor::new(text.as_bytes().to_vec());
+        let parser = std::thread::spawn(move || parse_file(reader, "f.ndjson", at, tx));
+        let (mut lines, mut end) = (Vec::new(), None);
+        for item in rx {
+            match item {
+                Parsed::Lines(l) => lines.extend(l),
+                Parsed::End(e) => end = Some(e),
+                Parsed::Failed(e) => panic!("{e}"),
+            }
+        }
+        parser.join().unwrap();
+        (lines, end.expect("an end"))
+    }
+
+    /// Line numbers and byte offsets are the file's, blank lines included, so a resume marker
+    /// taken after any line restarts exactly at the next one; a bad line is one failed line.
+    #[test]
+    fn parsed_lines_keep_the_files_numbers_and_offsets() {
+        let good = r#"{"op":"create","klass":"customer","object":{"name":"A"}}"#;
+        let text = format!("{good}\n\n{{not json\r\n{good}");
+        let (lines, end) = parse_all(&text, Resume::default());
+        let shape: Vec<(u64, u64, u64, bool)> = lines
+            .iter()
+            .map(|l| (l.line, l.start, l.end, l.parsed.is_ok()))
+            .collect();
+        let first = good.len() as u64 + 1;
+        assert_eq!(
+            shape,
+            vec![
+                (1, 0, first, true),
+                (3, first + 1, first + 1 + 11, false),
+                (4, first + 12, first + 12 + good.len() as u64, true),
+            ]
+        );
+        assert_eq!((end.line, end.offset), (4, text.len() as u64));
+        // Resuming after line 3 (as a marker would say) reads line 4 only, numbered 4.
+        let tail = &text[(first + 12) as usize..];
+        let (lines, end) = parse_all(
+            tail,
+            Resume {
+                offset: first + 12,
+                line: 3,
+            },
+        );
+        assert_eq!(lines.len(), 1);
+        assert_eq!((lines[0].line, lines[0].start), (4, first + 12));
+        assert_eq!((end.line, end.offset), (4, text.len() as u64));
+    }
+
+    /// Lines come in chunks, and a parser whose receiver is gone stops instead of reading on.
+    #[test]
+    fn parsing_stops_when_the_importer_does() {
+        let line = r#"{"op":"create","klass":"customer","object":{}}"#;
+        let text: String = (0..PARSE_CHUNK * 10).map(|_| format!("{line}\n")).collect();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let reader = std::io::Cursor::new(text.into_bytes());
+        let parser = std::thread::spawn(move || parse_file(reader, "f.ndjson", Resume::default(), tx));
+        match rx.recv().unwrap() {
+            Parsed::Lines(l) => assert_eq!(l.len(), PARSE_CHUNK),
+            _ => panic!("expected a chunk of lines"),
+        }
+        drop(rx);
+        let outcome = parser.join().unwrap();
+        assert!(
+            outcome.lines < (PARSE_CHUNK * 4) as u64,
+            "read on: {} lines",
+            outcome.lines
+        );
+    }
 }
