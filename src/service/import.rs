@@ -155,10 +155,14 @@ impl App {
             let indexed = indexer
                 .join()
                 .map_err(|_| ServiceError::Internal("the import's index thread panicked".into()))?;
-            // The index thread's own error first: when it stops, the reading side only knows that.
-            let seconds = indexed?;
-            read?;
-            Ok(seconds)
+            // The first failure is the one reported: the reading side's, unless all it knows is
+            // that the index thread stopped (then the index thread's own error says why).
+            match (read, indexed) {
+                (Err(e), _) if !is_index_stopped(&e) => Err(e),
+                (_, Err(e)) => Err(e),
+                (Err(e), Ok(_)) => Err(e),
+                (Ok(()), Ok(seconds)) => Ok(seconds),
+            }
         })?;
         // The store first: the index must never know objects the store could lose.
         self.store().flush()?;
@@ -421,7 +425,7 @@ impl App {
         }
         if feed.send((rt.schema(), writes)).is_err() {
             // The index thread stopped on an error; the import returns it.
-            return Err(ServiceError::Internal("the import's index thread stopped".into()));
+            return Err(ServiceError::Internal(INDEX_STOPPED.into()));
         }
         Ok(())
     }
@@ -557,6 +561,13 @@ impl App {
             Err(e) => Err(e),
         }
     }
+}
+
+/// What the main thread knows when the index thread has stopped.
+const INDEX_STOPPED: &str = "the import's index thread stopped";
+
+fn is_index_stopped(e: &ServiceError) -> bool {
+    matches!(e, ServiceError::Internal(m) if m == INDEX_STOPPED)
 }
 
 /// Writes on their way to the index, with the schema they were validated against.
