@@ -1,6 +1,6 @@
 //! `POST /v1/bulk`: NDJSON in, NDJSON out, both streamed. Lines are applied in order as they
-//! arrive; answers are sent in batches once the batch is durable, so memory stays flat however
-//! long the body is. Only a line over the per-line limit is refused (413 for that line).
+//! arrive; answers are sent in batches once the batch is durable (a batch is applied while the one
+//! before it is made durable), so memory stays flat however long the body is. Only a line over the per-line limit is refused (413 for that line).
 
 use std::collections::HashMap;
 
@@ -46,6 +46,8 @@ async fn bulk(
         let mut pending: Vec<(u64, Slot)> = Vec::with_capacity(BATCH);
         let mut skipping = false;
         let mut eof = false;
+        // The previous batch's answers, sent once it is durable, while this batch is applied.
+        let mut answering: Option<Answering> = None;
         while !eof {
             match input.next().await {
                 Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
@@ -101,12 +103,12 @@ async fn bulk(
                     }
                 };
                 pending.push((line_no, slot));
-                if pending.len() >= BATCH && !flush(&app, &caller, &tx, &mut pending).await {
+                if pending.len() >= BATCH && !flush(&app, &caller, &tx, &mut pending, &mut answering).await {
                     return;
                 }
             }
         }
-        if !flush(&app, &caller, &tx, &mut pending).await {
+        if !flush(&app, &caller, &tx, &mut pending, &mut answering).await || !answered(answering).await {
             return;
         }
         if wait {
@@ -159,7 +161,6 @@ fn push(out: &mut Vec<u8>, v: &serde_json::Value) {
     out.push(b'\n');
 }
 
-/// Waits for the batch to be durable, then sends its answers. False when the client is gone.
 /// A line waiting for its batch.
 enum Slot {
     /// Parsed, to apply.
@@ -168,40 +169,68 @@ enum Slot {
     Answer(serde_json::Value),
 }
 
-/// Applies the batch's lines, waits for them to be durable, then sends their answers in order.
-/// False when the client is gone or the store failed.
+/// The task answering a batch: true once its answers are sent.
+type Answering = tokio::task::JoinHandle<bool>;
+
+/// Waits for the batch being answered; false when its client is gone or the store failed.
+async fn answered(answering: Option<Answering>) -> bool {
+    match answering {
+        Some(h) => h.await.unwrap_or(false),
+        None => true,
+    }
+}
+
+/// Applies the batch's lines, then hands their answers to a task that sends them once the batch
+/// is durable, so the next batch is applied while this one's fsync runs (a batch waited for its
+/// fsync before the next could start). Answers stay in order: a batch's task starts only after
+/// the previous batch's answers are sent. False when the client is gone or the store failed.
 async fn flush(
     app: &crate::service::App,
     caller: &crate::service::auth::Caller,
     tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
     pending: &mut Vec<(u64, Slot)>,
+    answering: &mut Option<Answering>,
 ) -> bool {
     if pending.is_empty() {
         return true;
     }
-    let batch = std::mem::take(pending);
-    let lines: Vec<serde_json::Value> = batch
-        .iter()
-        .filter_map(|(_, s)| match s {
-            Slot::Line(v) => Some(v.clone()),
-            Slot::Answer(_) => None,
+    let mut lines: Vec<serde_json::Value> = Vec::with_capacity(pending.len());
+    // Each line's number, and its answer when it already has one.
+    let order: Vec<(u64, Option<serde_json::Value>)> = pending
+        .drain(..)
+        .map(|(line_no, slot)| match slot {
+            Slot::Line(v) => {
+                lines.push(v);
+                (line_no, None)
+            }
+            Slot::Answer(a) => (line_no, Some(a)),
         })
         .collect();
-    let mut results = app.apply_lines(caller, &lines).await.into_iter();
-    if let Err(e) = app.store().durable().await {
-        tracing::error!(error = %e, "bulk flush failed");
-        let _ = tx.send(Err(std::io::Error::other("storage flush failed"))).await;
+    let results = app.apply_lines(caller, &lines).await;
+    drop(lines);
+    if !answered(answering.take()).await {
         return false;
     }
-    let mut out: Vec<u8> = Vec::with_capacity(batch.len() * 96);
-    for (line_no, slot) in batch {
-        match slot {
-            Slot::Answer(v) => push(&mut out, &v),
-            Slot::Line(_) => {
-                let r = results.next().expect("one result per line");
-                push(&mut out, &r.to_json(line_no, problem_json));
+    let (app, tx) = (app.clone(), tx.clone());
+    *answering = Some(tokio::spawn(async move {
+        // A flush that starts after this batch was written covers it.
+        if let Err(e) = app.store().durable().await {
+            tracing::error!(error = %e, "bulk flush failed");
+            let _ = tx.send(Err(std::io::Error::other("storage flush failed"))).await;
+            return false;
+        }
+        let mut results = results.into_iter();
+        let mut out: Vec<u8> = Vec::with_capacity(order.len() * 96);
+        for (line_no, answer) in order {
+            match answer {
+                Some(v) => push(&mut out, &v),
+                None => {
+                    let r = results.next().expect("one result per line");
+                    push(&mut out, &r.to_json(line_no, problem_json));
+                }
             }
         }
-    }
-    tx.send(Ok(Bytes::from(out))).await.is_ok()
+        tx.send(Ok(Bytes::from(out))).await.is_ok()
+    }));
+    true
 }
