@@ -51,6 +51,14 @@ impl Snapshot {
         }
     }
 
+    /// How many documents link to a customer (deleted ones included, so an upper bound): what a
+    /// timeline of that customer walks. One dictionary lookup per segment.
+    pub fn linked_count(&self, customer: u64) -> Result<u64> {
+        Ok(self
+            .searcher
+            .doc_freq(&Term::from_field_u64(self.schema.customer, customer))?)
+    }
+
     fn compiler(&self) -> Compiler<'_> {
         Compiler {
             s: &self.schema,

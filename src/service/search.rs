@@ -453,7 +453,26 @@ pub(crate) fn load_page(
     hits: Vec<crate::index::collect::Hit>,
     keys: &[SortKey],
 ) -> Result<Vec<(crate::index::collect::Hit, Option<crate::model::Object>)>> {
-    let objects = load_objects(app, org, &hits)?;
+    load_page_with(app, snap, org, hits, keys, true)
+}
+
+/// [`load_page`], reading the objects on this thread only when `parallel` is false (a page
+/// answered on an async worker must not wait for the read pool).
+pub(crate) fn load_page_with(
+    app: &App,
+    snap: &Snapshot,
+    org: u64,
+    hits: Vec<crate::index::collect::Hit>,
+    keys: &[SortKey],
+    parallel: bool,
+) -> Result<Vec<(crate::index::collect::Hit, Option<crate::model::Object>)>> {
+    let objects = if parallel {
+        load_objects(app, org, &hits)?
+    } else {
+        hits.iter()
+            .map(|h| Ok(app.store().object(org, h.num)?))
+            .collect::<Result<Vec<_>>>()?
+    };
     let mut rows: Vec<_> = hits.into_iter().zip(objects).collect();
     for (h, o) in rows.iter_mut() {
         if o.is_none() && h.id.is_none() {
