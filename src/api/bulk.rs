@@ -1,6 +1,7 @@
 //! `POST /v1/bulk`: NDJSON in, NDJSON out, both streamed. Lines are applied in order as they
 //! arrive; answers are sent in batches once the batch is durable (a batch is applied while the one
-//! before it is made durable), so memory stays flat however long the body is. Only a line over the per-line limit is refused (413 for that line).
+//! before it is made durable), so memory stays flat however long the body is. Only a line over
+//! the per-line limit is refused (413 for that line).
 
 use std::collections::HashMap;
 

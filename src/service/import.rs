@@ -60,8 +60,6 @@ pub struct ImportSummary {
     /// Seconds spent mapping objects to documents and handing them to the index (its own
     /// thread, so they overlap the others), and the final commit.
     pub index_seconds: f64,
-    /// Byte offset in the current file just past the last line taken (for progress).
-    last_offset: u64,
 }
 
 impl ImportSummary {
@@ -78,6 +76,16 @@ struct Marker {
 }
 
 const DIRTY: &str = "index_dirty:";
+
+/// The id of a file's resume marker: its canonical path.
+fn marker_id(path: &std::path::Path) -> String {
+    format!(
+        "import:{}",
+        std::fs::canonicalize(path)
+            .unwrap_or_else(|_| path.to_path_buf())
+            .display()
+    )
+}
 
 /// Whether an org's index was left dirty by an interrupted import.
 pub fn index_dirty(app: &App, org: u64) -> Result<bool> {
@@ -179,11 +187,7 @@ impl App {
         // Finished: forget resume markers, mark the index clean, make it all durable.
         let mut ops = Vec::new();
         for path in files {
-            let marker_id = format!(
-                "import:{}",
-                std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()).display()
-            );
-            ops.push(Op::delete(Collection::State, marker_id));
+            ops.push(Op::delete(Collection::State, marker_id(path)));
         }
         self.store().apply(org.num, ops)?;
         clear_dirty(self, org.num)?;
@@ -211,10 +215,7 @@ impl App {
         let mut done_before = 0u64;
         for path in files {
             let name = path.display().to_string();
-            let marker_id = format!(
-                "import:{}",
-                std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()).display()
-            );
+            let marker_id = marker_id(path);
             let file = std::fs::File::open(path).map_err(|e| ServiceError::Internal(format!("{name}: {e}")))?;
             let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
             let mut start = Resume::default();
@@ -236,16 +237,19 @@ impl App {
             let parser = scope.spawn(move || parse_file(reader, &parser_name, start, lines_tx));
             let mut batch: Vec<Pending> = Vec::with_capacity(BATCH);
             let mut outcome = Ok(());
+            // Byte offset just past the last line taken from this file (for progress).
+            let mut taken = 0u64;
             for item in lines_rx.iter() {
                 let step = match item {
                     Parsed::Lines(lines) => lines.into_iter().try_for_each(|l| {
+                        taken = l.end;
                         self.import_line(rt, caller, &name, &marker_id, l, &mut batch, feed, summary)
                     }),
                     Parsed::End(end) => {
                         let r =
                             self.flush_batch(rt, &mut batch, summary, Some((&marker_id, end.offset, end.line)), feed);
                         done_before += end.offset;
-                        summary.last_offset = 0;
+                        taken = 0;
                         r
                     }
                     Parsed::Failed(e) => Err(e),
@@ -254,7 +258,7 @@ impl App {
                     outcome = step;
                     break;
                 }
-                progress(done_before + summary.last_offset, total, summary.objects());
+                progress(done_before + taken, total, summary.objects());
             }
             // Dropping the receiver stops a parser still reading (after an error here).
             drop(lines_rx);
@@ -284,7 +288,6 @@ impl App {
         summary: &mut ImportSummary,
     ) -> Result<()> {
         summary.lines += 1;
-        summary.last_offset = l.end;
         match l.parsed {
             Err(p) => fail(
                 summary,

@@ -469,9 +469,7 @@ pub(crate) fn load_page_with(
     let objects = if parallel {
         load_objects(app, org, &hits)?
     } else {
-        hits.iter()
-            .map(|h| Ok(app.store().object(org, h.num)?))
-            .collect::<Result<Vec<_>>>()?
+        load_objects_here(app, org, &hits)?
     };
     let mut rows: Vec<_> = hits.into_iter().zip(objects).collect();
     for (h, o) in rows.iter_mut() {
@@ -503,7 +501,7 @@ pub(crate) fn load_objects(
 ) -> Result<Vec<Option<crate::model::Object>>> {
     use rayon::prelude::*;
     if hits.len() < LOAD_IN_PARALLEL_FROM {
-        return hits.iter().map(|h| Ok(app.store().object(org, h.num)?)).collect();
+        return load_objects_here(app, org, hits);
     }
     on_read_pool(|| {
         hits.par_chunks(8)
@@ -515,6 +513,15 @@ pub(crate) fn load_objects(
             .collect::<Result<Vec<_>>>()
     })
     .map(|v| v.into_iter().flatten().collect())
+}
+
+/// [`load_objects`] on this thread, whatever the page's size.
+fn load_objects_here(
+    app: &App,
+    org: u64,
+    hits: &[crate::index::collect::Hit],
+) -> Result<Vec<Option<crate::model::Object>>> {
+    hits.iter().map(|h| Ok(app.store().object(org, h.num)?)).collect()
 }
 
 /// Objects one export task renders.
