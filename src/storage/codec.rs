@@ -36,6 +36,58 @@ pub fn encode_positional<T: Serialize>(value: &T) -> Vec<u8> {
     compress(plain)
 }
 
+/// A sequence of values written positionally one at a time, so a writer can cut it where it grows
+/// too large; [`SeqWriter::finish`] encodes it like [`encode_positional`] of a `Vec`, which
+/// [`decode`] reads back. (A MessagePack array is its length followed by its elements.)
+#[derive(Debug, Default)]
+pub struct SeqWriter {
+    items: Vec<u8>,
+    count: u32,
+}
+
+impl SeqWriter {
+    /// Appends one value.
+    pub fn push<T: Serialize>(&mut self, value: &T) {
+        rmp_serde::encode::write(&mut self.items, value).expect("encoding to a Vec cannot fail for our types");
+        self.count += 1;
+    }
+
+    /// Values so far.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True before the first push.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Uncompressed bytes so far.
+    pub fn bytes(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The encoded sequence; the writer starts over empty.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let mut plain = Vec::with_capacity(6 + self.items.len());
+        plain.push(PLAIN);
+        match self.count {
+            n @ 0..=15 => plain.push(0x90 | n as u8),
+            n @ 16..=0xffff => {
+                plain.push(0xdc);
+                plain.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                plain.push(0xdd);
+                plain.extend_from_slice(&n.to_be_bytes());
+            }
+        }
+        plain.append(&mut self.items);
+        self.count = 0;
+        compress(plain)
+    }
+}
+
 fn compress(plain: Vec<u8>) -> Vec<u8> {
     if plain.len() <= COMPRESS_OVER {
         return plain;
@@ -142,6 +194,22 @@ mod tests {
                 before: Some(o.clone()), after: Some(o), changed: vec!["custom.x".into()], depth: 0 };
             let back: ChangeRecord = decode(&encode(&rec), "change").unwrap();
             prop_assert_eq!(back, rec);
+        }
+    }
+
+    #[test]
+    fn a_sequence_written_one_value_at_a_time_reads_as_a_vec() {
+        for n in [0usize, 1, 15, 16, 300, 70_000] {
+            let values: Vec<String> = (0..n).map(|i| format!("value {i}")).collect();
+            let mut w = SeqWriter::default();
+            for v in &values {
+                w.push(v);
+            }
+            assert_eq!(w.len(), n);
+            let bytes = w.finish();
+            assert!(w.is_empty() && w.bytes() == 0);
+            assert_eq!(decode::<Vec<String>>(&bytes, "seq").unwrap(), values);
+            assert_eq!(bytes, encode_positional(&values), "the same bytes as a Vec at once");
         }
     }
 

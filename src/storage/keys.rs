@@ -35,8 +35,10 @@ pub mod org {
     pub const EXTERNAL_ID: u8 = b'X';
     /// `O <org> E <lowercased email>` -> num.
     pub const EMAIL: u8 = b'E';
-    /// `O <org> L <seq>` -> ChangeRecord.
+    /// `O <org> L <seq>` -> ChangeRecord (one record per key, as written before log blocks).
     pub const LOG: u8 = b'L';
+    /// `O <org> B <first seq> <last seq>` -> the change records first..=last of one write, in order.
+    pub const LOG_BLOCK: u8 = b'B';
     /// `O <org> C <name>` -> u64 counter.
     pub const COUNTER: u8 = b'C';
     /// `O <org> R <consumer>` -> u64 cursor.
@@ -94,6 +96,20 @@ pub fn external_id_key(org: u64, klass: &str, external_id: &str) -> Vec<u8> {
     org_key(org, org::EXTERNAL_ID, &rest)
 }
 
+/// Key of a change-log block holding the records `first..=last`.
+pub fn log_block_key(org: u64, first: u64, last: u64) -> Vec<u8> {
+    let mut rest = [0u8; 16];
+    rest[..8].copy_from_slice(&first.to_be_bytes());
+    rest[8..].copy_from_slice(&last.to_be_bytes());
+    org_key(org, org::LOG_BLOCK, &rest)
+}
+
+/// The `(first, last)` seqs of a change-log block's key.
+pub fn log_block_range(key: &[u8]) -> Option<(u64, u64)> {
+    let first = trailing_u64(key.get(..key.len().checked_sub(8)?)?)?;
+    Some((first, trailing_u64(key)?))
+}
+
 /// Reads the trailing big-endian u64 of a key.
 pub fn trailing_u64(key: &[u8]) -> Option<u64> {
     let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
@@ -139,6 +155,16 @@ mod tests {
             prop_assume!((&k1, &e1) != (&k2, &e2));
             prop_assert_ne!(external_id_key(1, &k1, &e1), external_id_key(1, &k2, &e2));
         }
+    }
+
+    #[test]
+    fn log_block_keys_sort_by_first_seq_and_give_back_their_range() {
+        let k = log_block_key(3, 10, 20);
+        assert_eq!(log_block_range(&k), Some((10, 20)));
+        assert!(k < log_block_key(3, 21, 21));
+        assert!(log_block_key(3, 9, u64::MAX) < k);
+        assert!(k.starts_with(&org_key(3, org::LOG_BLOCK, &[])));
+        assert_eq!(log_block_range(&[1, 2]), None);
     }
 
     #[test]

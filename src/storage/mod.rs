@@ -545,8 +545,12 @@ impl Store {
         let mut seq = start_seq;
         let mut outcomes = Vec::with_capacity(writes.len());
         let mut counts: HashMap<String, i64> = HashMap::new();
+        let mut log = LogBlocks::new(org);
         for w in writes.iter() {
-            outcomes.push(write_one(&mut tx, org, w, at, &mut seq, &mut counts)?);
+            outcomes.push(write_one(&mut tx, org, w, at, &mut seq, &mut counts, &mut log)?);
+        }
+        for (key, block) in log.finish() {
+            tx.insert(key, block);
         }
         for (klass, delta) in counts {
             let key = klass_count_key(org, &klass);
@@ -591,22 +595,46 @@ impl Store {
 
     /// Up to `limit` log records with seq > `after`, in order.
     pub fn log_after(&self, org: u64, after: u64, limit: usize) -> Result<Vec<ChangeRecord>> {
-        let start = keys::org_num_key(org, okind::LOG, after.saturating_add(1));
+        let from = after.saturating_add(1);
+        let mut out: Vec<ChangeRecord> = Vec::new();
+        // Records kept one per key by earlier versions come first: every block is newer.
+        let start = keys::org_num_key(org, okind::LOG, from);
         let end = keys::org_key(org, okind::LOG + 1, &[]);
-        self.inner
-            .kv
-            .range(start..end)
-            .take(limit)
-            .map(|kv| codec::decode(&kv?.1, "change record"))
-            .collect()
+        for kv in self.inner.kv.range(start..end).take(limit) {
+            out.push(codec::decode(&kv?.1, "change record")?);
+        }
+        // The block holding `from` is the last one starting at or before it.
+        let (blocks, blocks_end) = log_block_bounds(org);
+        let probe = keys::log_block_key(org, from, u64::MAX);
+        let start = match self.inner.kv.range(blocks.clone()..=probe).next_back() {
+            Some(kv) => kv?.0.to_vec(),
+            None => blocks,
+        };
+        for kv in self.inner.kv.range(start..blocks_end) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = kv?;
+            if keys::log_block_range(&k).is_some_and(|(_, last)| last < from) {
+                continue;
+            }
+            let records: Vec<ChangeRecord> = codec::decode(&v, "change-log block")?;
+            let room = limit - out.len();
+            out.extend(records.into_iter().filter(|r| r.seq >= from).take(room));
+        }
+        Ok(out)
     }
 
     /// The oldest log record still kept (0 when the log is empty).
     pub fn first_seq(&self, org: u64) -> Result<u64> {
         let start = keys::org_num_key(org, okind::LOG, 0);
         let end = keys::org_key(org, okind::LOG + 1, &[]);
-        Ok(match self.inner.kv.range(start..end).next() {
-            Some(kv) => keys::trailing_u64(&kv?.0).unwrap_or(0),
+        if let Some(kv) = self.inner.kv.range(start..end).next() {
+            return Ok(keys::trailing_u64(&kv?.0).unwrap_or(0));
+        }
+        let (blocks, blocks_end) = log_block_bounds(org);
+        Ok(match self.inner.kv.range(blocks..blocks_end).next() {
+            Some(kv) => keys::log_block_range(&kv?.0).map_or(0, |(first, _)| first),
             None => 0,
         })
     }
@@ -627,7 +655,8 @@ impl Store {
         Ok(())
     }
 
-    /// Removes log records with seq <= `upto`; returns how many.
+    /// Removes log records with seq <= `upto`; returns how many. A block that also holds later
+    /// records stays whole until they are trimmed too.
     pub fn trim_log(&self, org: u64, upto: u64) -> Result<usize> {
         let start = keys::org_num_key(org, okind::LOG, 0);
         let end = keys::org_num_key(org, okind::LOG, upto.saturating_add(1));
@@ -636,6 +665,17 @@ impl Store {
         for k in self.inner.kv.range(start..end).keys() {
             batch.remove(k?);
             n += 1;
+        }
+        let (blocks, blocks_end) = log_block_bounds(org);
+        for k in self.inner.kv.range(blocks..blocks_end).keys() {
+            let k = k?;
+            match keys::log_block_range(&k) {
+                Some((first, last)) if last <= upto => {
+                    n += (last - first + 1) as usize;
+                    batch.remove(k);
+                }
+                _ => break,
+            }
         }
         self.inner.kv.apply_batch(batch)?;
         Ok(n)
@@ -679,6 +719,81 @@ impl Store {
     }
 }
 
+/// The key range of an org's change-log blocks.
+fn log_block_bounds(org: u64) -> (Vec<u8>, Vec<u8>) {
+    (
+        keys::org_key(org, okind::LOG_BLOCK, &[]),
+        keys::org_key(org, okind::LOG_BLOCK + 1, &[]),
+    )
+}
+
+/// Uncompressed bytes after which a change-log block is closed. sled's cost is per key (a leaf
+/// splits past 16 entries, and every insert copies its leaf), so the records of one write share
+/// keys; small blocks keep a leaf of them far below the size sled writes out as a separate blob.
+const LOG_BLOCK_BYTES: usize = 8 << 10;
+
+/// The change records of one write, packed into blocks of consecutive seqs.
+struct LogBlocks {
+    org: u64,
+    writer: codec::SeqWriter,
+    first: u64,
+    last: u64,
+    blocks: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl LogBlocks {
+    fn new(org: u64) -> LogBlocks {
+        LogBlocks {
+            org,
+            writer: codec::SeqWriter::default(),
+            first: 0,
+            last: 0,
+            blocks: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, record: &RecordView<'_>) {
+        if self.writer.is_empty() {
+            self.first = record.seq;
+        }
+        self.last = record.seq;
+        self.writer.push(record);
+        if self.writer.bytes() >= LOG_BLOCK_BYTES {
+            self.close();
+        }
+    }
+
+    fn close(&mut self) {
+        let block = self.writer.finish();
+        self.blocks
+            .push((keys::log_block_key(self.org, self.first, self.last), block));
+    }
+
+    /// The (key, value) of every block.
+    fn finish(mut self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        if !self.writer.is_empty() {
+            self.close();
+        }
+        self.blocks
+    }
+}
+
+/// A [`ChangeRecord`] borrowing the write it describes: the same fields in the same order, so it
+/// encodes to the same positional bytes without copying both versions of the object.
+#[derive(Serialize)]
+struct RecordView<'a> {
+    seq: u64,
+    op: ChangeOp,
+    klass: &'a str,
+    num: u64,
+    id: &'a str,
+    at: Millis,
+    before: Option<&'a Object>,
+    after: Option<&'a Object>,
+    changed: &'a [String],
+    depth: u8,
+}
+
 fn klass_count_key(org: u64, klass: &str) -> Vec<u8> {
     keys::org_key(org, okind::COUNTER, format!("klass:{klass}").as_bytes())
 }
@@ -706,6 +821,7 @@ fn write_one(
     at: Millis,
     seq: &mut u64,
     counts: &mut HashMap<String, i64>,
+    log: &mut LogBlocks,
 ) -> Result<WriteOutcome> {
     let num = match (&w.before, &w.after) {
         (Some(b), _) => b.num,
@@ -779,19 +895,18 @@ fn write_one(
     let mut out = WriteOutcome { num, seq: None };
     if w.log {
         let obj = w.after.as_ref().or(w.before.as_ref()).expect("one side present");
-        let rec = ChangeRecord {
+        log.push(&RecordView {
             seq: *seq,
             op,
-            klass: obj.klass.clone(),
+            klass: &obj.klass,
             num,
-            id: obj.id.clone(),
+            id: &obj.id,
             at,
-            before: w.before.clone(),
-            after: w.after.clone(),
-            changed: w.changed.clone(),
+            before: w.before.as_ref(),
+            after: w.after.as_ref(),
+            changed: &w.changed,
             depth: w.depth,
-        };
-        tx.insert(keys::org_num_key(org, okind::LOG, *seq), codec::encode_positional(&rec));
+        });
         out.seq = Some(*seq);
         *seq += 1;
     }
@@ -1012,6 +1127,147 @@ mod tests {
         assert_eq!(s.trim_log(1, 3).unwrap(), 3);
         assert_eq!(s.first_seq(1).unwrap(), 4);
         assert_eq!(s.log_after(1, 0, 10).unwrap().len(), 2);
+    }
+
+    fn seqs(records: &[ChangeRecord]) -> Vec<u64> {
+        records.iter().map(|r| r.seq).collect()
+    }
+
+    fn block_keys(s: &Store, org: u64) -> Vec<(u64, u64)> {
+        let (start, end) = log_block_bounds(org);
+        s.inner
+            .kv
+            .range(start..end)
+            .keys()
+            .map(|k| keys::log_block_range(&k.unwrap()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn one_write_logs_in_blocks_that_read_back_from_any_seq_and_trim_whole() {
+        let (_d, s) = temp_store();
+        let mut writes: Vec<ObjectWrite> = (0..300)
+            .map(|i| {
+                let mut o = obj(&format!("o{i}"), None);
+                o.custom
+                    .insert("note".into(), crate::model::Value::Str(format!("{i} ").repeat(20)));
+                create(o)
+            })
+            .collect();
+        s.write_objects(1, &mut writes, 5).unwrap();
+        let blocks = block_keys(&s, 1);
+        assert!(blocks.len() > 2, "{blocks:?}");
+        assert_eq!(blocks.first().unwrap().0, 1);
+        assert_eq!(blocks.last().unwrap().1, 300);
+        assert!(
+            blocks.windows(2).all(|w| w[1].0 == w[0].1 + 1),
+            "consecutive: {blocks:?}"
+        );
+        let (_, first_end) = blocks[0];
+        for after in [0, 1, first_end - 1, first_end, first_end + 1, 150, 299, 300, 400] {
+            let got = s.log_after(1, after, 1000).unwrap();
+            assert_eq!(seqs(&got), ((after + 1)..=300).collect::<Vec<_>>(), "after {after}");
+        }
+        let page = s.log_after(1, first_end - 2, 5).unwrap();
+        assert_eq!(seqs(&page), ((first_end - 1)..first_end + 4).collect::<Vec<_>>());
+        assert_eq!(page[0].id, format!("o{}", first_end - 2));
+        assert_eq!(page[0].after.as_ref().unwrap().id, page[0].id);
+
+        // A block with records past `upto` stays whole.
+        let removed = s.trim_log(1, first_end + 1).unwrap();
+        assert_eq!(removed as u64, first_end);
+        assert_eq!(s.first_seq(1).unwrap(), first_end + 1);
+        assert_eq!(
+            seqs(&s.log_after(1, first_end + 1, 3).unwrap()),
+            vec![first_end + 2, first_end + 3, first_end + 4]
+        );
+        assert_eq!(s.trim_log(1, 300).unwrap() as u64, 300 - first_end);
+        assert_eq!(s.first_seq(1).unwrap(), 0);
+        assert!(s.log_after(1, 0, 10).unwrap().is_empty());
+        assert_eq!(s.last_seq(1).unwrap(), 300);
+    }
+
+    #[test]
+    fn records_kept_one_per_key_by_earlier_versions_still_read_before_the_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+            for seq in 1..=3 {
+                let o = obj(&format!("old{seq}"), None);
+                let rec = ChangeRecord {
+                    seq,
+                    op: ChangeOp::Created,
+                    klass: o.klass.clone(),
+                    num: seq,
+                    id: o.id.clone(),
+                    at: 5,
+                    before: None,
+                    after: Some(o),
+                    changed: vec![],
+                    depth: 0,
+                };
+                s.inner
+                    .kv
+                    .insert(keys::org_num_key(1, okind::LOG, seq), codec::encode_positional(&rec))
+                    .unwrap();
+            }
+            s.inner
+                .kv
+                .insert(keys::org_key(1, okind::COUNTER, COUNTER_SEQ), &keys::u64_value(4))
+                .unwrap();
+            s.inner
+                .kv
+                .insert(keys::org_key(1, okind::COUNTER, COUNTER_NUM), &keys::u64_value(4))
+                .unwrap();
+            s.flush().unwrap();
+        }
+        let s = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        s.write_objects(1, &mut [create(obj("new4", None)), create(obj("new5", None))], 6)
+            .unwrap();
+        assert_eq!(seqs(&s.log_after(1, 0, 10).unwrap()), vec![1, 2, 3, 4, 5]);
+        assert_eq!(seqs(&s.log_after(1, 2, 2).unwrap()), vec![3, 4]);
+        assert_eq!(s.log_after(1, 3, 10).unwrap()[0].id, "new4");
+        assert_eq!(s.first_seq(1).unwrap(), 1);
+        assert_eq!(
+            s.trim_log(1, 4).unwrap(),
+            3,
+            "old records go; the block holding 5 stays"
+        );
+        assert_eq!(s.first_seq(1).unwrap(), 4);
+        assert_eq!(seqs(&s.log_after(1, 0, 10).unwrap()), vec![4, 5]);
+    }
+
+    #[test]
+    fn a_borrowed_record_encodes_like_the_change_record_it_reads_as() {
+        let before = obj("a", Some("a@x.io"));
+        let mut after = before.clone();
+        after.rev = 2;
+        let changed = vec!["fields.emails".to_string()];
+        let view = RecordView {
+            seq: 9,
+            op: ChangeOp::Updated,
+            klass: "customer",
+            num: 3,
+            id: "a",
+            at: 77,
+            before: Some(&before),
+            after: Some(&after),
+            changed: &changed,
+            depth: 2,
+        };
+        let owned = ChangeRecord {
+            seq: 9,
+            op: ChangeOp::Updated,
+            klass: "customer".into(),
+            num: 3,
+            id: "a".into(),
+            at: 77,
+            before: Some(before.clone()),
+            after: Some(after.clone()),
+            changed: changed.clone(),
+            depth: 2,
+        };
+        assert_eq!(codec::encode_positional(&view), codec::encode_positional(&owned));
     }
 
     #[test]
