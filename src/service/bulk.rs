@@ -288,6 +288,7 @@ impl App {
         let mut lookup = BatchLookup {
             store: StoreLookup { app: self, org },
             pending: HashMap::new(),
+            known: None,
         };
         let mut next_num = self.store().reserve_nums(org, lines.len() as u64)?;
         let mut writes = Vec::with_capacity(lines.len());

@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::auth::Caller;
 use super::bulk::{line_body, parse_line, BulkLine, BulkOp, LineResult};
 use super::error::{Result, ServiceError};
-use super::objects::{BatchLookup, BuildError, Mode, StoreLookup};
+use super::objects::{BatchLookup, BuildError, KnownIds, Mode, StoreLookup};
 use super::{App, OrgRuntime};
 use crate::error::Problem;
 use crate::index::{mapper, IndexOp};
@@ -158,8 +158,12 @@ impl App {
             let (feed, feed_rx) = std::sync::mpsc::sync_channel::<IndexBatch>(4);
             let rt_ref = &rt;
             let indexer = scope.spawn(move || index_batches(rt_ref, feed_rx));
-            let read = self.import_each_file(&rt, &caller, files, total, &feed, &mut summary, progress, scope);
-            drop(feed);
+            let mut written = Written {
+                feed,
+                known: KnownIds::default(),
+            };
+            let read = self.import_each_file(&rt, &caller, files, total, &mut written, &mut summary, progress, scope);
+            drop(written);
             let indexed = indexer
                 .join()
                 .map_err(|_| ServiceError::Internal("the import's index thread panicked".into()))?;
@@ -199,7 +203,7 @@ impl App {
     }
 
     /// Reads every file through a parser thread and writes its objects batch by batch; the
-    /// batches' documents go to `feed`.
+    /// batches go to `written`.
     #[allow(clippy::too_many_arguments)]
     fn import_each_file<'scope, 'env>(
         &self,
@@ -207,7 +211,7 @@ impl App {
         caller: &Caller,
         files: &'env [PathBuf],
         total: u64,
-        feed: &IndexFeed,
+        written: &mut Written,
         summary: &mut ImportSummary,
         progress: &mut dyn FnMut(u64, u64, u64),
         scope: &'scope std::thread::Scope<'scope, 'env>,
@@ -243,11 +247,16 @@ impl App {
                 let step = match item {
                     Parsed::Lines(lines) => lines.into_iter().try_for_each(|l| {
                         taken = l.end;
-                        self.import_line(rt, caller, &name, &marker_id, l, &mut batch, feed, summary)
+                        self.import_line(rt, caller, &name, &marker_id, l, &mut batch, written, summary)
                     }),
                     Parsed::End(end) => {
-                        let r =
-                            self.flush_batch(rt, &mut batch, summary, Some((&marker_id, end.offset, end.line)), feed);
+                        let r = self.flush_batch(
+                            rt,
+                            &mut batch,
+                            summary,
+                            Some((&marker_id, end.offset, end.line)),
+                            written,
+                        );
                         done_before += end.offset;
                         taken = 0;
                         r
@@ -284,7 +293,7 @@ impl App {
         marker_id: &str,
         l: ParsedLine,
         batch: &mut Vec<Pending>,
-        feed: &IndexFeed,
+        written: &mut Written,
         summary: &mut ImportSummary,
     ) -> Result<()> {
         summary.lines += 1;
@@ -301,7 +310,7 @@ impl App {
             ),
             Ok(BulkLine::Definition { op, resource, object }) => {
                 // Everything before the definition is written first; a resume restarts at it.
-                self.flush_batch(rt, batch, summary, Some((marker_id, l.start, l.line - 1)), feed)?;
+                self.flush_batch(rt, batch, summary, Some((marker_id, l.start, l.line - 1)), written)?;
                 match self.apply_definition(caller, op, resource, &object) {
                     Ok(_) => summary.definitions += 1,
                     Err(e) => fail(summary, name, l.line, &LineResult::failed(&e)),
@@ -325,7 +334,7 @@ impl App {
                     from_kustomer: l.from_kustomer,
                 });
                 if batch.len() >= BATCH {
-                    self.flush_batch(rt, batch, summary, Some((marker_id, l.end, l.line)), feed)?;
+                    self.flush_batch(rt, batch, summary, Some((marker_id, l.end, l.line)), written)?;
                 }
             }
         }
@@ -338,7 +347,7 @@ impl App {
         batch: &mut Vec<Pending>,
         summary: &mut ImportSummary,
         marker: Option<(&str, u64, u64)>,
-        feed: &IndexFeed,
+        written: &mut Written,
     ) -> Result<()> {
         let marker_op = marker.map(|(id, offset, line)| {
             Op::put(Collection::State, id.to_string(), &Marker { offset, line }, Expect::Any)
@@ -353,6 +362,7 @@ impl App {
         let mut lookup = BatchLookup {
             store: StoreLookup { app: self, org },
             pending: HashMap::new(),
+            known: Some(&written.known),
         };
         let mut next_num = self.store().reserve_nums(org, batch.len() as u64)?;
         let mut writes: Vec<ObjectWrite> = Vec::with_capacity(batch.len());
@@ -420,13 +430,22 @@ impl App {
         summary.store_seconds += t0.elapsed().as_secs_f64();
         for w in &writes {
             match (&w.before, &w.after) {
-                (None, Some(_)) => summary.created += 1,
-                (Some(_), Some(_)) => summary.updated += 1,
-                (Some(_), None) => summary.deleted += 1,
+                (None, Some(a)) => {
+                    summary.created += 1;
+                    written.known.insert(a);
+                }
+                (Some(_), Some(a)) => {
+                    summary.updated += 1;
+                    written.known.insert(a);
+                }
+                (Some(b), None) => {
+                    summary.deleted += 1;
+                    written.known.remove(&b.id);
+                }
                 (None, None) => {}
             }
         }
-        if feed.send((rt.schema(), writes)).is_err() {
+        if written.feed.send((rt.schema(), writes)).is_err() {
             // The index thread stopped on an error; the import returns it.
             return Err(ServiceError::Internal(INDEX_STOPPED.into()));
         }
@@ -571,6 +590,13 @@ const INDEX_STOPPED: &str = "the import's index thread stopped";
 
 fn is_index_stopped(e: &ServiceError) -> bool {
     matches!(e, ServiceError::Internal(m) if m == INDEX_STOPPED)
+}
+
+/// Where written batches go: their objects to the index thread, their ids to the lookups of the
+/// lines that follow.
+struct Written {
+    feed: IndexFeed,
+    known: KnownIds,
 }
 
 /// Writes on their way to the index, with the schema they were validated against.

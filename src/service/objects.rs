@@ -787,6 +787,55 @@ pub(crate) trait Lookup {
     fn customer_of_conversation(&self, id: &str) -> crate::storage::Result<Option<String>>;
 }
 
+/// The (num, klass) of every id an import has written, so that the references of later lines
+/// (a message's conversation and customer) resolve without a store read. Only an import may keep
+/// one: it is the store's only writer, so an entry cannot go stale, and it forgets deleted ids.
+/// Bounded: past [`KnownIds::CAPACITY`] ids it starts over, and misses read the store.
+#[derive(Debug, Default)]
+pub(crate) struct KnownIds {
+    ids: HashMap<String, (u64, u16)>,
+    klasses: Vec<String>,
+}
+
+impl KnownIds {
+    /// Most ids kept (about 100 bytes each).
+    pub const CAPACITY: usize = 4_000_000;
+
+    /// The num and klass of a written id.
+    pub fn get(&self, id: &str) -> Option<(u64, &str)> {
+        let &(num, k) = self.ids.get(id)?;
+        Some((num, self.klasses.get(usize::from(k))?.as_str()))
+    }
+
+    /// Records a written object.
+    pub fn insert(&mut self, obj: &Object) {
+        if self.ids.len() >= Self::CAPACITY {
+            self.ids.clear();
+        }
+        let k = match self.klasses.iter().position(|k| *k == obj.klass) {
+            Some(k) => k,
+            None => {
+                self.klasses.push(obj.klass.clone());
+                self.klasses.len() - 1
+            }
+        };
+        match u16::try_from(k) {
+            Ok(k) => {
+                self.ids.insert(obj.id.clone(), (obj.num, k));
+            }
+            // More klasses than any org has: not kept, read from the store.
+            Err(_) => {
+                self.ids.remove(&obj.id);
+            }
+        }
+    }
+
+    /// Forgets a deleted id.
+    pub fn remove(&mut self, id: &str) {
+        self.ids.remove(id);
+    }
+}
+
 /// Lookups in the store.
 pub(crate) struct StoreLookup<'a> {
     pub app: &'a App,
@@ -814,10 +863,12 @@ impl Lookup for StoreLookup<'_> {
     }
 }
 
-/// A batch's lookups: ids created or changed earlier in the batch first, then the store.
+/// A batch's lookups: ids created or changed earlier in the batch first, then the ids an import
+/// has written (when it keeps them), then the store.
 pub(crate) struct BatchLookup<'a> {
     pub store: StoreLookup<'a>,
     pub pending: HashMap<String, Object>,
+    pub known: Option<&'a KnownIds>,
 }
 
 impl Lookup for BatchLookup<'_> {
@@ -826,10 +877,13 @@ impl Lookup for BatchLookup<'_> {
     }
 
     fn num(&self, id: &str, klass: &str) -> crate::storage::Result<Option<u64>> {
-        match self.pending.get(id) {
-            Some(o) => Ok((o.klass == klass).then_some(o.num)),
-            None => self.store.num(id, klass),
+        if let Some(o) = self.pending.get(id) {
+            return Ok((o.klass == klass).then_some(o.num));
         }
+        if let Some((num, k)) = self.known.and_then(|known| known.get(id)) {
+            return Ok((k == klass).then_some(num));
+        }
+        self.store.num(id, klass)
     }
 
     fn customer_of_conversation(&self, id: &str) -> crate::storage::Result<Option<String>> {
@@ -880,4 +934,45 @@ fn check_if_match(current: &Object, if_match: Option<u64>) -> Result<()> {
 /// Parses an `If-Match` header value (`"3"`, `3`, `W/"3"`).
 pub fn parse_if_match(v: &str) -> Option<u64> {
     v.trim().trim_start_matches("W/").trim_matches('"').parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(id: &str, klass: &str, num: u64) -> Object {
+        Object {
+            num,
+            id: id.into(),
+            klass: klass.into(),
+            external_id: None,
+            fields: BTreeMap::new(),
+            custom: BTreeMap::new(),
+            relationships: BTreeMap::new(),
+            tags: vec![],
+            created_at: 1,
+            updated_at: 1,
+            rev: 1,
+            links: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn known_ids_answer_with_num_and_klass_and_forget_deleted_ones() {
+        let mut known = KnownIds::default();
+        known.insert(&object("conversation-1", "conversation", 7));
+        known.insert(&object("customer-1", "customer", 3));
+        known.insert(&object("conversation-2", "conversation", 9));
+        assert_eq!(known.get("conversation-1"), Some((7, "conversation")));
+        assert_eq!(known.get("customer-1"), Some((3, "customer")));
+        assert_eq!(known.get("conversation-2"), Some((9, "conversation")));
+        assert_eq!(known.get("order-1"), None);
+        known.remove("conversation-1");
+        assert_eq!(
+            known.get("conversation-1"),
+            None,
+            "a deleted id is read from the store again"
+        );
+        assert_eq!(known.klasses.len(), 2, "klass names are kept once");
+    }
 }

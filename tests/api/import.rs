@@ -422,6 +422,24 @@ async fn gen_import_export_import_export_round_trips_every_line() {
         )
         .await;
     assert_eq!(found["total"], orders, "orders of {cid}");
+    // Timelines follow the customer nums that references resolved to at import, also across
+    // batches (a message names a conversation and a customer written batches before it).
+    for c in generated.iter().filter(|l| l["klass"] == "customer").step_by(37) {
+        let cid = c["id"].as_str().unwrap();
+        let linked: u64 = ["conversation", "order", "message"]
+            .iter()
+            .map(|k| gen_counts_for(&generated, k, "customer", cid))
+            .sum();
+        let tl = server
+            .expect(
+                "GET",
+                &format!("/v1/objects/customer/{cid}/timeline?klasses=conversation,order,message&pageSize=1"),
+                None,
+                200,
+            )
+            .await;
+        assert_eq!(tl["total"], linked, "timeline of {cid}: {tl}");
+    }
     let k = server.expect("GET", "/v1/klasses/order", None, 200).await;
     assert!(
         k["attributes"]
