@@ -85,9 +85,6 @@ pub fn to_document(s: &IndexSchema, klass: &Klass, obj: &Object) -> TantivyDocum
                     .filter_map(|v| v.as_str())
                     .map(|t| OwnedValue::Str(t.to_string()))
                     .collect();
-                for v in elems.iter().filter_map(|v| v.as_str()) {
-                    doc.add_text(s.all_txt, v);
-                }
                 txt.push((attr.key.clone(), OwnedValue::Array(vals)));
             }
             ty => {
@@ -98,9 +95,6 @@ pub fn to_document(s: &IndexSchema, klass: &Klass, obj: &Object) -> TantivyDocum
                         .filter_map(|v| v.as_str())
                         .map(|t| OwnedValue::Str(t.to_string()))
                         .collect();
-                    for v in elems.iter().filter_map(|v| v.as_str()) {
-                        doc.add_text(s.all_str, v);
-                    }
                     words.push((attr.key.clone(), OwnedValue::Array(raw)));
                 }
                 if ty == AttrType::Tree {

@@ -56,6 +56,8 @@ pub struct OrgIndex {
     dir: PathBuf,
     columns: Arc<ColumnCache>,
     fresh: bool,
+    /// Started over empty because it was built with another schema.
+    reset: bool,
     /// Created empty while its store already held objects: only a rebuild can know them.
     lost: std::sync::atomic::AtomicBool,
 }
@@ -94,6 +96,19 @@ pub fn on_read_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
+/// The index in `dir`, and whether it was created now.
+fn open_or_create(dir: &Path) -> Result<(Index, bool)> {
+    let mmap = MmapDirectory::open(dir)?;
+    Ok(if Index::exists(&mmap)? {
+        (Index::open(mmap)?, false)
+    } else {
+        (
+            Index::create(mmap, IndexSchema::build().schema, tantivy::IndexSettings::default())?,
+            true,
+        )
+    })
+}
+
 fn search_executor(threads: usize) -> Result<tantivy::Executor> {
     Ok(match read_pool_with(threads)? {
         Some(pool) => tantivy::Executor::ThreadPool(pool),
@@ -102,22 +117,30 @@ fn search_executor(threads: usize) -> Result<tantivy::Executor> {
 }
 
 impl OrgIndex {
-    /// Opens the index in `dir`, creating it when absent.
+    /// Opens the index in `dir`, creating it when absent. An index built with another schema (by
+    /// an earlier version) is started over empty, like a lost one: the store holds everything, and
+    /// [`OrgIndex::was_created`] tells the caller to rebuild it.
     ///
     /// # Errors
-    /// I/O errors, or an index built with another schema (it must be rebuilt with `reindex`).
+    /// I/O errors.
     pub fn open(dir: &Path, settings: &IndexSettings) -> Result<OrgIndex> {
         std::fs::create_dir_all(dir)?;
-        let mmap = MmapDirectory::open(dir)?;
-        let fresh = !Index::exists(&mmap)?;
-        let mut index = if fresh {
-            Index::create(mmap, IndexSchema::build().schema, tantivy::IndexSettings::default())?
-        } else {
-            Index::open(mmap)?
+        let (mut index, mut fresh) = open_or_create(dir)?;
+        let mut reset = false;
+        let schema = match IndexSchema::from_schema(index.schema()) {
+            Ok(schema) => schema,
+            Err(why) => {
+                reset = true;
+                tracing::warn!(dir = %dir.display(), "{why}; it starts over empty and is rebuilt from the store");
+                drop(index);
+                std::fs::remove_dir_all(dir)?;
+                std::fs::create_dir_all(dir)?;
+                (index, fresh) = open_or_create(dir)?;
+                IndexSchema::from_schema(index.schema()).map_err(IndexError::Directory)?
+            }
         };
         index.set_executor(search_executor(settings.search_threads)?);
         super::analysis::register(index.tokenizers());
-        let schema = IndexSchema::from_schema(index.schema()).map_err(IndexError::Directory)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let committed = index.load_metas()?.payload.and_then(|p| p.parse().ok()).unwrap_or(0);
         Ok(OrgIndex {
@@ -134,6 +157,7 @@ impl OrgIndex {
             dir: dir.to_path_buf(),
             columns: Arc::new(ColumnCache::default()),
             fresh,
+            reset,
             lost: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -143,9 +167,15 @@ impl OrgIndex {
         &self.schema
     }
 
-    /// Whether this index was created empty when opened (it was missing).
+    /// Whether this index was created empty when opened (it was missing, or started over).
     pub fn was_created(&self) -> bool {
         self.fresh
+    }
+
+    /// Whether this index was started over empty when opened because an earlier version built
+    /// it with another schema.
+    pub fn was_reset(&self) -> bool {
+        self.reset
     }
 
     /// Marks an index created empty beside a store that already holds objects of its org (the

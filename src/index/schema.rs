@@ -7,14 +7,17 @@
 //! | field | holds | tokenizer | fast |
 //! |---|---|---|---|
 //! | `kw` | keyword values of every non-text attribute, `externalId`, `tags`, relationship ids | raw | yes |
-//! | `words` | words of `string` attributes (`contains`) | default | no |
-//! | `txt` | `text` attributes | en_stem | no |
+//! | `words` | words of `string` attributes (`contains`, scored free `text` search) | default | no |
+//! | `txt` | stems of `text` attributes (`contains`, scored free `text` search) | en_stem | no |
 //! | `tprefix` | every ancestor path of `tree` values (`starts_with`) | raw | no |
 //! | `links` | nums named by references and relationships, as i64 (joins) | - | yes |
-//! | `all_txt` / `all_str` | every text / string value, for free `text` search | en_stem / default | no |
 //! | `exists` | keys of the attributes that are set (`set`) | raw | no |
 //!
 //! Column names of JSON paths are `<field>.<key>` (`kw.c12`).
+//!
+//! `words` and `txt` keep term frequencies and field norms, so free `text` search scores its
+//! words per attribute (BM25) from the same postings that answer `contains`: each word of a text
+//! attribute is indexed once.
 
 use tantivy::schema::{
     Field, IndexRecordOption, JsonObjectOptions, NumericOptions, Schema, TextFieldIndexing, TextOptions,
@@ -71,10 +74,6 @@ pub struct IndexSchema {
     pub tprefix: Field,
     /// Link nums JSON.
     pub links: Field,
-    /// All text values.
-    pub all_txt: Field,
-    /// All string values.
-    pub all_str: Field,
     /// Keys of set attributes.
     pub exists: Field,
 }
@@ -107,24 +106,15 @@ impl IndexSchema {
                 .set_indexing_options(raw_indexing())
                 .set_fast(analysis::RAW),
         );
-        let words = b.add_json_field(
-            "words",
+        let scored = |tokenizer: &str| {
             JsonObjectOptions::default().set_indexing_options(
                 TextFieldIndexing::default()
-                    .set_tokenizer(analysis::WORDS)
-                    .set_index_option(IndexRecordOption::Basic)
-                    .set_fieldnorms(false),
-            ),
-        );
-        let txt = b.add_json_field(
-            "txt",
-            JsonObjectOptions::default().set_indexing_options(
-                TextFieldIndexing::default()
-                    .set_tokenizer(analysis::TEXT)
-                    .set_index_option(IndexRecordOption::Basic)
-                    .set_fieldnorms(false),
-            ),
-        );
+                    .set_tokenizer(tokenizer)
+                    .set_index_option(IndexRecordOption::WithFreqs),
+            )
+        };
+        let words = b.add_json_field("words", scored(analysis::WORDS));
+        let txt = b.add_json_field("txt", scored(analysis::TEXT));
         let tprefix = b.add_json_field(
             "tprefix",
             JsonObjectOptions::default().set_indexing_options(raw_indexing()),
@@ -135,15 +125,6 @@ impl IndexSchema {
                 .set_indexing_options(raw_indexing())
                 .set_fast(analysis::RAW),
         );
-        let scored = |tokenizer: &str| {
-            TextOptions::default().set_indexing_options(
-                TextFieldIndexing::default()
-                    .set_tokenizer(tokenizer)
-                    .set_index_option(IndexRecordOption::WithFreqs),
-            )
-        };
-        let all_txt = b.add_text_field("all_txt", scored(analysis::TEXT));
-        let all_str = b.add_text_field("all_str", scored(analysis::WORDS));
         let exists = b.add_text_field("exists", keyword);
         IndexSchema {
             schema: b.build(),
@@ -159,8 +140,6 @@ impl IndexSchema {
             txt,
             tprefix,
             links,
-            all_txt,
-            all_str,
             exists,
         }
     }
@@ -172,7 +151,7 @@ impl IndexSchema {
     pub fn from_schema(schema: Schema) -> Result<IndexSchema, String> {
         let expected = IndexSchema::build();
         if schema != expected.schema {
-            return Err("the index schema differs from this version's; run `kindred reindex`".into());
+            return Err("the index was built with an earlier version's schema".into());
         }
         Ok(expected)
     }

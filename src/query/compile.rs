@@ -21,7 +21,7 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption, Term};
 use tantivy::{DocId, DocSet, Searcher, SegmentReader};
 
-use super::filter::{CountRange, Filter, Pred, Scalar, Target, TextWord};
+use super::filter::{CountRange, Filter, Pred, Scalar, Target, TextQuery};
 use super::validate::SortTarget;
 use crate::index::collect::{Hit, LinkCounts, LinkReader, Nums, Position, SortKey, SortSource, TopCollector};
 use crate::index::columns::{any_value, ColumnCache};
@@ -580,31 +580,36 @@ impl Compiler<'_> {
             ]),
             Filter::Cond { target, pred } => self.cond(target, pred),
             Filter::Join { rel, filter, count } => self.join(rel, filter, *count)?,
-            Filter::Text(words) => self.text(words),
+            Filter::Text(q) => self.text(q),
         })
     }
 
-    fn text(&self, words: &[TextWord]) -> Box<dyn Query> {
-        let per_word = words
+    /// Every word in some attribute: the word in a string attribute's words or its stem in a
+    /// text attribute's, each scored (BM25) on its own attribute's postings.
+    fn text(&self, q: &TextQuery) -> Box<dyn Query> {
+        let scored = |field: Field, key: &str, token: &str| -> (Occur, Box<dyn Query>) {
+            let mut t = self.json_term(field, key);
+            t.append_type_and_str(token);
+            (Occur::Should, Box::new(TermQuery::new(t, IndexRecordOption::WithFreqs)))
+        };
+        let per_word = q
+            .words
             .iter()
             .map(|w| {
-                let mut either: Vec<(Occur, Box<dyn Query>)> = vec![(
-                    Occur::Should,
-                    Box::new(TermQuery::new(
-                        Term::from_field_text(self.s.all_str, &w.word),
-                        IndexRecordOption::WithFreqs,
-                    )),
-                )];
+                let mut either: Vec<(Occur, Box<dyn Query>)> = q
+                    .string_keys
+                    .iter()
+                    .map(|key| scored(self.s.words, key, &w.word))
+                    .collect();
                 if let Some(stem) = &w.stem {
-                    either.push((
-                        Occur::Should,
-                        Box::new(TermQuery::new(
-                            Term::from_field_text(self.s.all_txt, stem),
-                            IndexRecordOption::WithFreqs,
-                        )),
-                    ));
+                    either.extend(q.text_keys.iter().map(|key| scored(self.s.txt, key, stem)));
                 }
-                (Occur::Must, bool_q(either))
+                let any: Box<dyn Query> = if either.is_empty() {
+                    Box::new(EmptyQuery)
+                } else {
+                    bool_q(either)
+                };
+                (Occur::Must, any)
             })
             .collect();
         bool_q(per_word)

@@ -10,6 +10,7 @@ use serde_json::{json, Value as J};
 use super::ast::parse_clause;
 use super::compile::Snapshot;
 use super::eval::{matches, EvalContext, InMemory};
+use super::filter::Filter;
 use super::validate::Validator;
 use crate::index::{mapper, IndexOp, IndexSettings, OrgIndex};
 use crate::model::klass::AttributeDef;
@@ -123,6 +124,25 @@ fn texts() -> impl Strategy<Value = String> {
         "the cat runs",
         "",
         "running cats",
+    ])
+    .prop_map(String::from)
+}
+
+/// Free-text queries: words of the string and text values above, stemmed or not.
+fn free_text() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "refund",
+        "Refunds delayed",
+        "cats",
+        "running",
+        "alpha",
+        "beta refund",
+        "bronze",
+        "box broken",
+        "ALPHA cat",
+        "b",
+        "the",
+        "gold",
     ])
     .prop_map(String::from)
 }
@@ -593,6 +613,11 @@ fn check(fx: &Fixture, ctx: &str, clause: &J) -> Result<(), TestCaseError> {
     let filter = v
         .clause(klass, &parsed)
         .map_err(|e| TestCaseError::fail(format!("validate {clause}: {e}")))?;
+    check_filter(fx, ctx, &filter, &clause.to_string())
+}
+
+fn check_filter(fx: &Fixture, ctx: &str, filter: &Filter, clause: &str) -> Result<(), TestCaseError> {
+    let filter = filter.clone();
     let ectx = EvalContext {
         schema: &fx.schema,
         related: &InMemory(&fx.objects),
@@ -648,6 +673,22 @@ proptest! {
         let fx = fixture(build(&spec));
         check(&fx, "order", &json!({"and": [{"custom.colorsStr": {"in": v.clone()}}, {"custom.kind": {"equals": kind}}]}))?;
         check(&fx, "order", &json!({"and": [{"custom.colorsStr": {"in": v}}, other, {"custom.kind": {"equals": kind}}]}))?;
+    }
+
+    #[test]
+    fn index_and_evaluator_agree_on_free_text(spec in spec(), ctx in prop::sample::select(vec!["customer", "order"]), text in free_text(), clause in order_clause(0)) {
+        use super::ast::SearchRequest;
+        let fx = fixture(build(&spec));
+        let v = Validator::new(&fx.schema, NOW);
+        let klass = fx.schema.klass(ctx).unwrap();
+        let mut req = SearchRequest { query_context: ctx.into(), text: Some(text.clone()), ..Default::default() };
+        let filter = v.request_filter(klass, &req).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        check_filter(&fx, ctx, &filter, &text)?;
+        if ctx == "order" {
+            req.and = vec![parse_clause(&clause, "/and/0").map_err(|e| TestCaseError::fail(e.to_string()))?];
+            let filter = v.request_filter(klass, &req).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            check_filter(&fx, ctx, &filter, &format!("{text} and {clause}"))?;
+        }
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub fn matches(f: &Filter, obj: &Object, ctx: &EvalContext<'_>) -> bool {
                 .count() as u64;
             count.contains(n)
         }
-        Filter::Text(words) => text(words, obj, ctx.schema),
+        Filter::Text(q) => text(&q.words, obj, ctx.schema),
     }
 }
 

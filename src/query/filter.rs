@@ -110,6 +110,18 @@ pub struct TextWord {
     pub stem: Option<String>,
 }
 
+/// A free-text query: every word matches the stem of some text attribute or a word of some
+/// string attribute, among the attributes of the klasses searched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextQuery {
+    /// The words.
+    pub words: Vec<TextWord>,
+    /// Keys of the text attributes of the klasses searched.
+    pub text_keys: Vec<String>,
+    /// Keys of the string attributes of the klasses searched.
+    pub string_keys: Vec<String>,
+}
+
 /// A validated filter over the objects of one klass.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
@@ -140,7 +152,7 @@ pub enum Filter {
         count: CountRange,
     },
     /// Free text: every word matches some text or string attribute.
-    Text(Vec<TextWord>),
+    Text(TextQuery),
 }
 
 impl Filter {

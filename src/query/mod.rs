@@ -17,7 +17,7 @@ pub mod filter;
 pub mod validate;
 
 pub use ast::{Clause, SearchRequest, SortDir};
-pub use filter::{CountRange, Filter, Pred, Scalar, Target, TextWord};
+pub use filter::{CountRange, Filter, Pred, Scalar, Target, TextQuery, TextWord};
 
 #[cfg(test)]
 mod differential_tests;

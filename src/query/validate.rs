@@ -8,7 +8,7 @@ use std::ops::Bound;
 use serde_json::Value;
 
 use super::ast::{Clause, HasClause, SearchRequest, SortDir};
-use super::filter::{AttrRef, CountRange, Filter, Pred, Scalar, Target, TextWord};
+use super::filter::{AttrRef, CountRange, Filter, Pred, Scalar, Target, TextQuery, TextWord};
 use crate::error::Problem;
 use crate::index::analysis::{fold, text_tokens, word_tokens};
 use crate::model::time::{parse_duration, parse_time, Millis};
@@ -128,7 +128,7 @@ impl<'a> Validator<'a> {
         if let Some(text) = &req.text {
             let words = text_words(text);
             if !words.is_empty() {
-                f = Filter::and(vec![f, Filter::Text(words)]);
+                f = Filter::and(vec![f, Filter::Text(text_query(words, [ctx]))]);
             }
         }
         Ok(f)
@@ -173,7 +173,7 @@ impl<'a> Validator<'a> {
         if let Some(text) = &req.text {
             let words = text_words(text);
             if !words.is_empty() {
-                parts.push(Filter::Text(words));
+                parts.push(Filter::Text(text_query(words, self.schema.klasses.values())));
             }
         }
         Ok(Filter::and(parts))
@@ -711,6 +711,27 @@ fn attr_ref(a: &crate::model::Attribute) -> AttrRef {
         ty: a.ty,
         list: a.list,
         standard: a.standard,
+    }
+}
+
+/// A free-text query over the text and string attributes of `klasses`.
+fn text_query<'k>(words: Vec<TextWord>, klasses: impl IntoIterator<Item = &'k Klass>) -> TextQuery {
+    let mut text_keys = Vec::new();
+    let mut string_keys = Vec::new();
+    for a in klasses.into_iter().flat_map(|k| &k.attributes) {
+        let keys = match a.ty {
+            AttrType::Text => &mut text_keys,
+            AttrType::String => &mut string_keys,
+            _ => continue,
+        };
+        if !keys.contains(&a.key) {
+            keys.push(a.key.clone());
+        }
+    }
+    TextQuery {
+        words,
+        text_keys,
+        string_keys,
     }
 }
 

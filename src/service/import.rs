@@ -146,7 +146,8 @@ impl App {
             .sum();
         // An earlier import was interrupted: its unlogged objects may be missing from the index, so
         // this one ends with a rebuild rather than trusting the index.
-        let rebuild_at_end = index_dirty(self, org.num)?;
+        // So does one whose index was lost or built by an earlier version.
+        let rebuild_at_end = index_dirty(self, org.num)? || rt.index.is_lost();
         let mut summary = ImportSummary::default();
         self.store().set_meta(&format!("{DIRTY}{}", org.num), b"1")?;
         rt.index.set_bulk(true)?;

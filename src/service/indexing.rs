@@ -289,9 +289,19 @@ pub(crate) fn trim(app: &App, org: &Org) -> Result<()> {
 /// Rebuilds an org's index from the store, reporting (done, total) as it goes. Returns the
 /// sequence the rebuilt index covers.
 pub fn rebuild(app: &App, org: &Org, index: &OrgIndex, progress: &mut dyn FnMut(u64, u64)) -> Result<u64> {
+    rebuild_with(app, org, index, &app.runtime(org)?.schema(), progress)
+}
+
+/// [`rebuild`] with the org's schema at hand (while its runtime is being opened).
+pub(crate) fn rebuild_with(
+    app: &App,
+    org: &Org,
+    index: &OrgIndex,
+    schema: &OrgSchema,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<u64> {
     let store = app.store();
     let seq = store.last_seq(org.num)?;
-    let schema = app.runtime(org)?.schema();
     let total: u64 = schema
         .klasses
         .keys()

@@ -285,7 +285,11 @@ impl App {
         // Decided before the runtime is published, so before any write through it: objects the
         // store holds now were written before this index existed, whereas the writes that follow
         // are in the log the indexer replays (deciding later raced them and rebuilt every new org).
-        if index.was_created() && self.inner.store.scan_objects(org.num).next().is_some() {
+        if index.was_reset() {
+            // Built by an earlier version with another schema: rebuilt now, before the runtime
+            // is published, so that no search ever answers from a partial index.
+            self.rebuild_reset_index(org, &index, &schema)?;
+        } else if index.was_created() && self.inner.store.scan_objects(org.num).next().is_some() {
             index.mark_lost();
         }
         let mut orgs = self.inner.orgs.lock().expect("orgs lock");
@@ -372,6 +376,22 @@ impl App {
         if let Err(e) = self.inner.store.flush() {
             tracing::error!(error = %e, "store flush at shutdown failed");
         }
+    }
+
+    fn rebuild_reset_index(&self, org: &Org, index: &OrgIndex, schema: &OrgSchema) -> Result<()> {
+        tracing::warn!(org = %org.id, "the index was built by an earlier version; rebuilding it from the store before the org answers");
+        let started = std::time::Instant::now();
+        let mut logged = started;
+        let mut objects = 0;
+        indexing::rebuild_with(self, org, index, schema, &mut |done, total| {
+            objects = done;
+            if logged.elapsed() >= std::time::Duration::from_secs(5) {
+                logged = std::time::Instant::now();
+                tracing::info!(org = %org.id, done, total, "rebuilding the index");
+            }
+        })?;
+        tracing::info!(org = %org.id, objects, seconds = started.elapsed().as_secs_f64(), "index rebuilt");
+        Ok(())
     }
 
     /// Opens every org's runtime (so indexers catch up after a restart).
