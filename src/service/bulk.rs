@@ -178,7 +178,15 @@ pub fn line_body(
     external_id: &Option<String>,
     object: &Value,
 ) -> std::result::Result<Value, Problem> {
-    let mut body = object.clone();
+    line_body_owned(id, external_id, object.clone())
+}
+
+/// [`line_body`] of a line's object the caller no longer needs.
+pub fn line_body_owned(
+    id: &Option<String>,
+    external_id: &Option<String>,
+    mut body: Value,
+) -> std::result::Result<Value, Problem> {
     let m = body.as_object_mut().expect("checked by parse_line");
     for (key, v) in [("id", id), ("externalId", external_id)] {
         if let Some(v) = v {

@@ -16,7 +16,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::auth::Caller;
-use super::bulk::{line_body, parse_line, BulkLine, BulkOp, LineResult};
+use super::bulk::{line_body_owned, parse_line, BulkLine, BulkOp, LineResult};
 use super::error::{Result, ServiceError};
 use super::objects::{BatchLookup, BuildError, KnownIds, Mode, StoreLookup};
 use super::{App, OrgRuntime};
@@ -159,10 +159,12 @@ impl App {
             let (feed, feed_rx) = std::sync::mpsc::sync_channel::<IndexBatch>(4);
             let rt_ref = &rt;
             let indexer = scope.spawn(move || index_batches(rt_ref, feed_rx));
-            let mut written = Written {
-                feed,
-                known: KnownIds::default(),
-            };
+            // Into an org without objects, the ids this import writes are all the store holds.
+            let mut known = KnownIds::default();
+            if self.store().scan_objects(org.num).next().is_none() {
+                known.set_complete();
+            }
+            let mut written = Written { feed, known };
             let read = self.import_each_file(&rt, &caller, files, total, &mut written, &mut summary, progress, scope);
             drop(written);
             let indexed = indexer
@@ -362,17 +364,17 @@ impl App {
         let org = rt.org.num;
         let mut lookup = BatchLookup {
             store: StoreLookup { app: self, org },
-            pending: HashMap::new(),
+            pending: HashMap::with_capacity(batch.len()),
             known: Some(&written.known),
         };
         let mut next_num = self.store().reserve_nums(org, batch.len() as u64)?;
         let mut writes: Vec<ObjectWrite> = Vec::with_capacity(batch.len());
         let mut lines: Vec<(String, u64)> = Vec::with_capacity(batch.len());
-        let mut slot: HashMap<String, usize> = HashMap::new();
+        let mut slot: HashMap<String, usize> = HashMap::with_capacity(batch.len());
         let mut ext_pending: HashMap<(String, String), String> = HashMap::new();
         let t0 = Instant::now();
-        for p in batch.drain(..) {
-            match self.import_one(rt, &mut lookup, &mut ext_pending, &p, &mut next_num) {
+        for mut p in batch.drain(..) {
+            match self.import_one(rt, &mut lookup, &mut ext_pending, &mut p, &mut next_num) {
                 Ok((id, before, after)) => {
                     match slot.get(&id) {
                         // Changed earlier in this batch: the batch writes it once, in its last state.
@@ -459,12 +461,16 @@ impl App {
         rt: &OrgRuntime,
         lookup: &mut BatchLookup<'_>,
         ext_pending: &mut HashMap<(String, String), String>,
-        p: &Pending,
+        p: &mut Pending,
         next_num: &mut u64,
     ) -> Result<(String, Option<Object>, Option<Object>)> {
         let org = rt.org.num;
-        let body =
-            line_body(&p.id, &p.external_id, &p.object).map_err(|e| ServiceError::from(e.nested_under("/object")))?;
+        let object = std::mem::take(&mut p.object);
+        let body = line_body_owned(&p.id, &p.external_id, object)
+            .map_err(|e| ServiceError::from(e.nested_under("/object")))?;
+        let p = &*p;
+        // Absent from the store for sure: not written by this import into an org that was empty.
+        let absent = |id: &str| lookup.known.is_some_and(|k| k.absent(id));
         // The current version: earlier in this batch, or stored. A create looks only in the batch:
         // the store refuses a taken id or externalId when the batch is written, and the batch is
         // then written line by line to name the lines that clash.
@@ -484,7 +490,7 @@ impl App {
         let current: Option<Object> = match &existing_id {
             Some(id) => match lookup.pending.get(id) {
                 Some(o) => Some(o.clone()),
-                None if in_store => match self.store().num_and_klass_by_id(org, id)? {
+                None if in_store && !absent(id) => match self.store().num_and_klass_by_id(org, id)? {
                     Some((num, _)) => self.store().object(org, num)?,
                     None => None,
                 },

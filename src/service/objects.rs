@@ -795,6 +795,8 @@ pub(crate) trait Lookup {
 pub(crate) struct KnownIds {
     ids: HashMap<String, (u64, u16)>,
     klasses: Vec<String>,
+    /// The ids are every id of the store (the import began with no objects and has kept all).
+    complete: bool,
 }
 
 impl KnownIds {
@@ -807,10 +809,21 @@ impl KnownIds {
         Some((num, self.klasses.get(usize::from(k))?.as_str()))
     }
 
+    /// Declares the ids kept the store's only ones (an import into an org without objects).
+    pub fn set_complete(&mut self) {
+        self.complete = self.ids.is_empty();
+    }
+
+    /// Whether `id` is certainly not in the store.
+    pub fn absent(&self, id: &str) -> bool {
+        self.complete && !self.ids.contains_key(id)
+    }
+
     /// Records a written object.
     pub fn insert(&mut self, obj: &Object) {
         if self.ids.len() >= Self::CAPACITY {
             self.ids.clear();
+            self.complete = false;
         }
         let k = match self.klasses.iter().position(|k| *k == obj.klass) {
             Some(k) => k,
@@ -826,6 +839,7 @@ impl KnownIds {
             // More klasses than any org has: not kept, read from the store.
             Err(_) => {
                 self.ids.remove(&obj.id);
+                self.complete = false;
             }
         }
     }
@@ -880,8 +894,13 @@ impl Lookup for BatchLookup<'_> {
         if let Some(o) = self.pending.get(id) {
             return Ok((o.klass == klass).then_some(o.num));
         }
-        if let Some((num, k)) = self.known.and_then(|known| known.get(id)) {
-            return Ok((k == klass).then_some(num));
+        if let Some(known) = self.known {
+            if let Some((num, k)) = known.get(id) {
+                return Ok((k == klass).then_some(num));
+            }
+            if known.absent(id) {
+                return Ok(None);
+            }
         }
         self.store.num(id, klass)
     }
@@ -974,5 +993,27 @@ mod tests {
             "a deleted id is read from the store again"
         );
         assert_eq!(known.klasses.len(), 2, "klass names are kept once");
+        assert!(!known.absent("customer-9"), "not complete: a miss reads the store");
+    }
+
+    #[test]
+    fn complete_known_ids_tell_absent_ones_until_they_overflow() {
+        let mut known = KnownIds::default();
+        known.set_complete();
+        known.insert(&object("customer-1", "customer", 3));
+        assert!(known.absent("customer-2"));
+        assert!(!known.absent("customer-1"));
+        known.remove("customer-1");
+        assert!(known.absent("customer-1"), "deleted by the import");
+        for i in 0..KnownIds::CAPACITY {
+            known.ids.insert(format!("x{i}"), (i as u64, 0));
+        }
+        known.insert(&object("customer-4", "customer", 4));
+        assert!(!known.complete, "forgotten ids may be in the store");
+        assert!(!known.absent("customer-2"));
+        let mut late = KnownIds::default();
+        late.insert(&object("customer-1", "customer", 3));
+        late.set_complete();
+        assert!(!late.complete, "only an empty map can be declared complete");
     }
 }

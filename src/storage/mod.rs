@@ -187,10 +187,10 @@ struct Tx<'a> {
 }
 
 impl<'a> Tx<'a> {
-    fn new(kv: &'a sled::Tree) -> Tx<'a> {
+    fn new(kv: &'a sled::Tree, writes: usize) -> Tx<'a> {
         Tx {
             kv,
-            overlay: HashMap::new(),
+            overlay: HashMap::with_capacity(writes),
         }
     }
 
@@ -295,7 +295,7 @@ impl Store {
             .unwrap_or(0);
         org.num = last + 1;
         let docs = docs(org.num);
-        let mut tx = Tx::new(&self.inner.kv);
+        let mut tx = Tx::new(&self.inner.kv, 8);
         if tx.get(keys::global_key(global::ORG_ID, org.id.as_bytes()))?.is_some() {
             return Err(StorageError::Duplicate {
                 what: "org id",
@@ -438,7 +438,7 @@ impl Store {
     pub fn apply(&self, org: u64, ops: Vec<Op>) -> Result<()> {
         let lock = self.org_lock(org);
         let _g = lock.lock().expect("org lock");
-        let mut tx = Tx::new(&self.inner.kv);
+        let mut tx = Tx::new(&self.inner.kv, ops.len());
         apply_ops(&mut tx, org, &ops)?;
         tx.commit()
     }
@@ -541,7 +541,7 @@ impl Store {
                 }
             }
         }
-        let mut tx = Tx::new(&self.inner.kv);
+        let mut tx = Tx::new(&self.inner.kv, 3 * writes.len() + extra.len() + 8);
         let mut seq = start_seq;
         let mut outcomes = Vec::with_capacity(writes.len());
         let mut counts: HashMap<String, i64> = HashMap::new();

@@ -809,3 +809,85 @@ async fn import_exit_codes_bulk_lines_with_failures_and_fatal_errors() {
     assert_eq!(name("c4"), Some(json!("Cy")));
     assert_eq!(ev.iter().filter(|l| l["klass"] == "customer").count(), 3, "{e:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn later_files_of_an_import_update_reference_and_recreate_what_earlier_ones_wrote() {
+    // Each file ends its batch, so these lines meet objects written by earlier batches of the same
+    // import into an org that had none (which the import remembers instead of reading the store).
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let files = [
+        vec![
+            json!({"op": "create", "klass": "company", "id": "co1", "object": {"name": "Acme"}}),
+            json!({"op": "upsert", "klass": "customer", "id": "c1", "object": {"name": "Ada", "company": "co1"}}),
+            json!({"op": "upsert", "klass": "customer", "id": "c2", "object": {"name": "Bob"}}),
+        ],
+        vec![
+            json!({"op": "upsert", "klass": "customer", "id": "c1", "object": {"name": "Ada L."}}),
+            json!({"op": "upsert", "klass": "customer", "id": "c3", "object": {"name": "Cy", "company": "co1"}}),
+            json!({"op": "upsert", "klass": "customer", "id": "c4", "object": {"name": "Di", "company": "co-missing"}}),
+            json!({"op": "delete", "klass": "customer", "id": "c2"}),
+        ],
+        vec![json!({"op": "upsert", "klass": "customer", "id": "c2", "object": {"name": "Bob again"}})],
+    ];
+    let mut paths = Vec::new();
+    for (i, lines) in files.iter().enumerate() {
+        let path = tmp.path().join(format!("{i}.ndjson"));
+        let text: Vec<String> = lines.iter().map(Value::to_string).collect();
+        std::fs::write(&path, text.join("\n")).unwrap();
+        paths.push(path);
+    }
+    let inputs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let out = import(&data, &inputs, 1);
+    let text = stderr(&out);
+    assert_eq!(
+        summary_count(&text, "created"),
+        Some(5),
+        "co1, c1, c2, c3, c2 again: {text}"
+    );
+    assert_eq!(summary_count(&text, "updated"), Some(1), "c1: {text}");
+    assert_eq!(summary_count(&text, "deleted"), Some(1), "c2: {text}");
+    assert_eq!(
+        summary_count(&text, "failed"),
+        Some(1),
+        "c4 names a missing company: {text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("failed ") && l.contains("1.ndjson:3: ")),
+        "{text}"
+    );
+    verify(&data);
+
+    let server = Server::start(&data).await;
+    let c1 = server.expect("GET", "/v1/objects/customer/c1", None, 200).await;
+    assert_eq!(
+        (c1["name"].as_str(), c1["rev"].as_u64()),
+        (Some("Ada L."), Some(2)),
+        "{c1}"
+    );
+    assert_eq!(c1["company"], "co1", "an upsert merges: {c1}");
+    let c2 = server.expect("GET", "/v1/objects/customer/c2", None, 200).await;
+    assert_eq!(
+        (c2["name"].as_str(), c2["rev"].as_u64()),
+        (Some("Bob again"), Some(1)),
+        "{c2}"
+    );
+    server.expect("GET", "/v1/objects/customer/c4", None, 404).await;
+    let at_acme = server
+        .expect(
+            "POST",
+            "/v1/search",
+            Some(json!({"queryContext": "customer", "and": [{"company": {"equals": "co1"}}], "sort": [{"id": "asc"}]})),
+            200,
+        )
+        .await;
+    let ids: Vec<&str> = at_acme["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["c1", "c3"], "{at_acme}");
+    server.stop().await;
+}
