@@ -58,6 +58,8 @@ pub struct OrgIndex {
     fresh: bool,
     /// Started over empty because it was built with another schema.
     reset: bool,
+    /// Some commit of Kindred's (with its payload) was found when opened.
+    has_commit: bool,
     /// Created empty while its store already held objects: only a rebuild can know them.
     lost: std::sync::atomic::AtomicBool,
 }
@@ -142,7 +144,9 @@ impl OrgIndex {
         index.set_executor(search_executor(settings.search_threads)?);
         super::analysis::register(index.tokenizers());
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        let committed = index.load_metas()?.payload.and_then(|p| p.parse().ok()).unwrap_or(0);
+        let payload = index.load_metas()?.payload;
+        let has_commit = payload.is_some();
+        let committed = payload.and_then(|p| p.parse().ok()).unwrap_or(0);
         Ok(OrgIndex {
             index,
             schema,
@@ -158,6 +162,7 @@ impl OrgIndex {
             columns: Arc::new(ColumnCache::default()),
             fresh,
             reset,
+            has_commit,
             lost: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -176,6 +181,13 @@ impl OrgIndex {
     /// it with another schema.
     pub fn was_reset(&self) -> bool {
         self.reset
+    }
+
+    /// Whether the index held a commit of Kindred's when opened. Every commit records the log
+    /// sequence it covers; an index without one was created and never committed (a rebuild that
+    /// was interrupted, or an org whose first writes were never indexed).
+    pub fn had_commit(&self) -> bool {
+        self.has_commit
     }
 
     /// Marks an index created empty beside a store that already holds objects of its org (the

@@ -173,7 +173,19 @@ impl<'a> Validator<'a> {
         if let Some(text) = &req.text {
             let words = text_words(text);
             if !words.is_empty() {
-                parts.push(Filter::Text(text_query(words, self.schema.klasses.values())));
+                // Over the listed klasses' attributes (every klass's when none are listed).
+                let listed: Vec<&Klass> = req
+                    .klasses
+                    .iter()
+                    .flatten()
+                    .filter_map(|k| self.schema.klass(k))
+                    .collect();
+                let q = if listed.is_empty() {
+                    text_query(words, self.schema.klasses.values())
+                } else {
+                    text_query(words, listed)
+                };
+                parts.push(Filter::Text(q));
             }
         }
         Ok(Filter::and(parts))

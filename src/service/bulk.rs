@@ -296,6 +296,7 @@ impl App {
         let mut lookup = BatchLookup {
             store: StoreLookup { app: self, org },
             pending: HashMap::new(),
+            deleted: Default::default(),
             known: None,
         };
         let mut next_num = self.store().reserve_nums(org, lines.len() as u64)?;

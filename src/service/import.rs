@@ -7,7 +7,7 @@
 //! resume marker commit together, so a rerun resumes after the last batch and never half-writes
 //! an object.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -365,16 +365,21 @@ impl App {
         let mut lookup = BatchLookup {
             store: StoreLookup { app: self, org },
             pending: HashMap::with_capacity(batch.len()),
+            deleted: Default::default(),
             known: Some(&written.known),
         };
-        let mut next_num = self.store().reserve_nums(org, batch.len() as u64)?;
+        let mut nums = Nums {
+            next: self.store().reserve_nums(org, batch.len() as u64)?,
+            reuse: HashMap::new(),
+            replaced: HashSet::new(),
+        };
         let mut writes: Vec<ObjectWrite> = Vec::with_capacity(batch.len());
         let mut lines: Vec<(String, u64)> = Vec::with_capacity(batch.len());
         let mut slot: HashMap<String, usize> = HashMap::with_capacity(batch.len());
         let mut ext_pending: HashMap<(String, String), String> = HashMap::new();
         let t0 = Instant::now();
         for mut p in batch.drain(..) {
-            match self.import_one(rt, &mut lookup, &mut ext_pending, &mut p, &mut next_num) {
+            match self.import_one(rt, &mut lookup, &mut ext_pending, &mut p, &mut nums) {
                 Ok((id, before, after)) => {
                     match slot.get(&id) {
                         // Changed earlier in this batch: the batch writes it once, in its last state.
@@ -437,6 +442,11 @@ impl App {
                     summary.created += 1;
                     written.known.insert(a);
                 }
+                (Some(_), Some(a)) if nums.replaced.contains(&a.id) => {
+                    summary.deleted += 1;
+                    summary.created += 1;
+                    written.known.insert(a);
+                }
                 (Some(_), Some(a)) => {
                     summary.updated += 1;
                     written.known.insert(a);
@@ -462,7 +472,7 @@ impl App {
         lookup: &mut BatchLookup<'_>,
         ext_pending: &mut HashMap<(String, String), String>,
         p: &mut Pending,
-        next_num: &mut u64,
+        nums: &mut Nums,
     ) -> Result<(String, Option<Object>, Option<Object>)> {
         let org = rt.org.num;
         let object = std::mem::take(&mut p.object);
@@ -490,6 +500,7 @@ impl App {
         let current: Option<Object> = match &existing_id {
             Some(id) => match lookup.pending.get(id) {
                 Some(o) => Some(o.clone()),
+                None if lookup.deleted.contains(id) => None,
                 None if in_store && !absent(id) => match self.store().num_and_klass_by_id(org, id)? {
                     Some((num, _)) => self.store().object(org, num)?,
                     None => None,
@@ -521,6 +532,10 @@ impl App {
             (BulkOp::Delete, Some(c)) => {
                 let stored = self.stored_version(org, &c.id)?;
                 lookup.pending.remove(&c.id);
+                lookup.deleted.insert(c.id.clone());
+                if let Some(s) = &stored {
+                    nums.reuse.insert(c.id.clone(), s.num);
+                }
                 return Ok((c.id.clone(), stored, None));
             }
         };
@@ -551,8 +566,17 @@ impl App {
             }
         };
         if base.is_none() {
-            obj.num = *next_num;
-            *next_num += 1;
+            obj.num = match nums.reuse.remove(&obj.id) {
+                Some(num) => {
+                    nums.replaced.insert(obj.id.clone());
+                    num
+                }
+                None => {
+                    nums.next += 1;
+                    nums.next - 1
+                }
+            };
+            lookup.deleted.remove(&obj.id);
         }
         if let Some(ext) = &obj.external_id {
             ext_pending.insert((obj.klass.clone(), ext.clone()), obj.id.clone());
@@ -597,6 +621,16 @@ const INDEX_STOPPED: &str = "the import's index thread stopped";
 
 fn is_index_stopped(e: &ServiceError) -> bool {
     matches!(e, ServiceError::Internal(m) if m == INDEX_STOPPED)
+}
+
+/// Nums for a batch's creates: the reserved range, and the stored nums of objects the batch
+/// deleted (an id created again in the same batch keeps its num, so that the batch writes one
+/// consistent replacement instead of an object stored under another's num).
+struct Nums {
+    next: u64,
+    reuse: HashMap<String, u64>,
+    /// Ids deleted and created again: one write, counted as a delete and a create.
+    replaced: HashSet<String>,
 }
 
 /// Where written batches go: their objects to the index thread, their ids to the lookups of the

@@ -485,5 +485,18 @@ mod tests {
         assert!(seq >= 3, "rebuilt up to the last write: {seq}");
         assert_eq!(docs, 3);
         app.shutdown().await;
+        drop((rt, app));
+
+        // A rebuild interrupted before its commit leaves an index that exists, with this
+        // version's schema, but without any commit: it is rebuilt again, not trusted.
+        let index_dir = dir.path().join("index").join(org.num.to_string());
+        std::fs::remove_dir_all(&index_dir).unwrap();
+        drop(OrgIndex::open(&index_dir, &crate::index::IndexSettings::default()).unwrap());
+        let app = open(dir.path());
+        let rt = app.runtime(&org).unwrap();
+        assert!(!rt.index.was_created() && !rt.index.had_commit());
+        assert!(rt.index.is_lost());
+        assert_eq!(recovered(&app).await.1, 3);
+        app.shutdown().await;
     }
 }

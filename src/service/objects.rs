@@ -5,7 +5,7 @@
 //! required attributes) and every problem is reported with its JSON pointer; nothing is written
 //! unless everything is valid. A write is acknowledged once the store has fsynced it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -882,6 +882,9 @@ impl Lookup for StoreLookup<'_> {
 pub(crate) struct BatchLookup<'a> {
     pub store: StoreLookup<'a>,
     pub pending: HashMap<String, Object>,
+    /// Ids deleted earlier in the batch (and not created again since): gone, whatever the
+    /// store still holds until the batch is written.
+    pub deleted: HashSet<String>,
     pub known: Option<&'a KnownIds>,
 }
 
@@ -893,6 +896,9 @@ impl Lookup for BatchLookup<'_> {
     fn num(&self, id: &str, klass: &str) -> crate::storage::Result<Option<u64>> {
         if let Some(o) = self.pending.get(id) {
             return Ok((o.klass == klass).then_some(o.num));
+        }
+        if self.deleted.contains(id) {
+            return Ok(None);
         }
         if let Some(known) = self.known {
             if let Some((num, k)) = known.get(id) {
@@ -909,6 +915,7 @@ impl Lookup for BatchLookup<'_> {
         match self.pending.get(id) {
             Some(o) if o.klass == "conversation" => Ok(o.reference("customer").map(str::to_string)),
             Some(_) => Ok(None),
+            None if self.deleted.contains(id) => Ok(None),
             None => self.store.customer_of_conversation(id),
         }
     }

@@ -555,6 +555,15 @@ async fn post_filters_hold_on_the_listed_objects_klass_and_negations_keep_other_
         ),
         // Free text over any klass's text and string attributes.
         (json!({"text": "refund"}), cu_only(&["cv-a", "m-a1", "m-a2"])),
+        // ... or over the listed klasses' only.
+        (
+            json!({"text": "refund", "klasses": ["message"]}),
+            cu_only(&["m-a1", "m-a2"]),
+        ),
+        (
+            json!({"text": "refund", "klasses": ["conversation", "order"]}),
+            cu_only(&["cv-a"]),
+        ),
         // Common fields through the klass prefix.
         (json!({"and": [{"note.createdAt": {"gte": T2}}]}), cu_only(&["n-1"])),
         (
