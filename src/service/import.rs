@@ -376,29 +376,32 @@ impl App {
         let mut writes: Vec<ObjectWrite> = Vec::with_capacity(batch.len());
         let mut lines: Vec<(String, u64)> = Vec::with_capacity(batch.len());
         let mut slot: HashMap<String, usize> = HashMap::with_capacity(batch.len());
+        let mut ids: Vec<String> = Vec::with_capacity(batch.len());
         let mut ext_pending: HashMap<(String, String), String> = HashMap::new();
         let t0 = Instant::now();
         for mut p in batch.drain(..) {
             match self.import_one(rt, &mut lookup, &mut ext_pending, &mut p, &mut nums) {
-                Ok((id, before, after)) => {
-                    match slot.get(&id) {
-                        // Changed earlier in this batch: the batch writes it once, in its last state.
-                        Some(&i) => writes[i].after = after,
-                        None => {
-                            slot.insert(id, writes.len());
-                            lines.push((p.file.clone(), p.line));
-                            writes.push(ObjectWrite {
-                                before,
-                                after,
-                                log: false,
-                                depth: 0,
-                                changed: vec![],
-                            });
-                        }
-                    }
+                // Changed earlier in this batch: the batch writes it once, in its last state.
+                Ok((id, _)) if slot.contains_key(&id) => {}
+                Ok((id, before)) => {
+                    slot.insert(id.clone(), writes.len());
+                    ids.push(id);
+                    lines.push((p.file.clone(), p.line));
+                    writes.push(ObjectWrite {
+                        before,
+                        after: None,
+                        log: false,
+                        depth: 0,
+                        changed: vec![],
+                    });
                 }
                 Err(e) => fail(summary, &p.file, p.line, &LineResult::failed(&e)),
             }
+        }
+        // The last state of each object is the batch's pending version (none once deleted),
+        // moved out rather than copied line by line.
+        for (w, id) in writes.iter_mut().zip(&ids) {
+            w.after = lookup.pending.remove(id);
         }
         // Created and deleted within the batch: nothing to write.
         let mut i = 0;
@@ -465,7 +468,8 @@ impl App {
         Ok(())
     }
 
-    /// One line's (stored version, new version); the stored version is the one before the batch.
+    /// One line: its id and the stored version (the one before the batch); the new version stays
+    /// in the batch's pending objects (none once deleted).
     fn import_one(
         &self,
         rt: &OrgRuntime,
@@ -473,7 +477,7 @@ impl App {
         ext_pending: &mut HashMap<(String, String), String>,
         p: &mut Pending,
         nums: &mut Nums,
-    ) -> Result<(String, Option<Object>, Option<Object>)> {
+    ) -> Result<(String, Option<Object>)> {
         let org = rt.org.num;
         let object = std::mem::take(&mut p.object);
         let body = line_body_owned(&p.id, &p.external_id, object)
@@ -536,7 +540,7 @@ impl App {
                 if let Some(s) = &stored {
                     nums.reuse.insert(c.id.clone(), s.num);
                 }
-                return Ok((c.id.clone(), stored, None));
+                return Ok((c.id.clone(), stored));
             }
         };
         if p.op == BulkOp::Upsert && current.is_none() && p.id.is_none() && p.external_id.is_none() {
@@ -585,8 +589,9 @@ impl App {
             Some(b) => self.stored_version(org, &b.id)?,
             None => None,
         };
-        lookup.pending.insert(obj.id.clone(), obj.clone());
-        Ok((obj.id.clone(), stored, Some(obj)))
+        let id = obj.id.clone();
+        lookup.pending.insert(id.clone(), obj);
+        Ok((id, stored))
     }
 
     /// The stored version of an object (None when it was created in this batch).
