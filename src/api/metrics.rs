@@ -102,7 +102,12 @@ impl Metrics {
             let (Ok(last), Ok(first)) = (store.last_seq(rt.org.num), store.first_seq(rt.org.num)) else {
                 continue;
             };
-            let kept = if first == 0 { 0 } else { last + 1 - first };
+            // Read one after the other: a trim in between may pass `last`.
+            let kept = if first == 0 {
+                0
+            } else {
+                (last + 1).saturating_sub(first)
+            };
             let _ = writeln!(out, "kindred_changelog_length{{org=\"{}\"}} {kept}", esc(&rt.org.id));
             let lag = last.saturating_sub(rt.indexer.indexed());
             let _ = writeln!(lag_lines, "kindred_index_lag{{org=\"{}\"}} {lag}", esc(&rt.org.id));
