@@ -176,7 +176,8 @@ impl Object {
         out
     }
 
-    fn empty() -> Object {
+    /// An object with no id, klass or values (num, rev and times 0).
+    pub(crate) fn empty() -> Object {
         Object {
             num: 0,
             id: String::new(),

@@ -375,16 +375,17 @@ impl App {
         };
         let mut writes: Vec<ObjectWrite> = Vec::with_capacity(batch.len());
         let mut lines: Vec<(String, u64)> = Vec::with_capacity(batch.len());
-        let mut slot: HashMap<String, usize> = HashMap::with_capacity(batch.len());
+        // Ids in the order of their first line; a batch writes each object once.
+        let mut seen: HashSet<String> = HashSet::with_capacity(batch.len());
         let mut ids: Vec<String> = Vec::with_capacity(batch.len());
         let mut ext_pending: HashMap<(String, String), String> = HashMap::new();
         let t0 = Instant::now();
         for mut p in batch.drain(..) {
             match self.import_one(rt, &mut lookup, &mut ext_pending, &mut p, &mut nums) {
                 // Changed earlier in this batch: the batch writes it once, in its last state.
-                Ok((id, _)) if slot.contains_key(&id) => {}
+                Ok((id, _)) if seen.contains(&id) => {}
                 Ok((id, before)) => {
-                    slot.insert(id.clone(), writes.len());
+                    seen.insert(id.clone());
                     ids.push(id);
                     lines.push((p.file.clone(), p.line));
                     writes.push(ObjectWrite {
@@ -501,14 +502,16 @@ impl App {
             },
             (None, None) => None,
         };
+        // Read from the store, it is also the stored version the line returns (not read twice).
+        let mut from_store = false;
         let current: Option<Object> = match &existing_id {
             Some(id) => match lookup.pending.get(id) {
                 Some(o) => Some(o.clone()),
                 None if lookup.deleted.contains(id) => None,
-                None if in_store && !absent(id) => match self.store().num_and_klass_by_id(org, id)? {
-                    Some((num, _)) => self.store().object(org, num)?,
-                    None => None,
-                },
+                None if in_store && !absent(id) => {
+                    from_store = true;
+                    self.stored_version(org, id)?
+                }
                 None => None,
             },
             None => None,
@@ -534,7 +537,11 @@ impl App {
                 )
             }
             (BulkOp::Delete, Some(c)) => {
-                let stored = self.stored_version(org, &c.id)?;
+                let stored = if from_store {
+                    Some(c.clone())
+                } else {
+                    self.stored_version(org, &c.id)?
+                };
                 lookup.pending.remove(&c.id);
                 lookup.deleted.insert(c.id.clone());
                 if let Some(s) = &stored {
@@ -586,6 +593,7 @@ impl App {
             ext_pending.insert((obj.klass.clone(), ext.clone()), obj.id.clone());
         }
         let stored = match &base {
+            Some(_) if from_store => current,
             Some(b) => self.stored_version(org, &b.id)?,
             None => None,
         };

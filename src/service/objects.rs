@@ -971,15 +971,7 @@ mod tests {
             num,
             id: id.into(),
             klass: klass.into(),
-            external_id: None,
-            fields: BTreeMap::new(),
-            custom: BTreeMap::new(),
-            relationships: BTreeMap::new(),
-            tags: vec![],
-            created_at: 1,
-            updated_at: 1,
-            rev: 1,
-            links: BTreeMap::new(),
+            ..Object::empty()
         }
     }
 

@@ -993,18 +993,13 @@ mod tests {
             );
         }
         Object {
-            num: 0,
             id: id.into(),
             klass: "customer".into(),
-            external_id: None,
             fields,
-            custom: BTreeMap::new(),
-            relationships: BTreeMap::new(),
-            tags: vec![],
             created_at: 1,
             updated_at: 1,
             rev: 1,
-            links: BTreeMap::new(),
+            ..Object::empty()
         }
     }
 
