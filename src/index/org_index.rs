@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tantivy::directory::MmapDirectory;
-use tantivy::indexer::LogMergePolicy;
+use tantivy::indexer::{LogMergePolicy, UserOperation};
 use tantivy::schema::Term;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
 
@@ -253,20 +253,20 @@ impl OrgIndex {
         }
         slot.last_used = Instant::now();
         let writer = slot.writer.as_mut().expect("opened above");
+        // One run: the adds reach an indexing thread as one batch (one hand-off, not one per
+        // document), and each upsert's delete precedes its add.
+        let mut run = Vec::with_capacity(ops.len() + ops.len() / 8);
         for op in ops {
             match op {
                 IndexOp::Upsert { num, doc } => {
-                    writer.delete_term(Term::from_field_u64(self.schema.num, num));
-                    writer.add_document(doc)?;
+                    run.push(UserOperation::Delete(Term::from_field_u64(self.schema.num, num)));
+                    run.push(UserOperation::Add(doc));
                 }
-                IndexOp::Add { doc } => {
-                    writer.add_document(doc)?;
-                }
-                IndexOp::Delete { num } => {
-                    writer.delete_term(Term::from_field_u64(self.schema.num, num));
-                }
+                IndexOp::Add { doc } => run.push(UserOperation::Add(doc)),
+                IndexOp::Delete { num } => run.push(UserOperation::Delete(Term::from_field_u64(self.schema.num, num))),
             }
         }
+        writer.run(run)?;
         Ok(())
     }
 
