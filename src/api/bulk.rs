@@ -207,8 +207,7 @@ async fn flush(
             Slot::Answer(a) => (line_no, Some(a)),
         })
         .collect();
-    let results = app.apply_lines(caller, &lines).await;
-    drop(lines);
+    let results = app.apply_lines(caller, lines).await;
     if !answered(answering.take()).await {
         return false;
     }

@@ -122,9 +122,9 @@ fn bad(pointer: &str, title: impl Into<String>) -> Problem {
     Problem::bad_request("invalid_line", title).at(pointer)
 }
 
-/// Parses one line's JSON.
-pub fn parse_line(v: &Value) -> std::result::Result<BulkLine, Problem> {
-    let Value::Object(m) = v else {
+/// Parses one line's JSON (taken apart, not copied).
+pub fn parse_line(v: Value) -> std::result::Result<BulkLine, Problem> {
+    let Value::Object(mut m) = v else {
         return Err(bad("", "a line must be a JSON object"));
     };
     for k in m.keys() {
@@ -139,14 +139,14 @@ pub fn parse_line(v: &Value) -> std::result::Result<BulkLine, Problem> {
         Some("delete") => BulkOp::Delete,
         _ => return Err(bad("/op", "`op` must be create, upsert, update or delete")),
     };
-    let object = m.get("object").cloned().unwrap_or_else(|| json!({}));
+    let object = m.remove("object").unwrap_or_else(|| json!({}));
     if !object.is_object() {
         return Err(bad("/object", "`object` must be an object"));
     }
-    let string = |k: &str| -> std::result::Result<Option<String>, Problem> {
-        match m.get(k) {
+    let mut string = |k: &str| -> std::result::Result<Option<String>, Problem> {
+        match m.remove(k) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::String(s)) => Ok(Some(s)),
             Some(_) => Err(bad(&format!("/{k}"), format!("`{k}` must be a string"))),
         }
     };
@@ -213,10 +213,10 @@ impl App {
     /// (one change-log record per object, rules applied per object, references to objects created
     /// earlier in the run resolved); when such a batch cannot be written as a whole (a duplicate
     /// id or email, say) its lines are applied one by one, so every line still gets its own answer.
-    pub async fn apply_lines(&self, caller: &Caller, lines: &[Value]) -> Vec<LineResult> {
+    pub async fn apply_lines(&self, caller: &Caller, lines: Vec<Value>) -> Vec<LineResult> {
         let mut results: Vec<Option<LineResult>> = vec![None; lines.len()];
         let mut run: Vec<(usize, String, Value)> = Vec::new();
-        for (i, v) in lines.iter().enumerate() {
+        for (i, v) in lines.into_iter().enumerate() {
             let parsed = match parse_line(v) {
                 Ok(l) => l,
                 Err(p) => {
@@ -228,20 +228,22 @@ impl App {
                     continue;
                 }
             };
-            if let BulkLine::Object {
-                op: BulkOp::Create,
-                klass,
-                id,
-                external_id,
-                object,
-            } = &parsed
-            {
-                match line_body(id, external_id, object) {
-                    Ok(body) => run.push((i, klass.clone(), body)),
-                    Err(p) => results[i] = Some(LineResult::failed(&p.into())),
+            let parsed = match parsed {
+                BulkLine::Object {
+                    op: BulkOp::Create,
+                    klass,
+                    id,
+                    external_id,
+                    object,
+                } => {
+                    match line_body_owned(&id, &external_id, object) {
+                        Ok(body) => run.push((i, klass, body)),
+                        Err(p) => results[i] = Some(LineResult::failed(&p.into())),
+                    }
+                    continue;
                 }
-                continue;
-            }
+                other => other,
+            };
             self.create_run(caller, &mut run, &mut results).await;
             results[i] = Some(match self.apply_parsed(caller, &parsed).await {
                 Ok(r) => r,
@@ -354,25 +356,6 @@ impl App {
             .await
             .map_err(nest_error)?;
         Ok(stored.id)
-    }
-
-    /// Applies one line as the caller, without waiting for durability (the caller waits once per
-    /// batch of lines before answering them).
-    pub async fn apply_line(&self, caller: &Caller, v: &Value) -> LineResult {
-        let line = match parse_line(v) {
-            Ok(l) => l,
-            Err(p) => {
-                return LineResult {
-                    status: 400,
-                    id: None,
-                    errors: vec![p],
-                }
-            }
-        };
-        match self.apply_parsed(caller, &line).await {
-            Ok(r) => r,
-            Err(e) => LineResult::failed(&e),
-        }
     }
 
     async fn apply_parsed(&self, caller: &Caller, line: &BulkLine) -> Result<LineResult> {

@@ -772,7 +772,7 @@ fn parse_file(
                     from_kustomer = true;
                     super::kustomer::convert(&v, &mut outcome.skipped)
                 } else {
-                    parse_line(&v)
+                    parse_line(v)
                 }
             });
         outcome.seconds += t0.elapsed().as_secs_f64();
