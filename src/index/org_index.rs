@@ -3,13 +3,13 @@
 //! a commit sees it.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use tantivy::directory::MmapDirectory;
 use tantivy::indexer::{LogMergePolicy, UserOperation};
-use tantivy::schema::Term;
+use tantivy::schema::{Document, Term};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument};
 
 use super::columns::ColumnCache;
@@ -39,8 +39,91 @@ pub enum IndexOp {
     },
 }
 
+/// Documents handed to the writer and not yet indexed. tantivy bounds its queue in batches, not
+/// documents, so [`OrgIndex::apply`] waits while more than [`QUEUE_MAX`] are queued: memory stays
+/// flat when indexing is slower than what feeds it (an import).
+#[derive(Default)]
+struct Queue {
+    docs: AtomicUsize,
+    /// The writer's indexing threads failed: its queue will not drain, nothing waits for it.
+    stopped: AtomicBool,
+    /// Held to wait for room, and to announce it.
+    room: Mutex<()>,
+    taken: Condvar,
+}
+
+/// Most documents queued for the indexing threads.
+const QUEUE_MAX: usize = 20_000;
+
+/// Most operations handed over at once: one indexing thread takes a whole run, and checks its
+/// memory budget only between runs.
+const RUN_MAX: usize = 2_000;
+
+impl Queue {
+    /// Waits until the queue holds at most [`QUEUE_MAX`] documents. Gives up when none has left
+    /// it for a while (indexing threads that stopped: the writer reports their error).
+    fn wait_for_room(&self) {
+        if self.docs.load(Ordering::Acquire) <= QUEUE_MAX || self.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let mut room = self.room.lock().expect("queue lock");
+        loop {
+            let before = self.docs.load(Ordering::Acquire);
+            if before <= QUEUE_MAX {
+                return;
+            }
+            let (r, timeout) = self
+                .taken
+                .wait_timeout(room, Duration::from_secs(30))
+                .expect("queue lock");
+            room = r;
+            if timeout.timed_out() && self.docs.load(Ordering::Acquire) >= before {
+                return;
+            }
+        }
+    }
+
+    fn enqueue(queue: &Arc<Queue>, doc: TantivyDocument) -> Queued {
+        queue.docs.fetch_add(1, Ordering::AcqRel);
+        Queued {
+            doc,
+            queue: queue.clone(),
+        }
+    }
+}
+
+/// A document in the queue; it leaves when an indexing thread drops it (indexed or discarded).
+struct Queued {
+    doc: TantivyDocument,
+    queue: Arc<Queue>,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        // The drop that makes room wakes the waiter (under the lock, so that a waiter between its
+        // check and its wait cannot miss it).
+        if self.queue.docs.fetch_sub(1, Ordering::AcqRel) == QUEUE_MAX + 1 {
+            let _room = self.queue.room.lock().expect("queue lock");
+            self.queue.taken.notify_all();
+        }
+    }
+}
+
+impl Document for Queued {
+    type Value<'a> = <TantivyDocument as Document>::Value<'a>;
+    type FieldsValuesIter<'a> = <TantivyDocument as Document>::FieldsValuesIter<'a>;
+
+    fn iter_fields_and_values(&self) -> Self::FieldsValuesIter<'_> {
+        self.doc.iter_fields_and_values()
+    }
+
+    fn into_tantivy_document(mut self) -> TantivyDocument {
+        std::mem::take(&mut self.doc)
+    }
+}
+
 struct WriterSlot {
-    writer: Option<IndexWriter>,
+    writer: Option<IndexWriter<Queued>>,
     bulk: bool,
     last_used: Instant,
 }
@@ -55,6 +138,7 @@ pub struct OrgIndex {
     committed: AtomicU64,
     dir: PathBuf,
     columns: Arc<ColumnCache>,
+    queue: Arc<Queue>,
     fresh: bool,
     /// Started over empty because it was built with another schema.
     reset: bool,
@@ -160,6 +244,7 @@ impl OrgIndex {
             committed: AtomicU64::new(committed),
             dir: dir.to_path_buf(),
             columns: Arc::new(ColumnCache::default()),
+            queue: Arc::default(),
             fresh,
             reset,
             has_commit,
@@ -228,13 +313,14 @@ impl OrgIndex {
         Ok(())
     }
 
-    fn open_writer(&self, bulk: bool) -> Result<IndexWriter> {
+    fn open_writer(&self, bulk: bool) -> Result<IndexWriter<Queued>> {
         let (threads, memory) = if bulk {
             (self.settings.bulk_threads, self.settings.bulk_memory)
         } else {
             (self.settings.writer_threads, self.settings.writer_memory)
         };
-        let writer: IndexWriter = self.index.writer_with_num_threads(threads, memory)?;
+        let writer: IndexWriter<Queued> = self.index.writer_with_num_threads(threads, memory)?;
+        self.queue.stopped.store(false, Ordering::Release);
         let m = &self.settings.merge;
         let mut policy = LogMergePolicy::default();
         policy.set_min_num_segments(m.min_num_segments);
@@ -253,20 +339,27 @@ impl OrgIndex {
         }
         slot.last_used = Instant::now();
         let writer = slot.writer.as_mut().expect("opened above");
-        // One run: the adds reach an indexing thread as one batch (one hand-off, not one per
-        // document), and each upsert's delete precedes its add.
+        self.queue.wait_for_room();
+        // Runs: the adds reach an indexing thread a run at a time (one hand-off, not one per
+        // document), and each upsert's delete precedes its add (opstamps grow across runs too).
         let mut run = Vec::with_capacity(ops.len() + ops.len() / 8);
         for op in ops {
             match op {
                 IndexOp::Upsert { num, doc } => {
                     run.push(UserOperation::Delete(Term::from_field_u64(self.schema.num, num)));
-                    run.push(UserOperation::Add(doc));
+                    run.push(UserOperation::Add(Queue::enqueue(&self.queue, doc)));
                 }
-                IndexOp::Add { doc } => run.push(UserOperation::Add(doc)),
+                IndexOp::Add { doc } => run.push(UserOperation::Add(Queue::enqueue(&self.queue, doc))),
                 IndexOp::Delete { num } => run.push(UserOperation::Delete(Term::from_field_u64(self.schema.num, num))),
             }
         }
-        writer.run(run)?;
+        let mut ops = run.into_iter();
+        while ops.len() > 0 {
+            if let Err(e) = writer.run(ops.by_ref().take(RUN_MAX).collect::<Vec<_>>()) {
+                self.queue.stopped.store(true, Ordering::Release);
+                return Err(e.into());
+            }
+        }
         Ok(())
     }
 
@@ -352,4 +445,42 @@ fn dir_size(dir: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_holds_back_its_feeder_until_an_indexing_thread_takes_a_document() {
+        let queue = Arc::new(Queue::default());
+        let mut queued: Vec<Queued> = (0..=QUEUE_MAX)
+            .map(|_| Queue::enqueue(&queue, TantivyDocument::new()))
+            .collect();
+        assert_eq!(queue.docs.load(Ordering::Acquire), QUEUE_MAX + 1);
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let waiter = {
+            let (queue, done) = (queue.clone(), done.clone());
+            std::thread::spawn(move || {
+                queue.wait_for_room();
+                done.store(true, Ordering::Release);
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!done.load(Ordering::Acquire), "the feeder went on with a full queue");
+        // An indexing thread takes one document: there is room again.
+        queued.pop();
+        waiter.join().expect("waiter");
+        assert!(done.load(Ordering::Acquire));
+        drop(queued);
+        assert_eq!(queue.docs.load(Ordering::Acquire), 0);
+        // With room, nothing waits.
+        queue.wait_for_room();
+        // Nor when the indexing threads failed, however full their queue.
+        let _full: Vec<Queued> = (0..=QUEUE_MAX)
+            .map(|_| Queue::enqueue(&queue, TantivyDocument::new()))
+            .collect();
+        queue.stopped.store(true, Ordering::Release);
+        queue.wait_for_room();
+    }
 }
