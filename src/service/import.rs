@@ -405,14 +405,12 @@ impl App {
             w.after = lookup.pending.remove(id);
         }
         // Created and deleted within the batch: nothing to write.
-        let mut i = 0;
-        while i < writes.len() {
-            if writes[i].before.is_none() && writes[i].after.is_none() {
-                writes.remove(i);
-                lines.remove(i);
-            } else {
-                i += 1;
-            }
+        if writes.iter().any(|w| w.before.is_none() && w.after.is_none()) {
+            (writes, lines) = writes
+                .into_iter()
+                .zip(lines)
+                .filter(|(w, _)| w.before.is_some() || w.after.is_some())
+                .unzip();
         }
         summary.build_seconds += t0.elapsed().as_secs_f64();
         let t0 = Instant::now();
@@ -490,12 +488,17 @@ impl App {
         // the store refuses a taken id or externalId when the batch is written, and the batch is
         // then written line by line to name the lines that clash.
         let in_store = p.op != BulkOp::Create;
+        // Found by its externalId in the store: the stored version, read once.
+        let mut by_external_id: Option<Object> = None;
         let existing_id = match (&p.id, &p.external_id) {
             (Some(id), _) => Some(id.clone()),
             (None, Some(ext)) => match ext_pending.get(&(p.klass.clone(), ext.clone())) {
                 Some(id) => Some(id.clone()),
                 None if in_store => match self.store().num_by_external_id(org, &p.klass, ext)? {
-                    Some(num) => self.store().object(org, num)?.map(|o| o.id),
+                    Some(num) => {
+                        by_external_id = self.store().object(org, num)?;
+                        by_external_id.as_ref().map(|o| o.id.clone())
+                    }
                     None => None,
                 },
                 None => None,
@@ -508,6 +511,10 @@ impl App {
             Some(id) => match lookup.pending.get(id) {
                 Some(o) => Some(o.clone()),
                 None if lookup.deleted.contains(id) => None,
+                None if by_external_id.is_some() => {
+                    from_store = true;
+                    by_external_id.take()
+                }
                 None if in_store && !absent(id) => {
                     from_store = true;
                     self.stored_version(org, id)?

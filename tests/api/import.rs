@@ -821,12 +821,16 @@ async fn later_files_of_an_import_update_reference_and_recreate_what_earlier_one
             json!({"op": "create", "klass": "company", "id": "co1", "object": {"name": "Acme"}}),
             json!({"op": "upsert", "klass": "customer", "id": "c1", "object": {"name": "Ada", "company": "co1"}}),
             json!({"op": "upsert", "klass": "customer", "id": "c2", "object": {"name": "Bob"}}),
+            json!({"op": "upsert", "klass": "customer", "id": "c5", "externalId": "crm-5", "object": {"name": "Eve"}}),
         ],
         vec![
             json!({"op": "upsert", "klass": "customer", "id": "c1", "object": {"name": "Ada L."}}),
             json!({"op": "upsert", "klass": "customer", "id": "c3", "object": {"name": "Cy", "company": "co1"}}),
             json!({"op": "upsert", "klass": "customer", "id": "c4", "object": {"name": "Di", "company": "co-missing"}}),
             json!({"op": "delete", "klass": "customer", "id": "c2"}),
+            // By externalId alone: the stored object is found and updated, an unknown one created.
+            json!({"op": "upsert", "klass": "customer", "externalId": "crm-5", "object": {"name": "Eve B."}}),
+            json!({"op": "upsert", "klass": "customer", "externalId": "crm-6", "object": {"name": "Fay"}}),
         ],
         vec![
             json!({"op": "upsert", "klass": "customer", "id": "c2", "object": {"name": "Bob again"}}),
@@ -835,6 +839,7 @@ async fn later_files_of_an_import_update_reference_and_recreate_what_earlier_one
             json!({"op": "upsert", "klass": "customer", "id": "c1", "object": {"name": "Ada anew"}}),
             json!({"op": "delete", "klass": "customer", "id": "c3"}),
             json!({"op": "create", "klass": "customer", "id": "c3", "object": {"name": "Cy again", "company": "co1"}}),
+            json!({"op": "update", "klass": "customer", "externalId": "crm-5", "object": {"phones": ["+15550000005"]}}),
         ],
     ];
     let mut paths = Vec::new();
@@ -849,10 +854,10 @@ async fn later_files_of_an_import_update_reference_and_recreate_what_earlier_one
     let text = stderr(&out);
     assert_eq!(
         summary_count(&text, "created"),
-        Some(7),
-        "co1, c1, c2, c3, then c2, c1 and c3 again: {text}"
+        Some(9),
+        "co1, c1, c2, c3, c5, crm-6, then c2, c1 and c3 again: {text}"
     );
-    assert_eq!(summary_count(&text, "updated"), Some(1), "c1: {text}");
+    assert_eq!(summary_count(&text, "updated"), Some(3), "c1, c5 twice: {text}");
     assert_eq!(summary_count(&text, "deleted"), Some(3), "c2, c1, c3: {text}");
     assert_eq!(
         summary_count(&text, "failed"),
@@ -891,6 +896,27 @@ async fn later_files_of_an_import_update_reference_and_recreate_what_earlier_one
         "{c2}"
     );
     server.expect("GET", "/v1/objects/customer/c4", None, 404).await;
+    let c5 = server.expect("GET", "/v1/objects/customer/c5", None, 200).await;
+    assert_eq!(
+        (c5["name"].as_str(), c5["phones"][0].as_str(), c5["rev"].as_u64()),
+        (Some("Eve B."), Some("+15550000005"), Some(3)),
+        "{c5}"
+    );
+    let by_ext = server
+        .expect(
+            "POST",
+            "/v1/search",
+            Some(json!({"queryContext": "customer", "and": [{"externalId": {"in": ["crm-5", "crm-6"]}}], "sort": [{"name": "asc"}]})),
+            200,
+        )
+        .await;
+    let found: Vec<(&str, &str)> = by_ext["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["externalId"].as_str().unwrap(), o["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(found, [("crm-5", "Eve B."), ("crm-6", "Fay")], "{by_ext}");
     let at_acme = server
         .expect(
             "POST",
