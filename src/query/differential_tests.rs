@@ -617,7 +617,6 @@ fn check(fx: &Fixture, ctx: &str, clause: &J) -> Result<(), TestCaseError> {
 }
 
 fn check_filter(fx: &Fixture, ctx: &str, filter: &Filter, clause: &str) -> Result<(), TestCaseError> {
-    let filter = filter.clone();
     let ectx = EvalContext {
         schema: &fx.schema,
         related: &InMemory(&fx.objects),
@@ -626,19 +625,19 @@ fn check_filter(fx: &Fixture, ctx: &str, filter: &Filter, clause: &str) -> Resul
     let expected: BTreeSet<u64> = fx
         .objects
         .iter()
-        .filter(|o| o.klass == ctx && matches(&filter, o, &ectx))
+        .filter(|o| o.klass == ctx && matches(filter, o, &ectx))
         .map(|o| o.num)
         .collect();
     let snap = Snapshot::of(&fx.index, 2); // tiny term-set limit: predicates get exercised too
     let compiled = snap
-        .compile(ctx, &filter)
+        .compile(ctx, filter)
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let got: BTreeSet<u64> = compiled.nums(&snap).unwrap().into_iter().collect();
     prop_assert_eq!(&got, &expected, "clause {} filter {:?}", clause, filter);
     prop_assert_eq!(compiled.count(&snap).unwrap(), expected.len() as u64);
     let snap_big = Snapshot::of(&fx.index, 10_000); // and term sets
     let got2: BTreeSet<u64> = snap_big
-        .compile(ctx, &filter)
+        .compile(ctx, filter)
         .unwrap()
         .nums(&snap_big)
         .unwrap()

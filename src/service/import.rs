@@ -161,7 +161,7 @@ impl App {
             let indexer = scope.spawn(move || index_batches(rt_ref, feed_rx));
             // Into an org without objects, the ids this import writes are all the store holds.
             let mut known = KnownIds::default();
-            if self.store().scan_objects(org.num).next().is_none() {
+            if !self.store().has_objects(org.num) {
                 known.set_complete();
             }
             let mut written = Written { feed, known };

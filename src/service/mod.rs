@@ -289,7 +289,7 @@ impl App {
             // Built by an earlier version with another schema: rebuilt now, before the runtime
             // is published, so that no search ever answers from a partial index.
             self.rebuild_reset_index(org, &index, &schema)?;
-        } else if !index.had_commit() && self.inner.store.scan_objects(org.num).next().is_some() {
+        } else if !index.had_commit() && self.inner.store.has_objects(org.num) {
             // Objects the index cannot know: its directory was lost (an index created now holds no
             // commit), or a rebuild (or the first indexing) was interrupted before it committed.
             // Only a rebuild can know them.

@@ -497,13 +497,17 @@ impl Store {
         self.scan_objects_from(org, 0)
     }
 
+    /// Whether the org holds any object. A read error answers yes: callers then take the path
+    /// that reads the store, which reports it.
+    pub fn has_objects(&self, org: u64) -> bool {
+        self.inner.kv.range(object_keys(org, 0)).next().is_some()
+    }
+
     /// Walks objects with num >= `from`, in num order.
     pub fn scan_objects_from(&self, org: u64, from: u64) -> impl Iterator<Item = Result<Object>> + Send + 'static {
-        let start = keys::org_num_key(org, okind::OBJECT, from);
-        let end = keys::org_key(org, okind::OBJECT + 1, &[]);
         self.inner
             .kv
-            .range(start..end)
+            .range(object_keys(org, from))
             .map(|kv| codec::decode(&kv?.1, "object"))
     }
 
@@ -792,6 +796,11 @@ struct RecordView<'a> {
     after: Option<&'a Object>,
     changed: &'a [String],
     depth: u8,
+}
+
+/// The keys of an org's objects with num >= `from`.
+fn object_keys(org: u64, from: u64) -> std::ops::Range<Vec<u8>> {
+    keys::org_num_key(org, okind::OBJECT, from)..keys::org_key(org, okind::OBJECT + 1, &[])
 }
 
 fn klass_count_key(org: u64, klass: &str) -> Vec<u8> {

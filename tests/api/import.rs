@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::helpers::ids;
+
 const KEY: &str = "kdr_import_test_admin_key_0123456789";
 const BIN: &str = env!("CARGO_BIN_EXE_kindred");
 
@@ -925,12 +927,6 @@ async fn later_files_of_an_import_update_reference_and_recreate_what_earlier_one
             200,
         )
         .await;
-    let ids: Vec<&str> = at_acme["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, ["c3"], "{at_acme}");
+    assert_eq!(ids(&at_acme), ["c3"], "{at_acme}");
     server.stop().await;
 }
