@@ -280,8 +280,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             .await??;
             bar.finish();
             eprintln!(
-                "exported {} definitions and {} objects",
-                summary.definitions, summary.objects
+                "exported {} definitions and {} objects ({} update lines set links to objects exported later)",
+                summary.definitions, summary.objects, summary.link_updates
             );
             app.shutdown().await;
             Ok(0)

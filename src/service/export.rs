@@ -2,16 +2,21 @@
 //!
 //! Definitions come first: custom attributes of standard klasses and custom klasses (references
 //! and relationships in a second pass, so klasses may reference each other), teams, users. Then
-//! objects by klass, so referenced objects come before the objects that name them: companies,
-//! customers, custom objects, conversations, messages, notes. API keys are not exported.
+//! objects, klass after klass, each klass after the klasses its references and relationships name
+//! (companies, customers, custom objects, conversations, messages, notes where nothing says
+//! otherwise), and within a klass in creation order. So an import finds what a line names already
+//! written. What that order cannot put first (a klass that names itself, klasses that name each
+//! other) is left out of the object's line and set by an `update` line after every object: a
+//! round trip loses nothing. API keys are not exported.
 
+use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 
 use serde_json::{json, Map, Value};
 
 use super::error::{Result, ServiceError};
 use super::App;
-use crate::model::{AttrType, Attribute, Klass, Org, Team, User};
+use crate::model::{AttrType, Attribute, Klass, Object, Org, OrgSchema, Team, User};
 use crate::storage::Collection;
 
 /// What an export wrote.
@@ -21,6 +26,8 @@ pub struct ExportSummary {
     pub definitions: u64,
     /// Object lines.
     pub objects: u64,
+    /// `update` lines after the objects, for links the object order could not put first.
+    pub link_updates: u64,
 }
 
 fn attribute_def(a: &Attribute) -> Value {
@@ -98,6 +105,84 @@ fn rank(klass: &str) -> u8 {
     }
 }
 
+/// The position of each klass in the export: every klass after the klasses its references and
+/// relationships name, the standard order ([`rank`], then the name) among those ready. Klasses
+/// that name each other take the standard order between them.
+fn klass_order(schema: &OrgSchema) -> HashMap<String, usize> {
+    let mut deps: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for k in schema.klasses.values() {
+        let targets = k
+            .attributes
+            .iter()
+            .filter(|a| a.ty == AttrType::Reference)
+            .filter_map(|a| a.target.as_deref())
+            .chain(k.relationships.iter().map(|r| r.klass.as_str()))
+            .filter(|t| *t != k.name && schema.klasses.contains_key(*t));
+        deps.insert(k.name.as_str(), targets.collect());
+    }
+    let mut remaining: BTreeSet<(u8, &str)> = deps.keys().map(|k| (rank(k), *k)).collect();
+    let mut order = HashMap::new();
+    while !remaining.is_empty() {
+        let ready = remaining
+            .iter()
+            .find(|(_, k)| deps[k].iter().all(|d| order.contains_key(*d)))
+            .or_else(|| remaining.iter().next())
+            .copied()
+            .expect("not empty");
+        remaining.remove(&ready);
+        order.insert(ready.1.to_string(), order.len());
+    }
+    order
+}
+
+/// Takes out of `body` (the object's line) the links to objects exported after it, and returns
+/// them as the body of an `update` line (with the object's `updatedAt`, which the update keeps).
+/// Required references stay: the object's line could not be written without them.
+fn split_late_links(
+    klass: &Klass,
+    obj: &Object,
+    order: &HashMap<String, usize>,
+    body: &mut Value,
+) -> Option<Value> {
+    let at = |k: &str, num: u64| (order.get(k).copied().unwrap_or(0), num);
+    let here = at(&obj.klass, obj.num);
+    let late = |target: &str, key: &str| {
+        order.contains_key(target) && obj.link(key).iter().any(|n| at(target, *n) >= here)
+    };
+    let mut update = Map::new();
+    for a in klass.attributes.iter().filter(|a| a.ty == AttrType::Reference && !a.required) {
+        let Some(target) = a.target.as_deref() else {
+            continue;
+        };
+        if !late(target, &a.key) {
+            continue;
+        }
+        let (from, to) = if a.standard {
+            (body.as_object_mut()?, &mut update)
+        } else {
+            let custom = update.entry("custom").or_insert_with(|| json!({}));
+            (body.get_mut("custom")?.as_object_mut()?, custom.as_object_mut()?)
+        };
+        if let Some(v) = from.remove(&a.name) {
+            to.insert(a.name.clone(), v);
+        }
+    }
+    for r in &klass.relationships {
+        if !late(&r.klass, &r.key) {
+            continue;
+        }
+        let rels = update.entry("relationships").or_insert_with(|| json!({}));
+        if let Some(v) = body.get_mut("relationships")?.as_object_mut()?.remove(&r.name) {
+            rels.as_object_mut()?.insert(r.name.clone(), v);
+        }
+    }
+    if update.is_empty() {
+        return None;
+    }
+    update.insert("updatedAt".into(), body.get("updatedAt")?.clone());
+    Some(Value::Object(update))
+}
+
 impl App {
     /// Writes an org as bulk lines; `progress(done, total)` counts objects.
     pub fn export_org(
@@ -138,18 +223,27 @@ impl App {
             )?;
             summary.definitions += 1;
         }
-        let mut order: Vec<(u8, String, u64)> = Vec::new();
+        let positions = klass_order(&schema);
+        let mut order: Vec<(usize, u64, String)> = Vec::new();
         for obj in self.store().scan_objects(org.num) {
             let obj = obj?;
-            order.push((rank(&obj.klass), obj.klass.clone(), obj.num));
+            let at = positions.get(&obj.klass).copied().unwrap_or(usize::MAX);
+            order.push((at, obj.num, obj.klass.clone()));
         }
         order.sort_unstable();
         let total = order.len() as u64;
-        for (i, (_, klass, num)) in order.into_iter().enumerate() {
+        let mut updates: Vec<Value> = Vec::new();
+        for (i, (_, num, klass)) in order.into_iter().enumerate() {
             let Some(obj) = self.store().object(org.num, num)? else {
                 continue;
             };
             let mut body = self.render(&schema, &obj);
+            if let Some(update) = schema
+                .klass(&klass)
+                .and_then(|k| split_late_links(k, &obj, &positions, &mut body))
+            {
+                updates.push(json!({"op": "update", "klass": klass, "id": obj.id, "object": update}));
+            }
             if let Value::Object(m) = &mut body {
                 m.remove("rev");
                 m.remove("klass");
@@ -163,6 +257,10 @@ impl App {
             if i % 10_000 == 0 {
                 progress(i as u64, total);
             }
+        }
+        for u in &updates {
+            line(out, u)?;
+            summary.link_updates += 1;
         }
         progress(total, total);
         out.flush().map_err(io)?;
