@@ -68,39 +68,54 @@ impl OrgSchema {
         })
     }
 
-    /// How `context` reaches objects of `related` for `has` and klass-prefixed paths:
-    /// relationships the context declares to it; then the related klass's standard reference to
-    /// the context (`customer`, `company`, `conversation`); then relationships the related klass
-    /// declares to the context; then its custom references to the context.
-    pub fn relation(&self, context: &str, related: &str) -> Option<Relation> {
-        let ctx = self.klass(context)?;
-        let rel = self.klass(related)?;
-        if let Some(r) = ctx.relationships.iter().find(|r| r.klass == related) {
-            return Some(Relation {
+    /// How `context` reaches objects of `related` for `has` and klass-prefixed paths, the first
+    /// kind of link that exists: relationships the context declares to it; then the related
+    /// klass's standard references to the context (`customer`, `company`, `conversation`); then
+    /// relationships the related klass declares to the context; then its custom references to the
+    /// context. Every link of that kind counts: an order with a `shipment` and a `parcels`
+    /// relationship to shipments reaches them through both.
+    pub fn relations(&self, context: &str, related: &str) -> Vec<Relation> {
+        let (Some(ctx), Some(rel)) = (self.klass(context), self.klass(related)) else {
+            return Vec::new();
+        };
+        let to = |side: Side| {
+            move |key: &String| Relation {
                 related: related.into(),
-                key: r.key.clone(),
-                side: Side::Parent,
-            });
+                key: key.clone(),
+                side,
+            }
+        };
+        let declared: Vec<Relation> = ctx
+            .relationships
+            .iter()
+            .filter(|r| r.klass == related)
+            .map(|r| &r.key)
+            .map(to(Side::Parent))
+            .collect();
+        if !declared.is_empty() {
+            return declared;
         }
-        let refs_to_ctx = |standard: bool| {
+        let refs_to_ctx = |standard: bool| -> Vec<Relation> {
             rel.attributes
                 .iter()
-                .find(|a| a.standard == standard && a.ty == AttrType::Reference && a.target.as_deref() == Some(context))
-                .map(|a| Relation {
-                    related: related.into(),
-                    key: a.key.clone(),
-                    side: Side::Child,
-                })
+                .filter(|a| a.standard == standard && a.ty == AttrType::Reference && a.target.as_deref() == Some(context))
+                .map(|a| &a.key)
+                .map(to(Side::Child))
+                .collect()
         };
-        if let Some(r) = refs_to_ctx(true) {
-            return Some(r);
+        let standard = refs_to_ctx(true);
+        if !standard.is_empty() {
+            return standard;
         }
-        if let Some(r) = rel.relationships.iter().find(|r| r.klass == context) {
-            return Some(Relation {
-                related: related.into(),
-                key: r.key.clone(),
-                side: Side::Child,
-            });
+        let theirs: Vec<Relation> = rel
+            .relationships
+            .iter()
+            .filter(|r| r.klass == context)
+            .map(|r| &r.key)
+            .map(to(Side::Child))
+            .collect();
+        if !theirs.is_empty() {
+            return theirs;
         }
         refs_to_ctx(false)
     }

@@ -248,13 +248,14 @@ impl<'a> Validator<'a> {
             .schema
             .klass(&h.klass)
             .ok_or_else(|| bad(&kp, "unknown_klass", format!("klass `{}` does not exist", h.klass)))?;
-        let rel = self.schema.relation(&ctx.name, &h.klass).ok_or_else(|| {
-            bad(
+        let rels = self.schema.relations(&ctx.name, &h.klass);
+        if rels.is_empty() {
+            return Err(bad(
                 &kp,
                 "unrelated_klass",
                 format!("klass `{}` is not related to `{}`", h.klass, ctx.name),
-            )
-        })?;
+            ));
+        }
         let inner = self.groups(related, &h.and, &h.or, &h.not)?;
         let mut count = CountRange { min: 0, max: None };
         if h.count.is_empty() {
@@ -284,7 +285,25 @@ impl<'a> Validator<'a> {
         if count.min == 0 && count.max.is_none() {
             return Ok(Filter::All);
         }
-        Ok(join(rel, inner, count))
+        if rels.len() == 1 {
+            return Ok(join(rels.into_iter().next().expect("one"), inner, count));
+        }
+        // Linked through several relationships: "some" and "none" are the union of the joins;
+        // another count would need each related object counted once across them.
+        let any = Filter::or(rels.into_iter().map(|r| join(r, inner.clone(), CountRange::ANY)).collect());
+        match (count.min, count.max) {
+            (1, None) => Ok(any),
+            (0, Some(0)) => Ok(Filter::negate(any)),
+            _ => Err(bad(
+                &format!("{}/count", h.pointer),
+                "unsupported_count",
+                format!(
+                    "`count` other than none (`equals: 0`) or some (no `count`) is not supported for klass `{}`: \
+                     it is linked to `{}` by more than one relationship",
+                    h.klass, ctx.name
+                ),
+            )),
+        }
     }
 
     fn field(
@@ -372,8 +391,19 @@ impl<'a> Validator<'a> {
         if seg.len() < 2 {
             return None;
         }
-        let rel = self.schema.relation(&ctx.name, seg[0])?;
-        Some(self.follow(rel, path, &seg[1..], ops, p))
+        let rels = self.schema.relations(&ctx.name, seg[0]);
+        let mut joins = Vec::with_capacity(rels.len());
+        for rel in rels {
+            match self.follow(rel, path, &seg[1..], ops, p) {
+                Ok(j) => joins.push(j),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        match joins.len() {
+            0 => None,
+            1 => joins.pop().map(Ok),
+            _ => Some(Ok(Filter::or(joins))),
+        }
     }
 
     fn follow(

@@ -360,7 +360,7 @@ impl App {
             let related: Vec<&String> = schema
                 .klasses
                 .keys()
-                .filter(|o| schema.relation(&k.name, o).is_some())
+                .filter(|o| !schema.relations(&k.name, o).is_empty())
                 .collect();
             klasses.insert(
                 k.name.clone(),

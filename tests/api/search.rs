@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{TestApp, ADMIN_KEY as A};
+use crate::helpers::{assert_invalid, TestApp, ADMIN_KEY as A};
 
 async fn retail(t: &TestApp) {
     t.post("/v1/klasses", A, json!({"name": "order", "attributes": [
@@ -70,6 +70,73 @@ async fn the_api_example_segment_finds_gold_north_americans_with_a_big_december_
     assert_eq!(ids(&r), vec!["c1"]);
     assert_eq!(r["total"], 1);
     assert_eq!(r["nextCursor"], Value::Null);
+}
+
+/// An order linked to shipments by two relationships (`main`, one; `parcels`, many): `has`,
+/// `not has` and klass-prefixed paths follow both, in both directions; a count that would have
+/// to count a shipment once across both is refused rather than answered wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn has_follows_every_relationship_between_two_klasses() {
+    let t = TestApp::new().await;
+    t.post("/v1/klasses", A, json!({"name": "shipment", "attributes": [{"name": "weight", "type": "number"}]}))
+        .await
+        .expect(201);
+    t.post("/v1/klasses", A, json!({"name": "order", "relationships": [
+        {"name": "main", "klass": "shipment", "cardinality": "one"},
+        {"name": "parcels", "klass": "shipment", "cardinality": "many"}]}))
+        .await
+        .expect(201);
+    for (id, w) in [("sh-1", 1), ("sh-2", 2), ("sh-3", 3), ("sh-4", 4)] {
+        t.create(A, "shipment", json!({"id": id, "custom": {"weight": w}})).await;
+    }
+    t.create(A, "order", json!({"id": "or-0", "relationships": {"main": "sh-1", "parcels": ["sh-2", "sh-3"]}})).await;
+    t.create(A, "order", json!({"id": "or-1", "relationships": {"main": "sh-2"}})).await;
+    t.create(A, "order", json!({"id": "or-2", "relationships": {"parcels": ["sh-3"]}})).await;
+    t.create(A, "order", json!({"id": "or-3"})).await;
+    let search = |body: Value| {
+        let t = &t;
+        async move {
+            let mut got = t.search_ids(A, body).await;
+            got.sort();
+            got
+        }
+    };
+    let heavy = json!({"has": {"klass": "shipment", "and": [{"custom.weight": {"gte": 3}}]}});
+    assert_eq!(search(json!({"queryContext": "order", "and": [heavy.clone()]})).await, ["or-0", "or-2"]);
+    assert_eq!(search(json!({"queryContext": "order", "not": [heavy]})).await, ["or-1", "or-3"]);
+    assert_eq!(
+        search(json!({"queryContext": "order", "and": [{"has": {"klass": "shipment"}}]})).await,
+        ["or-0", "or-1", "or-2"]
+    );
+    assert_eq!(
+        search(json!({"queryContext": "order", "and": [{"has": {"klass": "shipment", "count": {"equals": 0}}}]})).await,
+        ["or-3"]
+    );
+    assert_eq!(
+        search(json!({"queryContext": "order", "and": [{"shipment.custom.weight": {"gte": 3}}]})).await,
+        ["or-0", "or-2"],
+        "a klass prefix follows both relationships too"
+    );
+    // From the shipments' side.
+    assert_eq!(search(json!({"queryContext": "shipment", "not": [{"has": {"klass": "order"}}]})).await, ["sh-4"]);
+    assert_eq!(
+        search(json!({"queryContext": "shipment", "and": [{"has": {"klass": "order", "and": [{"id": {"equals": "or-2"}}]}}]})).await,
+        ["sh-3"]
+    );
+    // A relationship named explicitly follows only itself.
+    assert_eq!(
+        search(json!({"queryContext": "order", "and": [{"main.custom.weight": {"gte": 1}}]})).await,
+        ["or-0", "or-1"]
+    );
+    assert_eq!(
+        search(json!({"queryContext": "order", "and": [{"relationships.parcels": {"equals": "sh-3"}}]})).await,
+        ["or-0", "or-2"]
+    );
+    let r = t
+        .post("/v1/search", A, json!({"queryContext": "shipment", "and": [{"has": {"klass": "order", "count": {"gte": 2}}}]}))
+        .await;
+    let e = assert_invalid(&r, 400, "/and/0/has/count");
+    assert!(e["title"].as_str().unwrap().contains("more than one relationship"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
