@@ -335,7 +335,18 @@ impl App {
                 Ok(obj) => return Ok(obj),
                 Err(BuildError::Invalid(p)) => return Err(ServiceError::Rejected(p)),
                 Err(BuildError::Failed(e)) => return Err(e),
-                Err(BuildError::Declare(names)) => self.declare_suffix_attributes(rt, klass, &names)?,
+                Err(BuildError::Declare(names)) => {
+                    // Declared only for a body that is valid with them: a rejected write leaves
+                    // the schema as it was.
+                    if let Some(provisional) = self.with_suffix_attributes(rt, k, &names)? {
+                        match self.build_with(lookup, &provisional, body, base, mode) {
+                            Err(BuildError::Invalid(p)) => return Err(ServiceError::Rejected(p)),
+                            Err(BuildError::Failed(e)) => return Err(e),
+                            Ok(_) | Err(BuildError::Declare(_)) => {}
+                        }
+                    }
+                    self.declare_suffix_attributes(rt, klass, &names)?
+                }
             }
         }
         Err(ServiceError::Internal("attribute declaration did not settle".into()))

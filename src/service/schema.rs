@@ -391,11 +391,26 @@ impl App {
     /// Declares custom attributes named with a Kustomer type suffix on first write.
     pub(crate) fn declare_suffix_attributes(&self, rt: &OrgRuntime, klass: &str, names: &[String]) -> Result<()> {
         let _g = rt.admin_write.lock().expect("admin lock");
-        let mut k = rt
+        let current = rt
             .schema()
             .klass(klass)
             .cloned()
             .ok_or_else(|| Problem::not_found("klass", klass))?;
+        let Some(mut k) = self.with_suffix_attributes(rt, &current, names)? else {
+            return Ok(());
+        };
+        k.updated_at = self.now();
+        self.store().apply(
+            rt.org.num,
+            vec![Op::put(Collection::Klass, k.name.clone(), &k, Expect::Present)],
+        )?;
+        self.reload_schema(rt)?;
+        Ok(())
+    }
+
+    /// `k` as it is once the undeclared `names` with a type suffix are declared (nothing is
+    /// stored); `None` when there are none.
+    pub(crate) fn with_suffix_attributes(&self, rt: &OrgRuntime, k: &Klass, names: &[String]) -> Result<Option<Klass>> {
         let missing: Vec<AttributeDef> = names
             .iter()
             .filter(|n| k.custom_attribute(n).is_none())
@@ -417,16 +432,11 @@ impl App {
             })
             .collect();
         if missing.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
+        let mut k = k.clone();
         self.add_definitions(rt, &mut k, missing, Vec::new(), false)?;
-        k.updated_at = self.now();
-        self.store().apply(
-            rt.org.num,
-            vec![Op::put(Collection::Klass, k.name.clone(), &k, Expect::Present)],
-        )?;
-        self.reload_schema(rt)?;
-        Ok(())
+        Ok(Some(k))
     }
 }
 

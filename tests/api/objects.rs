@@ -1646,6 +1646,41 @@ async fn kustomer_suffix_attributes_are_declared_on_first_write() {
         .await;
 }
 
+/// A write refused for its values declares none of its new suffix attributes: the schema and
+/// the searchable fields stay as they were.
+#[tokio::test]
+async fn a_rejected_write_declares_no_suffix_attribute() {
+    let app = TestApp::new().await;
+    async fn custom_names(app: &TestApp) -> Vec<String> {
+        let k = app.get("/v1/klasses/customer", ADMIN_KEY).await.expect(200);
+        k["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+    let before = custom_names(&app).await;
+    let refused = [
+        (json!({"name": "x", "custom": {"okNum": "notnum"}}), "/custom/okNum"),
+        (json!({"name": "x", "custom": {"twoAt": "2025-01-01", "badAt": "nope"}}), "/custom/badAt"),
+        (json!({"name": "x", "custom": {"listStr": ["a", "b"]}}), "/custom/listStr"),
+        (json!({"name": "x", "emails": ["no-at-sign"], "custom": {"sideStr": "v"}}), "/emails"),
+    ];
+    for (body, pointer) in refused {
+        assert_invalid(&app.post("/v1/objects/customer", ADMIN_KEY, body).await, 422, pointer);
+    }
+    assert_eq!(custom_names(&app).await, before, "no attribute declared");
+    let schema = app.get("/v1/search/schema", ADMIN_KEY).await.expect(200);
+    assert!(!schema.to_string().contains("sideStr"), "{schema}");
+    // The same names in a valid write are declared, with the type of their suffix.
+    app.create(ADMIN_KEY, "customer", json!({"name": "y", "custom": {"okNum": 1, "listStr": "a"}}))
+        .await;
+    let after = custom_names(&app).await;
+    assert!(after.iter().any(|n| n == "okNum") && after.iter().any(|n| n == "listStr"), "{after:?}");
+    assert!(!after.iter().any(|n| n == "badAt" || n == "sideStr"), "{after:?}");
+}
+
 #[tokio::test]
 async fn an_undeclared_attribute_without_a_type_suffix_is_422() {
     let app = TestApp::new().await;
