@@ -94,6 +94,19 @@ pub enum Command {
         #[arg(long, default_value = "default")]
         org: String,
     },
+    /// Makes a new key the platform key (the only one that may create orgs) and prints it; the way
+    /// back after it was revoked or its user deleted (service stopped).
+    PlatformKey {
+        /// Data and configuration.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Org id or name of the key's user.
+        #[arg(long, default_value = "default")]
+        org: String,
+        /// The key's user (created again, as an admin, when it no longer exists).
+        #[arg(long, default_value = "admin")]
+        user: String,
+    },
     /// Compares an org's index with the store; exits 1 with a report when they differ.
     Verify {
         /// Data and configuration.
@@ -305,6 +318,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 "reindexed org `{}`: {} documents, index covers change {seq}",
                 rt.org.id,
                 rt.index.searcher().num_docs()
+            );
+            app.shutdown().await;
+            Ok(0)
+        }
+        Command::PlatformKey { data, org, user } => {
+            crate::telemetry::init(false);
+            let c = load_config(&data)?;
+            let app = App::open(AppOptions {
+                announce_admin_key: false,
+                ..app_options(&c)?
+            })?;
+            let secret = app.reset_platform_key(&org, &user)?;
+            println!("{secret}");
+            eprintln!(
+                "kindred: new platform key for user `{user}` of org `{org}` (also written to {})",
+                app.options().data_dir.join("admin-key").display()
             );
             app.shutdown().await;
             Ok(0)

@@ -98,7 +98,9 @@ impl OrgSchema {
         let refs_to_ctx = |standard: bool| -> Vec<Relation> {
             rel.attributes
                 .iter()
-                .filter(|a| a.standard == standard && a.ty == AttrType::Reference && a.target.as_deref() == Some(context))
+                .filter(|a| {
+                    a.standard == standard && a.ty == AttrType::Reference && a.target.as_deref() == Some(context)
+                })
                 .map(|a| &a.key)
                 .map(to(Side::Child))
                 .collect()

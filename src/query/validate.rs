@@ -290,7 +290,11 @@ impl<'a> Validator<'a> {
         }
         // Linked through several relationships: "some" and "none" are the union of the joins;
         // another count would need each related object counted once across them.
-        let any = Filter::or(rels.into_iter().map(|r| join(r, inner.clone(), CountRange::ANY)).collect());
+        let any = Filter::or(
+            rels.into_iter()
+                .map(|r| join(r, inner.clone(), CountRange::ANY))
+                .collect(),
+        );
         match (count.min, count.max) {
             (1, None) => Ok(any),
             (0, Some(0)) => Ok(Filter::negate(any)),

@@ -138,19 +138,17 @@ fn klass_order(schema: &OrgSchema) -> HashMap<String, usize> {
 /// Takes out of `body` (the object's line) the links to objects exported after it, and returns
 /// them as the body of an `update` line (with the object's `updatedAt`, which the update keeps).
 /// Required references stay: the object's line could not be written without them.
-fn split_late_links(
-    klass: &Klass,
-    obj: &Object,
-    order: &HashMap<String, usize>,
-    body: &mut Value,
-) -> Option<Value> {
+fn split_late_links(klass: &Klass, obj: &Object, order: &HashMap<String, usize>, body: &mut Value) -> Option<Value> {
     let at = |k: &str, num: u64| (order.get(k).copied().unwrap_or(0), num);
     let here = at(&obj.klass, obj.num);
-    let late = |target: &str, key: &str| {
-        order.contains_key(target) && obj.link(key).iter().any(|n| at(target, *n) >= here)
-    };
+    let late =
+        |target: &str, key: &str| order.contains_key(target) && obj.link(key).iter().any(|n| at(target, *n) >= here);
     let mut update = Map::new();
-    for a in klass.attributes.iter().filter(|a| a.ty == AttrType::Reference && !a.required) {
+    for a in klass
+        .attributes
+        .iter()
+        .filter(|a| a.ty == AttrType::Reference && !a.required)
+    {
         let Some(target) = a.target.as_deref() else {
             continue;
         };

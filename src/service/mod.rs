@@ -219,6 +219,60 @@ impl App {
         Ok(App { inner: Arc::new(inner) })
     }
 
+    /// `kindred platform-key`: makes a new key of `user` (of org `org`) the platform key, the only
+    /// key that may create orgs, and returns its secret (also written to `DATA/admin-key`). This is
+    /// the way back after the platform key was revoked (leaked) or its user deleted: the user is
+    /// created again, as an admin, when it no longer exists. The previous platform key, if it still
+    /// exists, stays an ordinary key of its user. Run with the service stopped; the service reads
+    /// the platform key when it starts.
+    pub fn reset_platform_key(&self, org: &str, user: &str) -> Result<String> {
+        let org = self
+            .inner
+            .store
+            .org_by_id_or_name(org)?
+            .ok_or_else(|| ServiceError::from(Problem::not_found("org", org)))?;
+        let now = self.now();
+        let mut ops = Vec::new();
+        let holder: Option<User> = self.inner.store.get_doc(org.num, Collection::User, user)?;
+        if holder.is_none() {
+            crate::model::ids::check_id(user)
+                .map_err(|e| ServiceError::from(Problem::invalid("invalid_id", format!("user id `{user}`: {e}"))))?;
+            ops.push(Op::put(
+                Collection::User,
+                user.to_string(),
+                &User {
+                    id: user.into(),
+                    name: "Admin".into(),
+                    email: format!("{user}@localhost"),
+                    role: Role::Admin,
+                    teams: vec![],
+                    created_at: now,
+                    updated_at: now,
+                },
+                Expect::Absent,
+            ));
+        }
+        let secret = auth::new_key_secret();
+        let key = ApiKey {
+            id: format!("key_{}", auth::random_token(12)),
+            org: org.num,
+            user: user.into(),
+            hash: auth::hash_key(&secret),
+            created_at: now,
+        };
+        let key_id = key.id.clone();
+        ops.push(directory::key_index_op(user, &key.id, &key.hash));
+        ops.push(Op::PutApiKey(key));
+        self.inner.store.apply(org.num, ops)?;
+        self.inner.store.set_meta(PLATFORM_KEY_META, key_id.as_bytes())?;
+        self.inner.store.flush()?;
+        let path = self.inner.opts.data_dir.join("admin-key");
+        write_secret_file(&path, &secret)
+            .map_err(|e| ServiceError::Internal(format!("writing {}: {e}", path.display())))?;
+        tracing::info!(org = %org.id, user, key = %key_id, "new platform key");
+        Ok(secret)
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.inner.store

@@ -207,8 +207,12 @@ impl Server {
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_as(KEY, method, path, body).await
+    }
+
+    async fn call_as(&self, key: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.http.request(m, format!("{}{path}", self.base)).bearer_auth(KEY);
+        let mut req = self.http.request(m, format!("{}{path}", self.base)).bearer_auth(key);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -461,6 +465,71 @@ fn gen_counts_for(lines: &[Value], klass: &str, field: &str, id: &str) -> u64 {
         .count() as u64
 }
 
+/// The platform key may be revoked (it leaked) or its user deleted; `kindred platform-key` then
+/// makes a new one, creating the user again, and org creation works with it after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_key_makes_a_new_platform_key_after_the_old_one_is_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let server = Server::start(&data).await;
+    let admin2 = server
+        .expect(
+            "POST",
+            "/v1/users",
+            Some(json!({"id": "admin2", "name": "Two", "email": "two@example.com", "role": "admin"})),
+            201,
+        )
+        .await;
+    assert_eq!(admin2["id"], "admin2");
+    let k2 = server
+        .expect("POST", "/v1/users/admin2/keys", Some(json!({})), 201)
+        .await["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, _) = server.call_as(&k2, "DELETE", "/v1/users/admin", None).await;
+    assert_eq!(st, 204);
+    assert_eq!(
+        server.call("POST", "/v1/orgs", Some(json!({"name": "lost"}))).await.0,
+        401
+    );
+    assert_eq!(
+        server
+            .call_as(&k2, "POST", "/v1/orgs", Some(json!({"name": "lost"})))
+            .await
+            .0,
+        403
+    );
+    server.stop().await;
+
+    let out = run(&["platform-key", "--data"], &[&data], 0);
+    let secret = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(secret.starts_with("kdr_"), "{}", show(&out));
+    assert_eq!(std::fs::read_to_string(data.join("admin-key")).unwrap().trim(), secret);
+
+    let server = Server::start(&data).await;
+    let (st, org) = server
+        .call_as(&secret, "POST", "/v1/orgs", Some(json!({"name": "found"})))
+        .await;
+    assert_eq!(st, 201, "{org}");
+    let (st, me) = server.call_as(&secret, "GET", "/v1/me", None).await;
+    assert_eq!(
+        (st, me["id"].clone(), me["role"].clone()),
+        (200, json!("admin"), json!("admin")),
+        "{me}"
+    );
+    // The other admin's key is still no platform key, and the old one stays revoked.
+    assert_eq!(
+        server
+            .call_as(&k2, "POST", "/v1/orgs", Some(json!({"name": "x"})))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(server.call("GET", "/v1/me", None).await.0, 401);
+    server.stop().await;
+}
+
 /// Objects whose links point to klasses exported after theirs (`crate` names `shipment`, later in
 /// the alphabet), to their own klass (a zone's parent zone, created after it) or to klasses that
 /// name each other (zones and sites) still round trip: the export orders klasses by what they
@@ -508,13 +577,22 @@ async fn an_export_with_forward_self_and_cyclic_links_imports_again_without_loss
     // What no order can put first is set at the end, with the object's updatedAt.
     let z1 = &e1v[pos("update", "z-1")];
     assert_eq!(z1["object"]["custom"]["parent"], "z-2", "{z1}");
-    assert_eq!(z1["object"]["updatedAt"], e1v[pos("upsert", "z-1")]["object"]["updatedAt"]);
+    assert_eq!(
+        z1["object"]["updatedAt"],
+        e1v[pos("upsert", "z-1")]["object"]["updatedAt"]
+    );
     assert!(e1v[pos("upsert", "z-1")]["object"]["custom"].get("parent").is_none());
     // Of two klasses that name each other, the first by name (`site`) has its link set last.
     assert_eq!(e1v[pos("update", "s-1")]["object"]["custom"]["zone"], "z-1");
-    assert_eq!(e1v[pos("upsert", "z-2")]["object"]["relationships"]["sites"], serde_json::json!(["s-1"]));
+    assert_eq!(
+        e1v[pos("upsert", "z-2")]["object"]["relationships"]["sites"],
+        serde_json::json!(["s-1"])
+    );
     let first_update = e1v.iter().position(|l| l["op"] == "update").unwrap();
-    assert!(e1v[first_update..].iter().all(|l| l["op"] == "update"), "updates come last");
+    assert!(
+        e1v[first_update..].iter().all(|l| l["op"] == "update"),
+        "updates come last"
+    );
 
     // The export imports again without a failure and exports the same lines.
     let d2 = tmp.path().join("d2");

@@ -1663,9 +1663,18 @@ async fn a_rejected_write_declares_no_suffix_attribute() {
     let before = custom_names(&app).await;
     let refused = [
         (json!({"name": "x", "custom": {"okNum": "notnum"}}), "/custom/okNum"),
-        (json!({"name": "x", "custom": {"twoAt": "2025-01-01", "badAt": "nope"}}), "/custom/badAt"),
-        (json!({"name": "x", "custom": {"listStr": ["a", "b"]}}), "/custom/listStr"),
-        (json!({"name": "x", "emails": ["no-at-sign"], "custom": {"sideStr": "v"}}), "/emails"),
+        (
+            json!({"name": "x", "custom": {"twoAt": "2025-01-01", "badAt": "nope"}}),
+            "/custom/badAt",
+        ),
+        (
+            json!({"name": "x", "custom": {"listStr": ["a", "b"]}}),
+            "/custom/listStr",
+        ),
+        (
+            json!({"name": "x", "emails": ["no-at-sign"], "custom": {"sideStr": "v"}}),
+            "/emails",
+        ),
     ];
     for (body, pointer) in refused {
         assert_invalid(&app.post("/v1/objects/customer", ADMIN_KEY, body).await, 422, pointer);
@@ -1674,10 +1683,17 @@ async fn a_rejected_write_declares_no_suffix_attribute() {
     let schema = app.get("/v1/search/schema", ADMIN_KEY).await.expect(200);
     assert!(!schema.to_string().contains("sideStr"), "{schema}");
     // The same names in a valid write are declared, with the type of their suffix.
-    app.create(ADMIN_KEY, "customer", json!({"name": "y", "custom": {"okNum": 1, "listStr": "a"}}))
-        .await;
+    app.create(
+        ADMIN_KEY,
+        "customer",
+        json!({"name": "y", "custom": {"okNum": 1, "listStr": "a"}}),
+    )
+    .await;
     let after = custom_names(&app).await;
-    assert!(after.iter().any(|n| n == "okNum") && after.iter().any(|n| n == "listStr"), "{after:?}");
+    assert!(
+        after.iter().any(|n| n == "okNum") && after.iter().any(|n| n == "listStr"),
+        "{after:?}"
+    );
     assert!(!after.iter().any(|n| n == "badAt" || n == "sideStr"), "{after:?}");
 }
 

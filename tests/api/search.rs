@@ -78,20 +78,40 @@ async fn the_api_example_segment_finds_gold_north_americans_with_a_big_december_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn has_follows_every_relationship_between_two_klasses() {
     let t = TestApp::new().await;
-    t.post("/v1/klasses", A, json!({"name": "shipment", "attributes": [{"name": "weight", "type": "number"}]}))
-        .await
-        .expect(201);
-    t.post("/v1/klasses", A, json!({"name": "order", "relationships": [
+    t.post(
+        "/v1/klasses",
+        A,
+        json!({"name": "shipment", "attributes": [{"name": "weight", "type": "number"}]}),
+    )
+    .await
+    .expect(201);
+    t.post(
+        "/v1/klasses",
+        A,
+        json!({"name": "order", "relationships": [
         {"name": "main", "klass": "shipment", "cardinality": "one"},
-        {"name": "parcels", "klass": "shipment", "cardinality": "many"}]}))
-        .await
-        .expect(201);
+        {"name": "parcels", "klass": "shipment", "cardinality": "many"}]}),
+    )
+    .await
+    .expect(201);
     for (id, w) in [("sh-1", 1), ("sh-2", 2), ("sh-3", 3), ("sh-4", 4)] {
-        t.create(A, "shipment", json!({"id": id, "custom": {"weight": w}})).await;
+        t.create(A, "shipment", json!({"id": id, "custom": {"weight": w}}))
+            .await;
     }
-    t.create(A, "order", json!({"id": "or-0", "relationships": {"main": "sh-1", "parcels": ["sh-2", "sh-3"]}})).await;
-    t.create(A, "order", json!({"id": "or-1", "relationships": {"main": "sh-2"}})).await;
-    t.create(A, "order", json!({"id": "or-2", "relationships": {"parcels": ["sh-3"]}})).await;
+    t.create(
+        A,
+        "order",
+        json!({"id": "or-0", "relationships": {"main": "sh-1", "parcels": ["sh-2", "sh-3"]}}),
+    )
+    .await;
+    t.create(A, "order", json!({"id": "or-1", "relationships": {"main": "sh-2"}}))
+        .await;
+    t.create(
+        A,
+        "order",
+        json!({"id": "or-2", "relationships": {"parcels": ["sh-3"]}}),
+    )
+    .await;
     t.create(A, "order", json!({"id": "or-3"})).await;
     let search = |body: Value| {
         let t = &t;
@@ -102,8 +122,14 @@ async fn has_follows_every_relationship_between_two_klasses() {
         }
     };
     let heavy = json!({"has": {"klass": "shipment", "and": [{"custom.weight": {"gte": 3}}]}});
-    assert_eq!(search(json!({"queryContext": "order", "and": [heavy.clone()]})).await, ["or-0", "or-2"]);
-    assert_eq!(search(json!({"queryContext": "order", "not": [heavy]})).await, ["or-1", "or-3"]);
+    assert_eq!(
+        search(json!({"queryContext": "order", "and": [heavy.clone()]})).await,
+        ["or-0", "or-2"]
+    );
+    assert_eq!(
+        search(json!({"queryContext": "order", "not": [heavy]})).await,
+        ["or-1", "or-3"]
+    );
     assert_eq!(
         search(json!({"queryContext": "order", "and": [{"has": {"klass": "shipment"}}]})).await,
         ["or-0", "or-1", "or-2"]
@@ -118,7 +144,10 @@ async fn has_follows_every_relationship_between_two_klasses() {
         "a klass prefix follows both relationships too"
     );
     // From the shipments' side.
-    assert_eq!(search(json!({"queryContext": "shipment", "not": [{"has": {"klass": "order"}}]})).await, ["sh-4"]);
+    assert_eq!(
+        search(json!({"queryContext": "shipment", "not": [{"has": {"klass": "order"}}]})).await,
+        ["sh-4"]
+    );
     assert_eq!(
         search(json!({"queryContext": "shipment", "and": [{"has": {"klass": "order", "and": [{"id": {"equals": "or-2"}}]}}]})).await,
         ["sh-3"]
@@ -133,10 +162,17 @@ async fn has_follows_every_relationship_between_two_klasses() {
         ["or-0", "or-2"]
     );
     let r = t
-        .post("/v1/search", A, json!({"queryContext": "shipment", "and": [{"has": {"klass": "order", "count": {"gte": 2}}}]}))
+        .post(
+            "/v1/search",
+            A,
+            json!({"queryContext": "shipment", "and": [{"has": {"klass": "order", "count": {"gte": 2}}}]}),
+        )
         .await;
     let e = assert_invalid(&r, 400, "/and/0/has/count");
-    assert!(e["title"].as_str().unwrap().contains("more than one relationship"), "{e}");
+    assert!(
+        e["title"].as_str().unwrap().contains("more than one relationship"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
