@@ -654,13 +654,12 @@ impl App {
         if !problems.is_empty() {
             return Err(BuildError::Invalid(problems));
         }
-        // defaults (creates and replacements)
-        if mode != Mode::Patch {
-            for a in k.attributes.iter().filter(|a| a.standard && a.default.is_some()) {
-                if !obj.fields.contains_key(&a.name) {
-                    if let Ok(v) = a.coerce(a.default.as_ref().expect("filtered"), now) {
-                        obj.fields.insert(a.name.clone(), v);
-                    }
+        // defaults: an attribute with one is never absent (a create or replacement that omits it,
+        // a PATCH that sets it to `null`, gets the default)
+        for a in k.attributes.iter().filter(|a| a.standard && a.default.is_some()) {
+            if !obj.fields.contains_key(&a.name) {
+                if let Ok(v) = a.coerce(a.default.as_ref().expect("filtered"), now) {
+                    obj.fields.insert(a.name.clone(), v);
                 }
             }
         }

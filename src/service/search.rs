@@ -189,6 +189,9 @@ impl App {
         let filter = v.request_filter(&klass, &req)?;
         let has_text = filter.has_text();
         let keys = sort_keys(&v.sort(&klass, &req, has_text)?);
+        if let Some(fields) = &req.fields {
+            check_columns(&klass, fields)?;
+        }
         let page_size = page_size(req.page_size, false)?;
         let after = match &req.cursor {
             Some(c) => Some(decode_cursor(&keys, c, "/cursor")?),
@@ -417,6 +420,26 @@ pub fn csv_columns(k: &Klass, fields: Option<&[String]>) -> Vec<String> {
     custom.sort();
     cols.extend(custom);
     cols
+}
+
+/// The columns an export may name in `fields`: every default column, `tags`, and
+/// `relationships.<name>`.
+fn check_columns(k: &Klass, fields: &[String]) -> Result<()> {
+    let known = csv_columns(k, None);
+    for (i, f) in fields.iter().enumerate() {
+        let ok = known.contains(f)
+            || f == "tags"
+            || f.strip_prefix("relationships.")
+                .is_some_and(|r| k.relationship(r).is_some());
+        if !ok {
+            return Err(
+                Problem::bad_request("unknown_field", format!("field `{f}` does not exist on `{}`", k.name))
+                    .at(format!("/fields/{i}"))
+                    .into(),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The CSV cell of a path in a rendered object: lists joined with `|`.

@@ -1697,6 +1697,39 @@ async fn a_rejected_write_declares_no_suffix_attribute() {
     assert!(!after.iter().any(|n| n == "badAt" || n == "sideStr"), "{after:?}");
 }
 
+/// `null` in a PATCH of an attribute with a default (a conversation's `status`) resets it to the
+/// default, as a PUT that omits it does: it is never left without a value.
+#[tokio::test]
+async fn patching_a_defaulted_attribute_to_null_resets_it_to_its_default() {
+    let app = TestApp::new().await;
+    app.create(ADMIN_KEY, "customer", json!({"id": "cu-1", "name": "C"}))
+        .await;
+    let c = app
+        .create(
+            ADMIN_KEY,
+            "conversation",
+            json!({"id": "cv-1", "customer": "cu-1", "status": "done"}),
+        )
+        .await;
+    assert_eq!(c["status"], "done");
+    let c = app
+        .patch(
+            "/v1/objects/conversation/cv-1?refresh=wait_for",
+            ADMIN_KEY,
+            json!({"status": null}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(c["status"], "open", "{c}");
+    let found = app
+        .search_ids(
+            ADMIN_KEY,
+            json!({"queryContext": "conversation", "and": [{"status": {"equals": "open"}}]}),
+        )
+        .await;
+    assert_eq!(found, ["cv-1"]);
+}
+
 #[tokio::test]
 async fn an_undeclared_attribute_without_a_type_suffix_is_422() {
     let app = TestApp::new().await;

@@ -512,6 +512,22 @@ async fn export_streams_every_match_as_ndjson_and_csv() {
         .await;
     assert_eq!(r.text.lines().next().unwrap(), "id,name,tags");
     assert_eq!(r.text.lines().nth(1).unwrap(), "c1,Ada Lovelace,vip");
+    // A column that is no field of the klass is a 400 naming it, not an empty column.
+    for (fields, pointer) in [
+        (json!(["name", "nope"]), "/fields/1"),
+        (json!(["custom.nopeStr"]), "/fields/0"),
+        (json!(["relationships.x"]), "/fields/0"),
+    ] {
+        let r = t
+            .post(
+                "/v1/search/export?format=csv",
+                A,
+                json!({"queryContext": "customer", "fields": fields}),
+            )
+            .await;
+        let e = assert_invalid(&r, 400, pointer);
+        assert_eq!(e["code"], "unknown_field", "{e}");
+    }
     let r = t
         .post("/v1/search/export?format=xml", A, json!({"queryContext": "customer"}))
         .await;
