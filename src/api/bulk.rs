@@ -1,6 +1,7 @@
 //! `POST /v1/bulk`: NDJSON in, NDJSON out, both streamed. Lines are applied in order as they
 //! arrive; answers are sent in batches once the batch is durable (a batch is applied while the one
-//! before it is made durable), so memory stays flat however long the body is. Only a line over
+//! before it is made durable), so memory stays flat however long the body is. A batch is also
+//! applied when no input has come for 20 ms, so a client that waits for answers gets them. Only a line over
 //! the per-line limit is refused (413 for that line).
 
 use std::collections::HashMap;
@@ -23,6 +24,10 @@ use crate::service::objects::WAIT_FOR_TIMEOUT;
 
 /// Lines answered per durability wait.
 const BATCH: usize = 512;
+/// How long lines wait for more input before they are applied and answered without a full
+/// batch: a client that waits for an answer before it sends more is answered, and one that
+/// streams fast still fills batches.
+const IDLE_FLUSH: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Routes.
 pub fn routes() -> Router<ApiState> {
@@ -50,7 +55,21 @@ async fn bulk(
         // The previous batch's answers, sent once it is durable, while this batch is applied.
         let mut answering: Option<Answering> = None;
         while !eof {
-            match input.next().await {
+            let next = if pending.is_empty() {
+                input.next().await
+            } else {
+                match tokio::time::timeout(IDLE_FLUSH, input.next()).await {
+                    Ok(next) => next,
+                    // Nothing more for now: answer what came (`next` is cancel-safe).
+                    Err(_) => {
+                        if !flush(&app, &caller, &tx, &mut pending, &mut answering).await {
+                            return;
+                        }
+                        input.next().await
+                    }
+                }
+            };
+            match next {
                 Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "bulk body read failed");

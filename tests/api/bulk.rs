@@ -771,3 +771,63 @@ async fn a_run_of_creates_is_one_batch_with_rules_references_and_per_line_answer
         2
     );
 }
+
+/// A client that sends a few lines and waits for their answers before it sends more (or ends its
+/// body) gets them: lines do not wait for a full batch while no input comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_are_answered_while_the_body_is_still_open() {
+    let t = TestApp::new().await;
+    let (feed, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|x| (x, rx))
+    }));
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/bulk")
+        .header("content-type", "application/x-ndjson")
+        .header("authorization", format!("Bearer {A}"))
+        .body(body)
+        .unwrap();
+    let resp = t.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut answers = resp.into_body();
+    let mut text = String::new();
+    for round in 0..2 {
+        let lines: String = (0..3)
+            .map(|i| {
+                format!(
+                    "{}\n",
+                    json!({"op": "create", "klass": "customer", "id": format!("w{round}-{i}"), "object": {"name": "W"}})
+                )
+            })
+            .collect();
+        feed.send(Ok(bytes::Bytes::from(lines))).await.unwrap();
+        // The body stays open; the three answers come anyway.
+        let want = 3 * (round + 1);
+        while text.lines().count() < want {
+            let frame = tokio::time::timeout(std::time::Duration::from_secs(10), answers.frame())
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: no answer while the body is open; so far:\n{text}"))
+                .expect("the answer goes on")
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                text.push_str(std::str::from_utf8(&data).unwrap());
+            }
+        }
+    }
+    drop(feed);
+    while let Some(frame) = answers.frame().await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            text.push_str(std::str::from_utf8(&data).unwrap());
+        }
+    }
+    let got: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(got.len(), 6, "{text}");
+    for (i, l) in got.iter().enumerate() {
+        assert_eq!(
+            (l["line"].as_u64(), l["status"].as_u64()),
+            (Some(i as u64 + 1), Some(201)),
+            "{text}"
+        );
+    }
+}
