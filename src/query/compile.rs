@@ -290,6 +290,7 @@ pub fn sort_keys(sort: &[(SortTarget, bool)]) -> Vec<SortKey> {
                         _ => SortSource::Str(col),
                     }
                 }
+                SortTarget::Field(Target::ExternalId) => SortSource::Str(IndexSchema::column("kw", EXTERNAL_ID_KEY)),
                 SortTarget::Field(_) => SortSource::Str(schema::ID.into()),
             };
             SortKey { source, desc: *desc }

@@ -638,6 +638,7 @@ impl<'a> Validator<'a> {
                 }
                 "_score" => return Err(not_sortable("there is no `text`")),
                 "id" => Target::Id,
+                "externalId" => Target::ExternalId,
                 "createdAt" => Target::CreatedAt,
                 "updatedAt" => Target::UpdatedAt,
                 other => {

@@ -314,7 +314,7 @@ impl App {
                 "string",
                 false,
                 &["equals", "not_equals", "in", "not_in", "starts_with", "set"],
-                false,
+                true,
                 true,
             );
             push(

@@ -175,6 +175,43 @@ async fn has_follows_every_relationship_between_two_klasses() {
     );
 }
 
+/// `externalId` sorts (exactly, as it compares: it is an identifier), missing values last in
+/// both directions, and pages by cursor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_sort_by_external_id() {
+    let t = TestApp::new().await;
+    for (id, ext) in [
+        ("a", Some("EXT-2")),
+        ("b", None),
+        ("c", Some("EXT-10")),
+        ("d", Some("EXT-1")),
+    ] {
+        let mut body = json!({"id": id, "name": id});
+        if let Some(e) = ext {
+            body["externalId"] = json!(e);
+        }
+        t.create(A, "customer", body).await;
+    }
+    let sorted = |dir: &str| json!({"queryContext": "customer", "sort": [{"externalId": dir}]});
+    assert_eq!(t.search_ids(A, sorted("asc")).await, ["d", "c", "a", "b"]);
+    assert_eq!(t.search_ids(A, sorted("desc")).await, ["a", "c", "d", "b"]);
+    let mut body = sorted("asc");
+    body["pageSize"] = json!(3);
+    let first = t.post("/v1/search", A, body.clone()).await.expect(200);
+    body["cursor"] = first["nextCursor"].clone();
+    let second = t.post("/v1/search", A, body).await.expect(200);
+    assert_eq!(second["data"][0]["id"], "b", "{second}");
+    let schema = t.get("/v1/search/schema", A).await.expect(200);
+    let ext = schema["klasses"]["customer"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "externalId")
+        .unwrap()
+        .clone();
+    assert_eq!(ext["sortable"], true, "{ext}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_has_finds_customers_without_such_orders_and_counts_bound_exactly() {
     let t = TestApp::new().await;
