@@ -320,6 +320,27 @@ async fn business_rules_are_created_listed_updated_and_deleted_and_invalid_ones_
         )
         .await;
     assert_invalid(&r, &[422], "/on");
+    // Actions that could never apply: refused when the rule is made, not at every write it matches.
+    for (action, pointer) in [
+        (json!({"set": {"priority": 9}}), "/actions/1/set/priority"),
+        (json!({"set": {"nope": 1}}), "/actions/1/set/nope"),
+        (
+            json!({"set": {"custom": {"levelNum": "high"}}}),
+            "/actions/1/set/custom/levelNum",
+        ),
+        (json!({"assign": {"team": "ghost"}}), "/actions/1/assign"),
+        (json!({"assign": {"user": "ghost"}}), "/actions/1/assign"),
+    ] {
+        let r = t
+            .post(
+                "/v1/business-rules",
+                A,
+                json!({"name": "x", "klass": "conversation", "actions": [{"addTags": ["a"]}, action]}),
+            )
+            .await;
+        assert_invalid(&r, &[422], pointer);
+        assert_eq!(r.body["errors"][0]["code"], "invalid_action", "{}", r.text);
+    }
     let r = t
         .post("/v1/business-rules", A, json!({"name": "x", "klass": "conversation", "conditions": {"and": [{"custom.nopeStr": {"equals": "x"}}]}, "actions": []}))
         .await;
@@ -530,15 +551,27 @@ async fn a_failing_rule_action_fails_the_whole_write_and_stores_nothing() {
         json!({"name": "tags everything", "klass": "conversation", "order": 1, "actions": [{"addTags": ["seen"]}]}),
     )
     .await;
+    // Rules whose actions were valid when made, and no longer are: their user and team are gone.
+    t.user_key(A, "u-gone", "agent", &[]).await;
+    t.post("/v1/teams", A, json!({"id": "gone-team", "name": "Gone"}))
+        .await
+        .expect(201);
     create_rule(
         &t,
         A,
-        json!({"name": "Impossible priority", "klass": "conversation", "order": 2,
-        "conditions": {"and": [{"subject": {"contains": "explode"}}]}, "actions": [{"set": {"priority": 9}}]}),
+        json!({"name": "Gone user", "klass": "conversation", "order": 2,
+        "conditions": {"and": [{"subject": {"contains": "explode"}}]}, "actions": [{"assign": {"user": "u-gone"}}]}),
     )
     .await;
-    create_rule(&t, A, json!({"name": "Ghost team", "klass": "conversation", "order": 3,
-        "conditions": {"and": [{"subject": {"contains": "ghost"}}]}, "actions": [{"assign": {"team": "no-such-team"}}]})).await;
+    create_rule(
+        &t,
+        A,
+        json!({"name": "Ghost team", "klass": "conversation", "order": 3,
+        "conditions": {"and": [{"subject": {"contains": "ghost"}}]}, "actions": [{"assign": {"team": "gone-team"}}]}),
+    )
+    .await;
+    t.delete("/v1/users/u-gone", A).await.expect(204);
+    t.delete("/v1/teams/gone-team", A).await.expect(204);
     let wf = noop_workflow(&t, A, "conversation.created").await;
     let upd = noop_workflow(&t, A, "conversation.updated").await;
 
@@ -553,10 +586,7 @@ async fn a_failing_rule_action_fails_the_whole_write_and_stores_nothing() {
     assert_eq!(r.status.as_u16(), 422, "{}", r.text);
     assert_eq!(r.body["errors"][0]["code"], "business_rule_failed", "{}", r.text);
     assert!(
-        r.body["errors"][0]["title"]
-            .as_str()
-            .unwrap()
-            .contains("Impossible priority"),
+        r.body["errors"][0]["title"].as_str().unwrap().contains("Gone user"),
         "{}",
         r.text
     );
@@ -749,13 +779,18 @@ async fn rules_and_object_events_cover_put_upserts_and_bulk_lines() {
         "actions": [{"addTags": ["ruled"]}, {"set": {"priority": 2}}]}),
     )
     .await;
+    // A rule whose action no longer applies: its team is gone.
+    t.post("/v1/teams", A, json!({"id": "gone-team", "name": "Gone"}))
+        .await
+        .expect(201);
     create_rule(
         &t,
         A,
         json!({"name": "Exploder", "klass": "conversation", "order": 2,
-        "conditions": {"and": [{"subject": {"contains": "explode"}}]}, "actions": [{"set": {"priority": 9}}]}),
+        "conditions": {"and": [{"subject": {"contains": "explode"}}]}, "actions": [{"assign": {"team": "gone-team"}}]}),
     )
     .await;
+    t.delete("/v1/teams/gone-team", A).await.expect(204);
     let created = noop_workflow(&t, A, "conversation.created").await;
     let updated = noop_workflow(&t, A, "conversation.updated").await;
 

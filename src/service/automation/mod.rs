@@ -167,6 +167,11 @@ impl App {
                     ));
                 }
             }
+            let k = schema.klass(&rule.klass).expect("checked");
+            for (i, act) in actions.iter().enumerate() {
+                let (kind, arg) = act.as_object().and_then(|m| m.iter().next()).expect("checked");
+                self.check_action(rt, k, kind, arg, &format!("/actions/{i}/{kind}"))?;
+            }
             rule.actions = actions.clone();
         }
         if let Some(o) = b.get("order") {

@@ -137,6 +137,58 @@ impl App {
         Ok(())
     }
 
+    /// Refuses (422 at `at`) a `set` or `assign` action that could never apply to the klass: an
+    /// unknown attribute, a value of the wrong type or out of range, a team or user that does not
+    /// exist. It is applied, as a PATCH, to an empty object of the klass; only the problems of the
+    /// fields it sets count.
+    pub(crate) fn check_action(&self, rt: &OrgRuntime, k: &Klass, kind: &str, arg: &Value, at: &str) -> Result<()> {
+        let Some(patch) = action_patch(kind, arg) else {
+            return Ok(());
+        };
+        let mut base = Object::empty();
+        base.klass = k.name.clone();
+        let lookup = StoreLookup {
+            app: self,
+            org: rt.org.num,
+        };
+        let mut result = self.build_with(&lookup, k, &patch, Some(&base), Mode::Patch);
+        // Attributes the action would declare by their suffix: checked as declared.
+        if let Err(BuildError::Declare(names)) = &result {
+            if let Some(provisional) = self.with_suffix_attributes(rt, k, names)? {
+                result = self.build_with(&lookup, &provisional, &patch, Some(&base), Mode::Patch);
+            }
+        }
+        let problems = match result {
+            Err(BuildError::Invalid(ps)) => ps,
+            Err(BuildError::Failed(e)) => return Err(e),
+            Ok(_) | Err(BuildError::Declare(_)) => return Ok(()),
+        };
+        let fields: Vec<String> = patch
+            .as_object()
+            .map(|m| {
+                m.keys()
+                    .map(|f| format!("/{}", crate::query::ast::escape_pointer(f)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for p in problems {
+            let Some(crate::error::ProblemSource::Pointer(ptr)) = &p.source else {
+                continue;
+            };
+            if fields.iter().any(|f| ptr == f || ptr.starts_with(&format!("{f}/"))) {
+                let pointer = if kind == "set" {
+                    format!("{at}{ptr}")
+                } else {
+                    at.to_string()
+                };
+                return Err(Problem::invalid("invalid_action", format!("`{kind}`: {}", p.title))
+                    .at(pointer)
+                    .into());
+            }
+        }
+        Ok(())
+    }
+
     fn apply_action(
         &self,
         rt: &OrgRuntime,
@@ -158,17 +210,7 @@ impl App {
             return Ok(());
         };
         let patch = match kind.as_str() {
-            "set" => arg.clone(),
-            "assign" => {
-                let mut p = serde_json::Map::new();
-                if let Some(t) = arg.get("team") {
-                    p.insert("assignedTeam".into(), t.clone());
-                }
-                if let Some(u) = arg.get("user") {
-                    p.insert("assignedUser".into(), u.clone());
-                }
-                Value::Object(p)
-            }
+            "set" | "assign" => action_patch(kind, arg).expect("a patch action"),
             "addTags" | "removeTags" => {
                 let tags: Vec<String> = arg
                     .as_array()
@@ -222,5 +264,23 @@ impl App {
         *obj = next;
         (obj.rev, obj.created_at, obj.updated_at) = kept;
         Ok(())
+    }
+}
+
+/// The PATCH body a `set` or `assign` action applies; None for the tag actions.
+fn action_patch(kind: &str, arg: &Value) -> Option<Value> {
+    match kind {
+        "set" => Some(arg.clone()),
+        "assign" => {
+            let mut p = serde_json::Map::new();
+            if let Some(t) = arg.get("team") {
+                p.insert("assignedTeam".into(), t.clone());
+            }
+            if let Some(u) = arg.get("user") {
+                p.insert("assignedUser".into(), u.clone());
+            }
+            Some(Value::Object(p))
+        }
+        _ => None,
     }
 }
