@@ -86,7 +86,7 @@ impl App {
                 .into());
         }
         check_name(&name).map_err(|e| Problem::invalid("invalid_name", e.to_string()).at("/name"))?;
-        if RESERVED_KLASS_NAMES.contains(&name.as_str()) {
+        if RESERVED_KLASS_NAMES.iter().any(|r| r.eq_ignore_ascii_case(&name)) {
             return Err(Problem::invalid(
                 "reserved_name",
                 format!("`{name}` is reserved; choose another klass name"),
@@ -97,6 +97,15 @@ impl App {
         let schema = rt.schema();
         if schema.klass(&name).is_some() {
             return Err(Problem::conflict("duplicate_klass", format!("klass `{name}` already exists")).into());
+        }
+        // Names that differ only by case would make paths and klass prefixes easy to confuse.
+        if let Some(other) = schema.klasses.keys().find(|k| k.eq_ignore_ascii_case(&name)) {
+            return Err(Problem::conflict(
+                "duplicate_klass",
+                format!("klass `{other}` already exists; klass names must differ by more than case"),
+            )
+            .at("/name")
+            .into());
         }
         let now = self.now();
         let mut k = Klass {

@@ -258,6 +258,9 @@ async fn a_custom_klass_may_not_take_a_reserved_or_standard_name() {
         "createdAt",
         "assignedTeam",
         "author",
+        // in any case
+        "Customer",
+        "NOTE",
     ] {
         let r = app.post("/v1/klasses", ADMIN_KEY, json!({"name": name})).await;
         assert_eq!(r.status.as_u16(), 422, "`{name}`: {}", r.text);
@@ -313,6 +316,10 @@ async fn a_duplicate_klass_is_a_409() {
     assert_error(&r, 409);
     let k = app.get("/v1/klasses/order", ADMIN_KEY).await.expect(200);
     assert!(attr(&k, "other").is_none(), "{k}");
+    // A name that differs only by case is the same klass to a reader.
+    let r = app.post("/v1/klasses", ADMIN_KEY, json!({"name": "Order"})).await;
+    assert_invalid(&r, 409, "/name");
+    app.get("/v1/klasses/Order", ADMIN_KEY).await.expect(404);
 }
 
 #[tokio::test]
