@@ -274,6 +274,21 @@ fn parse_aggs(k: &Klass, v: &Value, pointer: &str, now: Millis) -> Result<Vec<Ag
                 if !subs.is_empty() {
                     return Err(bad(&p, format!("metric `{m}` cannot have sub-aggregations")));
                 }
+                if m == "percentiles" {
+                    if let Some(percents) = params.get("percents") {
+                        let list = percents
+                            .as_array()
+                            .ok_or_else(|| bad(&format!("{kp}/percents"), "`percents` must be a list of numbers"))?;
+                        for (i, v) in list.iter().enumerate() {
+                            if !v.as_f64().is_some_and(|x| (0.0..=100.0).contains(&x)) {
+                                return Err(bad(
+                                    &format!("{kp}/percents/{i}"),
+                                    "a percentile must be a number from 0 to 100",
+                                ));
+                            }
+                        }
+                    }
+                }
                 Kind::Metric(m.to_string())
             }
             other => return Err(bad(&kp, format!("unknown aggregation type `{other}`"))),
@@ -584,6 +599,15 @@ fn run_report(snap: &Snapshot, compiled: &Compiled, filter: &Filter, aggs: &mut 
     let (total, res) = compiled
         .aggregate(snap, to_request(aggs), MAX_BUCKETS)
         .map_err(|e| match e {
+            crate::index::IndexError::Rejected(m) if m.contains("bucket limit") => ServiceError::from(
+                Problem::bad_request(
+                    "too_many_buckets",
+                    format!(
+                        "the report would make more than {MAX_BUCKETS} buckets: widen an `interval` or `fixed_interval`, or lower a `size`"
+                    ),
+                )
+                .at("/aggs"),
+            ),
             crate::index::IndexError::Rejected(m) => {
                 ServiceError::from(Problem::bad_request("invalid_aggregation", m).at("/aggs"))
             }

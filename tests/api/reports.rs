@@ -912,6 +912,14 @@ async fn report_errors_are_400s_pointing_at_the_aggregation() {
             json!({"x": {"percentiles": {"field": "custom.regionStr", "percents": [50]}}}),
             "/aggs/x/percentiles/field",
         ),
+        (
+            json!({"x": {"percentiles": {"field": "custom.totalNum", "percents": [50, 150]}}}),
+            "/aggs/x/percentiles/percents/1",
+        ),
+        (
+            json!({"x": {"percentiles": {"field": "custom.totalNum", "percents": 50}}}),
+            "/aggs/x/percentiles/percents",
+        ),
         (json!({"x": {"bogus": {"field": "custom.totalNum"}}}), "/aggs/x/bogus"),
         (
             json!({"x": {"terms": {"field": "custom.regionStr"}, "avg": {"field": "custom.totalNum"}}}),
@@ -975,6 +983,12 @@ async fn report_errors_are_400s_pointing_at_the_aggregation() {
         assert_eq!(r.status.as_u16(), 400, "{aggs}: {}", r.text);
         assert!(
             r.pointer().is_some_and(|p| p.starts_with("/aggs")),
+            "{aggs}: {}",
+            r.text
+        );
+        assert_eq!(r.body["errors"][0]["code"], "too_many_buckets", "{aggs}: {}", r.text);
+        assert!(
+            r.body["errors"][0]["title"].as_str().unwrap().contains("10000 buckets"),
             "{aggs}: {}",
             r.text
         );
