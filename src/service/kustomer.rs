@@ -53,17 +53,17 @@ pub fn convert(v: &Value, skipped: &mut BTreeMap<String, u64>) -> Result<BulkLin
             ("conversation", "status") | ("conversation", "priority") | ("conversation", "snoozedUntil") => {
                 Some((k.as_str(), val.clone()))
             }
+            // A `channel` wins over the first of `channels`, a `body` over the `preview`; the
+            // one that loses is used, not skipped (a null value inserts nothing).
+            ("conversation", "channel") => Some(("channel", val.clone())),
+            ("conversation", "channels") if has_value(attrs, "channel") => Some(("channel", Value::Null)),
             ("conversation", "channels") => val.as_array().and_then(|a| a.first()).map(|c| ("channel", c.clone())),
             ("message", "direction") | ("message", "channel") | ("message", "subject") => {
                 Some((k.as_str(), val.clone()))
             }
-            ("message", "body") | ("message", "preview") => {
-                if obj.contains_key("body") {
-                    None
-                } else {
-                    Some(("body", val.clone()))
-                }
-            }
+            ("message", "body") => Some(("body", val.clone())),
+            ("message", "preview") if has_value(attrs, "body") => Some(("body", Value::Null)),
+            ("message", "preview") => Some(("body", val.clone())),
             _ => None,
         };
         match mapped {
@@ -98,6 +98,10 @@ pub fn convert(v: &Value, skipped: &mut BTreeMap<String, u64>) -> Result<BulkLin
         external_id,
         object: Value::Object(obj),
     })
+}
+
+fn has_value(attrs: &Map<String, Value>, key: &str) -> bool {
+    attrs.get(key).is_some_and(|v| !v.is_null())
 }
 
 fn list_of(v: &Value, key: &str) -> Value {
@@ -163,5 +167,36 @@ mod tests {
         assert_eq!(klass, "order");
         assert_eq!(object["customer"], "5c1");
         assert!(convert(&json!({"data": {"type": "kobject", "id": "x"}}), &mut skipped).is_err());
+    }
+
+    #[test]
+    fn a_body_wins_over_the_preview_and_a_channel_over_channels_in_any_order_and_neither_is_skipped() {
+        let mut skipped = BTreeMap::new();
+        for attrs in [
+            json!({"preview": "short", "body": "the whole body"}),
+            json!({"body": "the whole body", "preview": "short"}),
+        ] {
+            let m = json!({"data": {"type": "message", "id": "m", "attributes": attrs}});
+            let BulkLine::Object { object, .. } = convert(&m, &mut skipped).unwrap() else {
+                panic!()
+            };
+            assert_eq!(object["body"], "the whole body", "{attrs}");
+        }
+        let m = json!({"data": {"type": "message", "id": "m", "attributes": {"preview": "only a preview"}}});
+        let BulkLine::Object { object, .. } = convert(&m, &mut skipped).unwrap() else {
+            panic!()
+        };
+        assert_eq!(object["body"], "only a preview");
+        for attrs in [
+            json!({"channels": ["email", "sms"], "channel": "chat"}),
+            json!({"channel": "chat", "channels": ["email"]}),
+        ] {
+            let c = json!({"data": {"type": "conversation", "id": "c", "attributes": attrs}});
+            let BulkLine::Object { object, .. } = convert(&c, &mut skipped).unwrap() else {
+                panic!()
+            };
+            assert_eq!(object["channel"], "chat", "{attrs}");
+        }
+        assert!(skipped.is_empty(), "{skipped:?}");
     }
 }
