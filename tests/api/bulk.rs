@@ -689,13 +689,18 @@ async fn a_run_of_creates_is_one_batch_with_rules_references_and_per_line_answer
     )
     .await
     .expect(201);
+    // A rule whose action no longer applies: its team is gone.
+    t.post("/v1/teams", A, json!({"id": "gone-team", "name": "Gone"}))
+        .await
+        .expect(201);
     t.post(
         "/v1/business-rules",
         A,
-        json!({"name": "Impossible priority", "klass": "conversation", "conditions": {"and": [{"subject": {"contains": "explode"}}]}, "actions": [{"set": {"priority": 9}}]}),
+        json!({"name": "Gone team", "klass": "conversation", "conditions": {"and": [{"subject": {"contains": "explode"}}]}, "actions": [{"assign": {"team": "gone-team"}}]}),
     )
     .await
     .expect(201);
+    t.delete("/v1/teams/gone-team", A).await.expect(204);
     // Every line a create: one run, written as one batch. Later lines reference earlier ones.
     let body = ndjson(&[
         /* 1 */
