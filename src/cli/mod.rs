@@ -325,9 +325,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::PlatformKey { data, org, user } => {
             crate::telemetry::init(false);
             let c = load_config(&data)?;
+            let opts = app_options(&c)?;
+            // Opening an empty directory would make a new store (and a platform key for it).
+            if !opts.data_dir.join("store").is_dir() {
+                anyhow::bail!("{} holds no Kindred data (no store)", opts.data_dir.display());
+            }
             let app = App::open(AppOptions {
                 announce_admin_key: false,
-                ..app_options(&c)?
+                ..opts
             })?;
             let secret = app.reset_platform_key(&org, &user)?;
             println!("{secret}");

@@ -106,31 +106,41 @@ fn rank(klass: &str) -> u8 {
 }
 
 /// The position of each klass in the export: every klass after the klasses its references and
-/// relationships name, the standard order ([`rank`], then the name) among those ready. Klasses
-/// that name each other take the standard order between them.
+/// relationships name, the standard order ([`rank`], then the name) among those ready. Among
+/// klasses that name each other, the first whose required references are all placed goes first
+/// (its optional links to the others are set by `update` lines); then the standard order.
 fn klass_order(schema: &OrgSchema) -> HashMap<String, usize> {
-    let mut deps: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    // For each klass, the klasses it names, and those it names by a required reference.
+    let mut deps: HashMap<&str, (BTreeSet<&str>, BTreeSet<&str>)> = HashMap::new();
     for k in schema.klasses.values() {
-        let targets = k
-            .attributes
-            .iter()
-            .filter(|a| a.ty == AttrType::Reference)
+        let named = |t: &&str| *t != k.name && schema.klasses.contains_key(*t);
+        let refs = k.attributes.iter().filter(|a| a.ty == AttrType::Reference);
+        let all = refs
+            .clone()
             .filter_map(|a| a.target.as_deref())
             .chain(k.relationships.iter().map(|r| r.klass.as_str()))
-            .filter(|t| *t != k.name && schema.klasses.contains_key(*t));
-        deps.insert(k.name.as_str(), targets.collect());
+            .filter(named)
+            .collect();
+        let required = refs
+            .filter(|a| a.required)
+            .filter_map(|a| a.target.as_deref())
+            .filter(named)
+            .collect();
+        deps.insert(k.name.as_str(), (all, required));
     }
     let mut remaining: BTreeSet<(u8, &str)> = deps.keys().map(|k| (rank(k), *k)).collect();
     let mut order = HashMap::new();
     while !remaining.is_empty() {
-        let ready = remaining
+        let placed = |ds: &BTreeSet<&str>| ds.iter().all(|d| order.contains_key(*d));
+        let next = remaining
             .iter()
-            .find(|(_, k)| deps[k].iter().all(|d| order.contains_key(*d)))
+            .find(|(_, k)| placed(&deps[k].0))
+            .or_else(|| remaining.iter().find(|(_, k)| placed(&deps[k].1)))
             .or_else(|| remaining.iter().next())
             .copied()
             .expect("not empty");
-        remaining.remove(&ready);
-        order.insert(ready.1.to_string(), order.len());
+        remaining.remove(&next);
+        order.insert(next.1.to_string(), order.len());
     }
     order
 }

@@ -574,7 +574,17 @@ impl App {
             };
             match self.build_with(lookup, k, &body, base.as_ref(), mode) {
                 Ok(o) => break o,
-                Err(BuildError::Declare(names)) => self.declare_suffix_attributes(rt, &p.klass, &names)?,
+                Err(BuildError::Declare(names)) => {
+                    match self.declare_for(rt, lookup, k, &body, base.as_ref(), mode, &names) {
+                        Ok(()) | Err(BuildError::Declare(_)) => {}
+                        Err(BuildError::Invalid(ps)) => {
+                            return Err(ServiceError::Rejected(
+                                ps.into_iter().map(|x| x.nested_under("/object")).collect(),
+                            ))
+                        }
+                        Err(BuildError::Failed(e)) => return Err(e),
+                    }
+                }
                 Err(BuildError::Invalid(ps)) => {
                     return Err(ServiceError::Rejected(
                         ps.into_iter().map(|x| x.nested_under("/object")).collect(),

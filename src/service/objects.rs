@@ -335,21 +335,37 @@ impl App {
                 Ok(obj) => return Ok(obj),
                 Err(BuildError::Invalid(p)) => return Err(ServiceError::Rejected(p)),
                 Err(BuildError::Failed(e)) => return Err(e),
-                Err(BuildError::Declare(names)) => {
-                    // Declared only for a body that is valid with them: a rejected write leaves
-                    // the schema as it was.
-                    if let Some(provisional) = self.with_suffix_attributes(rt, k, &names)? {
-                        match self.build_with(lookup, &provisional, body, base, mode) {
-                            Err(BuildError::Invalid(p)) => return Err(ServiceError::Rejected(p)),
-                            Err(BuildError::Failed(e)) => return Err(e),
-                            Ok(_) | Err(BuildError::Declare(_)) => {}
-                        }
-                    }
-                    self.declare_suffix_attributes(rt, klass, &names)?
-                }
+                Err(BuildError::Declare(names)) => match self.declare_for(rt, lookup, k, body, base, mode, &names) {
+                    Err(BuildError::Invalid(p)) => return Err(ServiceError::Rejected(p)),
+                    Err(BuildError::Failed(e)) => return Err(e),
+                    Ok(()) | Err(BuildError::Declare(_)) => {}
+                },
             }
         }
         Err(ServiceError::Internal("attribute declaration did not settle".into()))
+    }
+
+    /// Declares the suffix attributes `names` of `k` once the body is valid with them, so that a
+    /// rejected write leaves the schema as it was; otherwise the body's problems.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn declare_for(
+        &self,
+        rt: &OrgRuntime,
+        lookup: &dyn Lookup,
+        k: &Klass,
+        body: &Value,
+        base: Option<&Object>,
+        mode: Mode,
+        names: &[String],
+    ) -> std::result::Result<(), BuildError> {
+        if let Some(provisional) = self.with_suffix_attributes(rt, k, names).map_err(BuildError::Failed)? {
+            match self.build_with(lookup, &provisional, body, base, mode) {
+                Err(e @ (BuildError::Invalid(_) | BuildError::Failed(_))) => return Err(e),
+                Ok(_) | Err(BuildError::Declare(_)) => {}
+            }
+        }
+        self.declare_suffix_attributes(rt, &k.name, names)
+            .map_err(BuildError::Failed)
     }
 
     /// Stores a write and waits for durability (and, when asked, for the index).
@@ -654,10 +670,10 @@ impl App {
         if !problems.is_empty() {
             return Err(BuildError::Invalid(problems));
         }
-        // defaults: an attribute with one is never absent (a create or replacement that omits it,
-        // a PATCH that sets it to `null`, gets the default)
+        // defaults: a create or replacement that omits an attribute with one, or a PATCH that sets
+        // it to `null`, gets the default (a PATCH that does not name it leaves it as it is)
         for a in k.attributes.iter().filter(|a| a.standard && a.default.is_some()) {
-            if !obj.fields.contains_key(&a.name) {
+            if !obj.fields.contains_key(&a.name) && (mode != Mode::Patch || b.has(&a.name)) {
                 if let Ok(v) = a.coerce(a.default.as_ref().expect("filtered"), now) {
                     obj.fields.insert(a.name.clone(), v);
                 }

@@ -64,11 +64,15 @@ impl App {
 
     /// `POST /v1/klasses`: a custom klass.
     pub fn create_klass(&self, caller: &Caller, body: &Value) -> Result<Value> {
+        self.create_klass_named(caller, body, Names::Strict)
+    }
+
+    fn create_klass_named(&self, caller: &Caller, body: &Value, names: Names) -> Result<Value> {
         caller.require(Action::WriteSchema)?;
         let def = parse_def(body)?;
         let rt = self.runtime(&caller.org)?;
         let _g = rt.admin_write.lock().expect("admin lock");
-        let k = self.new_klass(&rt, def)?;
+        let k = self.new_klass(&rt, def, names)?;
         self.store().apply(
             rt.org.num,
             vec![Op::put(Collection::Klass, k.name.clone(), &k, Expect::Absent)],
@@ -78,7 +82,7 @@ impl App {
         Ok(k.to_json())
     }
 
-    fn new_klass(&self, rt: &OrgRuntime, def: KlassDef) -> Result<Klass> {
+    fn new_klass(&self, rt: &OrgRuntime, def: KlassDef, names: Names) -> Result<Klass> {
         let name = def.name.clone().unwrap_or_default();
         if name.is_empty() {
             return Err(Problem::invalid("missing_field", "`name` is required")
@@ -86,7 +90,11 @@ impl App {
                 .into());
         }
         check_name(&name).map_err(|e| Problem::invalid("invalid_name", e.to_string()).at("/name"))?;
-        if RESERVED_KLASS_NAMES.iter().any(|r| r.eq_ignore_ascii_case(&name)) {
+        let reserved = |r: &&str| match names {
+            Names::Strict => r.eq_ignore_ascii_case(&name),
+            Names::Exact => *r == name,
+        };
+        if RESERVED_KLASS_NAMES.iter().any(reserved) {
             return Err(Problem::invalid(
                 "reserved_name",
                 format!("`{name}` is reserved; choose another klass name"),
@@ -99,7 +107,8 @@ impl App {
             return Err(Problem::conflict("duplicate_klass", format!("klass `{name}` already exists")).into());
         }
         // Names that differ only by case would make paths and klass prefixes easy to confuse.
-        if let Some(other) = schema.klasses.keys().find(|k| k.eq_ignore_ascii_case(&name)) {
+        let similar = schema.klasses.keys().find(|k| k.eq_ignore_ascii_case(&name));
+        if let (Names::Strict, Some(other)) = (names, similar) {
             return Err(Problem::conflict(
                 "duplicate_klass",
                 format!("klass `{other}` already exists; klass names must differ by more than case"),
@@ -321,7 +330,9 @@ impl App {
         if exists {
             Ok((false, self.update_klass(caller, &name, body)?))
         } else {
-            Ok((true, self.create_klass(caller, body)?))
+            // Upserts load exports: an org made before names were compared regardless of case
+            // (`Order` beside `order`) still loads.
+            Ok((true, self.create_klass_named(caller, body, Names::Exact)?))
         }
     }
 
@@ -452,4 +463,13 @@ impl App {
 /// The custom attributes of a klass by name.
 pub fn custom_attribute<'a>(k: &'a Klass, name: &str) -> Option<&'a Attribute> {
     k.custom_attribute(name)
+}
+
+/// How a new klass name is checked against reserved and existing names.
+#[derive(Debug, Clone, Copy)]
+enum Names {
+    /// Regardless of case (`POST /v1/klasses`, bulk `create`).
+    Strict,
+    /// Exactly (upserts, which load exports of orgs made before the strict rule).
+    Exact,
 }

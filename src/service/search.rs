@@ -189,9 +189,6 @@ impl App {
         let filter = v.request_filter(&klass, &req)?;
         let has_text = filter.has_text();
         let keys = sort_keys(&v.sort(&klass, &req, has_text)?);
-        if let Some(fields) = &req.fields {
-            check_columns(&klass, fields)?;
-        }
         let page_size = page_size(req.page_size, false)?;
         let after = match &req.cursor {
             Some(c) => Some(decode_cursor(&keys, c, "/cursor")?),
@@ -271,6 +268,11 @@ impl App {
     ) -> Result<mpsc::Receiver<std::result::Result<Bytes, std::io::Error>>> {
         let format = ExportFormat::parse(format)?;
         let p = self.prepare_search(caller, body, BodyKind::Search)?;
+        // Checked for an export only: a search's results and a saved search's (whose `fields` may
+        // name an attribute deleted since) do not use them.
+        if let Some(fields) = &p.req.fields {
+            check_columns(&p.klass, fields)?;
+        }
         Ok(self.run_export(p, format))
     }
 
@@ -422,7 +424,7 @@ pub fn csv_columns(k: &Klass, fields: Option<&[String]>) -> Vec<String> {
     cols
 }
 
-/// The columns an export may name in `fields`: every default column, `tags`, and
+/// The columns an ad-hoc export may name in `fields`: every default column, `tags`, and
 /// `relationships.<name>`.
 fn check_columns(k: &Klass, fields: &[String]) -> Result<()> {
     let known = csv_columns(k, None);

@@ -341,6 +341,38 @@ async fn business_rules_are_created_listed_updated_and_deleted_and_invalid_ones_
         assert_invalid(&r, &[422], pointer);
         assert_eq!(r.body["errors"][0]["code"], "invalid_action", "{}", r.text);
     }
+    // Only the fields an action sets count: a required attribute it does not set is no reason.
+    t.post(
+        "/v1/klasses",
+        A,
+        json!({"name": "parcel", "attributes": [
+        {"name": "sku", "type": "string", "required": true}, {"name": "note", "type": "string"}]}),
+    )
+    .await
+    .expect(201);
+    let parcel_rule = t
+        .post(
+            "/v1/business-rules",
+            A,
+            json!({"name": "note parcels", "klass": "parcel", "actions": [{"set": {"custom": {"note": "x"}}}]}),
+        )
+        .await
+        .expect(201);
+    // A klass changed alone is checked against the rule's actions too.
+    let r = t
+        .patch(
+            &format!("/v1/business-rules/{}", parcel_rule["id"].as_str().unwrap()),
+            A,
+            json!({"klass": "customer"}),
+        )
+        .await;
+    assert_invalid(&r, &[422], "/actions/0/set/custom/note");
+    t.delete(
+        &format!("/v1/business-rules/{}", parcel_rule["id"].as_str().unwrap()),
+        A,
+    )
+    .await
+    .expect(204);
     let r = t
         .post("/v1/business-rules", A, json!({"name": "x", "klass": "conversation", "conditions": {"and": [{"custom.nopeStr": {"equals": "x"}}]}, "actions": []}))
         .await;

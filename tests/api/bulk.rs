@@ -836,3 +836,19 @@ async fn lines_are_answered_while_the_body_is_still_open() {
         );
     }
 }
+
+/// A klass upsert (what `kindred export` writes) compares names exactly, so an org made with
+/// `Order` beside `order` loads again; a create refuses the second spelling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn klass_upserts_compare_names_exactly_and_creates_regardless_of_case() {
+    let t = TestApp::new().await;
+    let body = ndjson(&[
+        json!({"op": "upsert", "resource": "klass", "object": {"name": "order"}}),
+        json!({"op": "upsert", "resource": "klass", "object": {"name": "Order"}}),
+        json!({"op": "create", "resource": "klass", "object": {"name": "ORDER"}}),
+    ]);
+    let a = bulk(&t, "/v1/bulk", A, &body).await;
+    a.expect(1, 201);
+    a.expect(2, 201);
+    a.expect(3, 409);
+}

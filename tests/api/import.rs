@@ -465,6 +465,30 @@ fn gen_counts_for(lines: &[Value], klass: &str, field: &str, id: &str) -> u64 {
         .count() as u64
 }
 
+/// An import line refused for its values declares none of its suffix attributes; a valid one
+/// declares them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_line_refused_for_its_values_declares_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.ndjson");
+    let lines = [
+        r#"{"op":"create","klass":"customer","id":"c1","object":{"name":"A","custom":{"badNum":"ten","otherStr":"x"}}}"#,
+        r#"{"op":"create","klass":"customer","id":"c2","object":{"name":"B","custom":{"goodNum":10}}}"#,
+    ];
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let data = tmp.path().join("d");
+    let out = import(&data, &[&input], 1);
+    let text = stderr(&out);
+    assert_eq!(summary_count(&text, "failed"), Some(1), "{text}");
+    assert!(text.contains("/object/custom/badNum"), "{text}");
+    let exported = export(&data, &tmp.path().join("e.ndjson")).join("\n");
+    assert!(exported.contains("goodNum"), "{exported}");
+    assert!(
+        !exported.contains("badNum") && !exported.contains("otherStr"),
+        "{exported}"
+    );
+}
+
 /// The platform key may be revoked (it leaked) or its user deleted; `kindred platform-key` then
 /// makes a new one, creating the user again, and org creation works with it after a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,6 +526,11 @@ async fn platform_key_makes_a_new_platform_key_after_the_old_one_is_gone() {
     );
     server.stop().await;
 
+    // A directory without a store is refused, not given a new store and key.
+    let empty = tmp.path().join("empty");
+    let out = run(&["platform-key", "--data"], &[&empty], 2);
+    assert!(stderr(&out).contains("no store"), "{}", show(&out));
+    assert!(!empty.join("store").try_exists().unwrap());
     let out = run(&["platform-key", "--data"], &[&data], 0);
     let secret = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(secret.starts_with("kdr_"), "{}", show(&out));
@@ -555,6 +584,13 @@ async fn an_export_with_forward_self_and_cyclic_links_imports_again_without_loss
         r#"{"op":"update","klass":"zone","id":"z-1","object":{"custom":{"parent":"z-2"}}}"#,
         r#"{"op":"create","klass":"site","id":"s-1","object":{"custom":{"zone":"z-1"}}}"#,
         r#"{"op":"update","klass":"zone","id":"z-2","object":{"relationships":{"sites":["s-1"]}}}"#,
+        // A cycle with a required side: a bill needs its area, an area may name its latest bill.
+        r#"{"op":"upsert","resource":"klass","object":{"name":"area"}}"#,
+        r#"{"op":"upsert","resource":"klass","object":{"name":"bill","attributes":[{"name":"area","type":"reference","klass":"area","required":true}]}}"#,
+        r#"{"op":"upsert","resource":"klass","object":{"name":"area","attributes":[{"name":"latestBill","type":"reference","klass":"bill"}]}}"#,
+        r#"{"op":"create","klass":"area","id":"ar-1","object":{}}"#,
+        r#"{"op":"create","klass":"bill","id":"bi-1","object":{"custom":{"area":"ar-1"}}}"#,
+        r#"{"op":"update","klass":"area","id":"ar-1","object":{"custom":{"latestBill":"bi-1"}}}"#,
     ];
     std::fs::write(&input, lines.join("\n")).unwrap();
     let d1 = tmp.path().join("d1");
@@ -599,7 +635,10 @@ async fn an_export_with_forward_self_and_cyclic_links_imports_again_without_loss
     let out = import(&d2, &[&e1_path], 0);
     assert_eq!(summary_count(&stderr(&out), "failed"), Some(0), "{}", stderr(&out));
     let report = verify(&d2);
-    assert_eq!(report["storeObjects"], 8, "{report}");
+    assert_eq!(report["storeObjects"], 10, "{report}");
+    // The side that can wait is the area's optional link, whatever the names' order.
+    assert!(pos("upsert", "ar-1") < pos("upsert", "bi-1"));
+    assert_eq!(e1v[pos("update", "ar-1")]["object"]["custom"]["latestBill"], "bi-1");
     let e2 = export(&d2, &tmp.path().join("e2.ndjson"));
     assert_eq!(e1, e2, "the second export is the first");
     let or1 = &e1v[pos("upsert", "or-1")]["object"]["relationships"];

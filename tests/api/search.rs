@@ -565,6 +565,10 @@ async fn export_streams_every_match_as_ndjson_and_csv() {
         let e = assert_invalid(&r, 400, pointer);
         assert_eq!(e["code"], "unknown_field", "{e}");
     }
+    // A search's results do not use `fields`: they are not checked there.
+    t.post("/v1/search", A, json!({"queryContext": "customer", "fields": ["nope"]}))
+        .await
+        .expect(200);
     let r = t
         .post("/v1/search/export?format=xml", A, json!({"queryContext": "customer"}))
         .await;

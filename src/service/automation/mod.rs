@@ -167,12 +167,14 @@ impl App {
                     ));
                 }
             }
-            let k = schema.klass(&rule.klass).expect("checked");
-            for (i, act) in actions.iter().enumerate() {
-                let (kind, arg) = act.as_object().and_then(|m| m.iter().next()).expect("checked");
+            rule.actions = actions.clone();
+        }
+        // Checked against the rule's klass, new or changed (a PATCH may change the klass alone).
+        let k = schema.klass(&rule.klass).expect("checked");
+        for (i, act) in rule.actions.iter().enumerate() {
+            if let Some((kind, arg)) = act.as_object().and_then(|m| m.iter().next()) {
                 self.check_action(rt, k, kind, arg, &format!("/actions/{i}/{kind}"))?;
             }
-            rule.actions = actions.clone();
         }
         if let Some(o) = b.get("order") {
             rule.order = o

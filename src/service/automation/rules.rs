@@ -163,14 +163,18 @@ impl App {
             Err(BuildError::Failed(e)) => return Err(e),
             Ok(_) | Err(BuildError::Declare(_)) => return Ok(()),
         };
-        let fields: Vec<String> = patch
-            .as_object()
-            .map(|m| {
-                m.keys()
-                    .map(|f| format!("/{}", crate::query::ast::escape_pointer(f)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // The fields the action sets, one level down in `custom` and `relationships`: a problem of
+        // another field (a required attribute the empty object lacks) is not the action's.
+        let esc = crate::query::ast::escape_pointer;
+        let mut fields: Vec<String> = Vec::new();
+        for (f, v) in patch.as_object().into_iter().flatten() {
+            match (f.as_str(), v) {
+                ("custom" | "relationships", Value::Object(m)) => {
+                    fields.extend(m.keys().map(|n| format!("/{f}/{}", esc(n))));
+                }
+                _ => fields.push(format!("/{}", esc(f))),
+            }
+        }
         for p in problems {
             let Some(crate::error::ProblemSource::Pointer(ptr)) = &p.source else {
                 continue;
