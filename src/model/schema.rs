@@ -78,44 +78,41 @@ impl OrgSchema {
         let (Some(ctx), Some(rel)) = (self.klass(context), self.klass(related)) else {
             return Vec::new();
         };
-        let to = |side: Side| {
-            move |key: &String| Relation {
-                related: related.into(),
-                key: key.clone(),
-                side,
-            }
+        // The relationships `k` declares to `target`, from `side`.
+        let declared = |k: &Klass, target: &str, side: Side| -> Vec<Relation> {
+            k.relationships
+                .iter()
+                .filter(|r| r.klass == target)
+                .map(|r| Relation {
+                    related: related.into(),
+                    key: r.key.clone(),
+                    side,
+                })
+                .collect()
         };
-        let declared: Vec<Relation> = ctx
-            .relationships
-            .iter()
-            .filter(|r| r.klass == related)
-            .map(|r| &r.key)
-            .map(to(Side::Parent))
-            .collect();
-        if !declared.is_empty() {
-            return declared;
-        }
+        // The related klass's references to the context, standard or custom.
         let refs_to_ctx = |standard: bool| -> Vec<Relation> {
             rel.attributes
                 .iter()
                 .filter(|a| {
                     a.standard == standard && a.ty == AttrType::Reference && a.target.as_deref() == Some(context)
                 })
-                .map(|a| &a.key)
-                .map(to(Side::Child))
+                .map(|a| Relation {
+                    related: related.into(),
+                    key: a.key.clone(),
+                    side: Side::Child,
+                })
                 .collect()
         };
+        let ours = declared(ctx, related, Side::Parent);
+        if !ours.is_empty() {
+            return ours;
+        }
         let standard = refs_to_ctx(true);
         if !standard.is_empty() {
             return standard;
         }
-        let theirs: Vec<Relation> = rel
-            .relationships
-            .iter()
-            .filter(|r| r.klass == context)
-            .map(|r| &r.key)
-            .map(to(Side::Child))
-            .collect();
+        let theirs = declared(rel, context, Side::Child);
         if !theirs.is_empty() {
             return theirs;
         }

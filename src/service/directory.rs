@@ -11,18 +11,29 @@ use super::input::Body;
 use super::{org_seed_ops, App};
 use crate::error::Problem;
 use crate::model::ids::new_id;
-use crate::model::time::format_time;
+use crate::model::time::{format_time, Millis};
 use crate::model::{ApiKey, Org, Role, Team, User};
 use crate::storage::{Collection, Expect, Op};
 
-/// The op that indexes a key under its user (for listing and revocation).
-pub(crate) fn key_index_op(user: &str, key_id: &str, hash: &[u8]) -> Op {
-    Op::put(
-        Collection::UserKey,
-        format!("{user}\u{0}{key_id}"),
-        &hash.to_vec(),
-        Expect::Any,
-    )
+/// A new key id.
+pub(crate) fn new_key_id() -> String {
+    format!("key_{}", auth::random_token(12))
+}
+
+/// The ops that store a key of `user` whose secret is `secret`: the key (found by the hash of its
+/// secret) and its index under the user (for listing and revocation).
+pub(crate) fn key_ops(org: u64, user: &str, key_id: &str, secret: &str, now: Millis) -> [Op; 2] {
+    let hash = auth::hash_key(secret);
+    [
+        Op::put(Collection::UserKey, format!("{user}\u{0}{key_id}"), &hash, Expect::Any),
+        Op::PutApiKey(ApiKey {
+            id: key_id.to_string(),
+            org,
+            user: user.to_string(),
+            hash,
+            created_at: now,
+        }),
+    ]
 }
 
 fn check_email(body: &Body<'_>, key: &str) -> Result<String> {
@@ -69,7 +80,7 @@ impl App {
             updated_at: now,
         };
         let secret = auth::new_key_secret();
-        let key_id = format!("key_{}", auth::random_token(12));
+        let key_id = new_key_id();
         let org = Org {
             num: 0,
             id: new_id(),
@@ -244,17 +255,10 @@ impl App {
         let user = self.user(caller.org.num, user_id)?;
         let secret = auth::new_key_secret();
         let now = self.now();
-        let key = ApiKey {
-            id: format!("key_{}", auth::random_token(12)),
-            org: caller.org.num,
-            user: user.id.clone(),
-            hash: auth::hash_key(&secret),
-            created_at: now,
-        };
-        let id = key.id.clone();
+        let id = new_key_id();
         self.store().apply(
             caller.org.num,
-            vec![key_index_op(&user.id, &key.id, &key.hash), Op::PutApiKey(key)],
+            key_ops(caller.org.num, &user.id, &id, &secret, now).to_vec(),
         )?;
         Ok(serde_json::json!({"id": id, "key": secret, "user": user.id, "createdAt": format_time(now)}))
     }

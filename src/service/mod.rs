@@ -253,16 +253,8 @@ impl App {
             ));
         }
         let secret = auth::new_key_secret();
-        let key = ApiKey {
-            id: format!("key_{}", auth::random_token(12)),
-            org: org.num,
-            user: user.into(),
-            hash: auth::hash_key(&secret),
-            created_at: now,
-        };
-        let key_id = key.id.clone();
-        ops.push(directory::key_index_op(user, &key.id, &key.hash));
-        ops.push(Op::PutApiKey(key));
+        let key_id = directory::new_key_id();
+        ops.extend(directory::key_ops(org.num, user, &key_id, &secret, now));
         self.inner.store.apply(org.num, ops)?;
         self.inner.store.set_meta(PLATFORM_KEY_META, key_id.as_bytes())?;
         self.inner.store.flush()?;
@@ -481,7 +473,7 @@ fn bootstrap(inner: &Inner) -> Result<()> {
         created_at: now,
         updated_at: now,
     };
-    let key_id = format!("key_{}", auth::random_token(12));
+    let key_id = directory::new_key_id();
     inner.store.create_org(org, |num| {
         org_seed_ops(&inner.opts.standard, &admin, &key_id, &secret, num, now)
     })?;
@@ -522,15 +514,7 @@ pub(crate) fn org_seed_ops(
         })
         .collect();
     ops.push(Op::put(Collection::User, admin.id.clone(), admin, Expect::Absent));
-    let key = ApiKey {
-        id: key_id.to_string(),
-        org,
-        user: admin.id.clone(),
-        hash: auth::hash_key(secret),
-        created_at: now,
-    };
-    ops.push(directory::key_index_op(&admin.id, key_id, &key.hash));
-    ops.push(Op::PutApiKey(key));
+    ops.extend(directory::key_ops(org, &admin.id, key_id, secret, now));
     ops
 }
 

@@ -358,14 +358,31 @@ impl App {
         mode: Mode,
         names: &[String],
     ) -> std::result::Result<(), BuildError> {
-        if let Some(provisional) = self.with_suffix_attributes(rt, k, names).map_err(BuildError::Failed)? {
-            match self.build_with(lookup, &provisional, body, base, mode) {
-                Err(e @ (BuildError::Invalid(_) | BuildError::Failed(_))) => return Err(e),
-                Ok(_) | Err(BuildError::Declare(_)) => {}
-            }
+        match self.build_as_declared(rt, lookup, k, body, base, mode, names) {
+            Err(e @ (BuildError::Invalid(_) | BuildError::Failed(_))) => return Err(e),
+            Ok(_) | Err(BuildError::Declare(_)) => {}
         }
         self.declare_suffix_attributes(rt, &k.name, names)
             .map_err(BuildError::Failed)
+    }
+
+    /// Builds the object against `k` with the undeclared suffix attributes `names` declared in
+    /// memory only (nothing is stored): whether the body is valid once they are.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn build_as_declared(
+        &self,
+        rt: &OrgRuntime,
+        lookup: &dyn Lookup,
+        k: &Klass,
+        body: &Value,
+        base: Option<&Object>,
+        mode: Mode,
+        names: &[String],
+    ) -> std::result::Result<Object, BuildError> {
+        match self.with_suffix_attributes(rt, k, names).map_err(BuildError::Failed)? {
+            Some(provisional) => self.build_with(lookup, &provisional, body, base, mode),
+            None => self.build_with(lookup, k, body, base, mode),
+        }
     }
 
     /// Stores a write and waits for durability (and, when asked, for the index).

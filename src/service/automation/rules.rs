@@ -154,9 +154,7 @@ impl App {
         let mut result = self.build_with(&lookup, k, &patch, Some(&base), Mode::Patch);
         // Attributes the action would declare by their suffix: checked as declared.
         if let Err(BuildError::Declare(names)) = &result {
-            if let Some(provisional) = self.with_suffix_attributes(rt, k, names)? {
-                result = self.build_with(&lookup, &provisional, &patch, Some(&base), Mode::Patch);
-            }
+            result = self.build_as_declared(rt, &lookup, k, &patch, Some(&base), Mode::Patch, names);
         }
         let problems = match result {
             Err(BuildError::Invalid(ps)) => ps,
