@@ -667,6 +667,71 @@ impl SegmentCollector for SegLinkCounts {
     }
 }
 
+/// For every num a matching doc links to through any of the columns, the nums of the matching
+/// docs that link to it, each once: what a count across several relationships needs.
+pub struct LinkedNums(pub Vec<LinkColumn>, pub Arc<ColumnCache>);
+
+/// The per-segment part of [`LinkedNums`].
+pub struct SegLinkedNums {
+    nums: Column<u64>,
+    readers: Vec<LinkReader>,
+    linked: FxHashMap<u64, Vec<u64>>,
+}
+
+impl Collector for LinkedNums {
+    type Fruit = FxHashMap<u64, Vec<u64>>;
+    type Child = SegLinkedNums;
+
+    fn for_segment(&self, _ord: SegmentOrdinal, seg: &SegmentReader) -> tantivy::Result<SegLinkedNums> {
+        Ok(SegLinkedNums {
+            nums: self.1.u64(seg, schema::NUM)?.ok_or_else(|| missing("num"))?,
+            readers: self
+                .0
+                .iter()
+                .map(|link| LinkReader::open(link, seg, &self.1))
+                .collect::<tantivy::Result<_>>()?,
+            linked: FxHashMap::default(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<FxHashMap<u64, Vec<u64>>>) -> tantivy::Result<FxHashMap<u64, Vec<u64>>> {
+        let mut it = fruits.into_iter();
+        let mut out = it.next().unwrap_or_default();
+        for f in it {
+            for (k, v) in f {
+                out.entry(k).or_default().extend(v);
+            }
+        }
+        for v in out.values_mut() {
+            v.sort_unstable();
+            v.dedup();
+        }
+        Ok(out)
+    }
+}
+
+impl SegmentCollector for SegLinkedNums {
+    type Fruit = FxHashMap<u64, Vec<u64>>;
+
+    #[inline]
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let Some(num) = self.nums.first(doc) else {
+            return;
+        };
+        for reader in &self.readers {
+            reader.for_each(doc, |v| self.linked.entry(v).or_default().push(num));
+        }
+    }
+
+    fn harvest(self) -> FxHashMap<u64, Vec<u64>> {
+        self.linked
+    }
+}
+
 /// Collects the nums of every matching doc.
 pub struct Nums(pub Arc<ColumnCache>);
 

@@ -23,7 +23,9 @@ use tantivy::{DocId, DocSet, Searcher, SegmentReader};
 
 use super::filter::{CountRange, Filter, Pred, Scalar, Target, TextQuery};
 use super::validate::SortTarget;
-use crate::index::collect::{Hit, LinkCounts, LinkReader, Nums, Position, SortKey, SortSource, TopCollector};
+use crate::index::collect::{
+    Hit, LinkCounts, LinkReader, LinkedNums, Nums, Position, SortKey, SortSource, TopCollector,
+};
 use crate::index::columns::{any_value, ColumnCache};
 use crate::index::error::Result;
 use crate::index::filter_query::{Counter, FilterQuery, PredicateFactory, SegmentPredicate};
@@ -580,7 +582,10 @@ impl Compiler<'_> {
                 (Occur::MustNot, self.filter(inner)?),
             ]),
             Filter::Cond { target, pred } => self.cond(target, pred),
-            Filter::Join { rel, filter, count } => self.join(rel, filter, *count)?,
+            Filter::Join { rels, filter, count } => match rels.as_slice() {
+                [rel] => self.join(rel, filter, *count)?,
+                _ => self.join_several(rels, filter, *count)?,
+            },
             Filter::Text(q) => self.text(q),
         })
     }
@@ -809,6 +814,74 @@ impl Compiler<'_> {
                 Ok(Box::new(FilterQuery::new(self.ctx_query(), factory)))
             }
         }
+    }
+
+    /// A join through several relationships to one klass. Some related object (or none) is the
+    /// union of the single joins; another count needs each related object counted once, so the
+    /// related matches are collected with the context nums they link to (relationships they
+    /// hold) and the nums of the matches themselves (relationships the context objects hold),
+    /// and each context object counts the distinct matches it reaches both ways.
+    fn join_several(&self, rels: &[Relation], inner: &Filter, count: CountRange) -> Result<Box<dyn Query>> {
+        if count.is_any() {
+            return Ok(bool_q(
+                rels.iter()
+                    .map(|rel| Ok((Occur::Should, self.join(rel, inner, CountRange::ANY)?)))
+                    .collect::<Result<_>>()?,
+            ));
+        }
+        let related = rels.first().map(|r| r.related.as_str()).unwrap_or_default();
+        let sub = self.klass_query(related, inner)?;
+        let side = |side: Side| -> Vec<LinkColumn> {
+            rels.iter()
+                .filter(|r| r.side == side)
+                .map(|r| LinkColumn::of(&r.key))
+                .collect()
+        };
+        let (children, parents) = (side(Side::Child), side(Side::Parent));
+        let linked: FxHashMap<u64, Vec<u64>> = if children.is_empty() {
+            FxHashMap::default()
+        } else {
+            self.searcher
+                .search(&*sub, &LinkedNums(children, self.columns.clone()))?
+        };
+        let matched: FxHashSet<u64> = if parents.is_empty() {
+            FxHashSet::default()
+        } else {
+            self.searcher
+                .search(&*sub, &Nums(self.columns.clone()))?
+                .into_iter()
+                .collect()
+        };
+        let (linked, matched, parents) = (Arc::new(linked), Arc::new(matched), Arc::new(parents));
+        let cache = self.columns.clone();
+        let factory: PredicateFactory = Arc::new(move |seg: &SegmentReader| {
+            let nums = cache
+                .u64(seg, schema::NUM)?
+                .ok_or_else(|| tantivy::TantivyError::SchemaError("num column missing".into()))?;
+            let readers = parents
+                .iter()
+                .map(|link| LinkReader::open(link, seg, &cache))
+                .collect::<tantivy::Result<Vec<_>>>()?;
+            let (linked, matched) = (linked.clone(), matched.clone());
+            Ok(Box::new(move |doc: DocId| {
+                let by_them = nums.first(doc).and_then(|num| linked.get(&num));
+                if readers.is_empty() {
+                    return count.contains(by_them.map_or(0, |v| v.len() as u64));
+                }
+                let mut reached: Vec<u64> = by_them.cloned().unwrap_or_default();
+                for reader in &readers {
+                    reader.for_each(doc, |v| {
+                        if matched.contains(&v) {
+                            reached.push(v);
+                        }
+                    });
+                }
+                reached.sort_unstable();
+                reached.dedup();
+                count.contains(reached.len() as u64)
+            }) as SegmentPredicate)
+        });
+        Ok(Box::new(FilterQuery::new(self.ctx_query(), factory)))
     }
 
     /// The objects being filtered: their klass's postings, or every doc when unknown.

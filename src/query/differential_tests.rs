@@ -1,6 +1,7 @@
 //! Differential property test: for random objects and random queries, the index's answer equals
 //! the in-memory evaluator's. Covers every operator on every type, lists, missing values,
-//! negation, nested groups, joins both ways with count bounds, and several segments.
+//! negation, nested groups, joins both ways with count bounds (through one relationship or two
+//! to the same klass), and several segments.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -74,13 +75,24 @@ fn schema() -> OrgSchema {
             attr("scores", "number", true, "c11", false, json!({})),
             attr("site", "url", false, "c12", false, json!({})),
         ],
-        relationships: vec![Relationship {
-            name: "shipments".into(),
-            klass: "shipment".into(),
-            cardinality: Cardinality::Many,
-            key: "r1".into(),
-            display_name: None,
-        }],
+        // Two relationships to shipments: `has` and `shipment.` prefixes follow both, and count
+        // a shipment reached through both once.
+        relationships: vec![
+            Relationship {
+                name: "shipments".into(),
+                klass: "shipment".into(),
+                cardinality: Cardinality::Many,
+                key: "r1".into(),
+                display_name: None,
+            },
+            Relationship {
+                name: "main".into(),
+                klass: "shipment".into(),
+                cardinality: Cardinality::One,
+                key: "r2".into(),
+                display_name: None,
+            },
+        ],
         created_at: 0,
         updated_at: 0,
     };
@@ -192,6 +204,7 @@ struct OrderSpec {
     scores: Option<Vec<f64>>,
     site: Option<String>,
     shipments: Vec<usize>,
+    main: Option<usize>,
     tags: Vec<String>,
 }
 
@@ -224,6 +237,7 @@ fn order_spec() -> impl Strategy<Value = OrderSpec> {
                     .prop_map(String::from),
             ),
             prop::collection::vec(0usize..4, 0..3),
+            prop::option::of(0usize..4),
             prop::collection::vec(
                 prop::sample::select(vec!["VIP", "vip", "late", "new"]).prop_map(String::from),
                 0..3,
@@ -231,7 +245,10 @@ fn order_spec() -> impl Strategy<Value = OrderSpec> {
         ),
     )
         .prop_map(
-            |((customer, total, items, placed, vip, path), (notes, colors, kind, scores, site, shipments, tags))| {
+            |(
+                (customer, total, items, placed, vip, path),
+                (notes, colors, kind, scores, site, shipments, main, tags),
+            )| {
                 OrderSpec {
                     customer,
                     total,
@@ -245,6 +262,7 @@ fn order_spec() -> impl Strategy<Value = OrderSpec> {
                     scores,
                     site,
                     shipments,
+                    main,
                     tags,
                 }
             },
@@ -374,6 +392,10 @@ fn build(spec: &Spec) -> Vec<Object> {
             nums.dedup();
             o.links.insert("r1".into(), nums);
         }
+        if let Some((num, id)) = s.main.and_then(|i| ship_nums.get(i)) {
+            o.relationships.insert("main".into(), RelValue::One(id.clone()));
+            o.links.insert("r2".into(), vec![*num]);
+        }
         o.tags = s.tags.clone();
         out.push(o);
     }
@@ -449,7 +471,8 @@ fn order_clause(depth: u32) -> BoxedStrategy<J> {
                 "customer",
                 "tags",
                 "externalId",
-                "relationships.shipments"
+                "relationships.shipments",
+                "relationships.main"
             ]),
             any::<bool>()
         )
@@ -481,6 +504,12 @@ fn order_clause(depth: u32) -> BoxedStrategy<J> {
             prop::sample::select(vec!["ups", "DHL", "ground"])
         )
             .prop_map(|(op, v)| json!({"shipments.custom.carrierStr": {op: v}})),
+        (
+            prop::sample::select(vec!["main.custom.carrierStr", "shipment.custom.carrierStr"]),
+            prop::sample::select(vec!["equals", "not_equals", "contains"]),
+            prop::sample::select(vec!["ups", "DHL", "ground"])
+        )
+            .prop_map(|(f, op, v)| json!({f: {op: v}})),
         (prop::sample::select(vec!["c-9", "c-8"]), any::<bool>())
             .prop_map(|(v, eq)| json!({"customer": {if eq {"equals"} else {"not_equals"}: v}})),
         (
@@ -694,6 +723,12 @@ proptest! {
     fn shipments_reach_the_orders_that_link_them(spec in spec(), c in order_clause(0), n in count()) {
         let fx = fixture(build(&spec));
         check(&fx, "shipment", &json!({"has": {"klass": "order", "and": [c], "count": n}}))?;
+    }
+
+    #[test]
+    fn orders_count_a_shipment_once_across_both_relationships(spec in spec(), c in prop::collection::vec(shipment_clause(), 0..2), n in count()) {
+        let fx = fixture(build(&spec));
+        check(&fx, "order", &json!({"has": {"klass": "shipment", "and": c, "count": n}}))?;
     }
 
     #[test]

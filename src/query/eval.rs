@@ -1,7 +1,8 @@
 //! Evaluates a filter against one object in memory, with the index's semantics: a positive
 //! predicate holds when any set element satisfies it, `Not` is exact negation, joins count the
-//! related objects that satisfy the inner filter. Automation conditions and segment membership
-//! use it; the differential property test checks it against the index.
+//! related objects that satisfy the inner filter (once each, however many relationships reach
+//! them). Automation conditions and segment membership use it; the differential property test
+//! checks it against the index.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -70,13 +71,14 @@ pub fn matches(f: &Filter, obj: &Object, ctx: &EvalContext<'_>) -> bool {
         Filter::Or(cs) => cs.iter().any(|c| matches(c, obj, ctx)),
         Filter::Not(c) => !matches(c, obj, ctx),
         Filter::Cond { target, pred } => cond(target, pred, obj, ctx),
-        Filter::Join { rel, filter, count } => {
-            let n = ctx
-                .related
-                .related(obj, rel)
-                .iter()
-                .filter(|r| matches(filter, r, ctx))
-                .count() as u64;
+        Filter::Join { rels, filter, count } => {
+            // An object reached through several relationships counts once.
+            let mut reached: Vec<Object> = rels.iter().flat_map(|rel| ctx.related.related(obj, rel)).collect();
+            if rels.len() > 1 {
+                reached.sort_by_key(|r| r.num);
+                reached.dedup_by_key(|r| r.num);
+            }
+            let n = reached.iter().filter(|r| matches(filter, r, ctx)).count() as u64;
             count.contains(n)
         }
         Filter::Text(q) => text(&q.words, obj, ctx.schema),

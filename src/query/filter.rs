@@ -142,11 +142,12 @@ pub enum Filter {
         /// The predicate.
         pred: Pred,
     },
-    /// Related objects where `filter` holds number within `count`.
+    /// Related objects where `filter` holds number within `count`, each counted once however
+    /// many of the relationships reach it.
     Join {
-        /// How to reach them.
-        rel: Relation,
-        /// Condition on each related object (of `rel.related`).
+        /// How to reach them: one relationship or more, all to the same klass.
+        rels: Vec<Relation>,
+        /// Condition on each related object (of the relationships' klass).
         filter: Box<Filter>,
         /// How many must exist.
         count: CountRange,

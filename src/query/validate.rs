@@ -285,29 +285,7 @@ impl<'a> Validator<'a> {
         if count.min == 0 && count.max.is_none() {
             return Ok(Filter::All);
         }
-        if rels.len() == 1 {
-            return Ok(join(rels.into_iter().next().expect("one"), inner, count));
-        }
-        // Linked through several relationships: "some" and "none" are the union of the joins;
-        // another count would need each related object counted once across them.
-        let any = Filter::or(
-            rels.into_iter()
-                .map(|r| join(r, inner.clone(), CountRange::ANY))
-                .collect(),
-        );
-        match (count.min, count.max) {
-            (1, None) => Ok(any),
-            (0, Some(0)) => Ok(Filter::negate(any)),
-            _ => Err(bad(
-                &format!("{}/count", h.pointer),
-                "unsupported_count",
-                format!(
-                    "`count` other than none (`equals: 0`) or some (no `count`) is not supported for klass `{}`: \
-                     it is linked to `{}` by more than one relationship",
-                    h.klass, ctx.name
-                ),
-            )),
-        }
+        Ok(join(rels, inner, count))
     }
 
     fn field(
@@ -359,7 +337,7 @@ impl<'a> Validator<'a> {
                     return self.ops(&target, Kind::of_target(&target, &a.values), path, ops, p);
                 }
                 let rel = self.schema.upward_custom(ctx, seg[1]).ok_or_else(unknown)?;
-                self.follow(rel, path, &seg[2..], ops, p)
+                self.follow(vec![rel], path, &seg[2..], ops, p)
             }
             "relationships" => {
                 let r = ctx.relationship(seg[1]).ok_or_else(unknown)?;
@@ -371,11 +349,11 @@ impl<'a> Validator<'a> {
                     return self.ops(&target, Kind::Exact, path, ops, p);
                 }
                 let rel = self.schema.upward(ctx, seg[1]).ok_or_else(unknown)?;
-                self.follow(rel, path, &seg[2..], ops, p)
+                self.follow(vec![rel], path, &seg[2..], ops, p)
             }
             _ => {
                 if let Some(rel) = self.schema.upward(ctx, first) {
-                    return self.follow(rel, path, &seg[1..], ops, p);
+                    return self.follow(vec![rel], path, &seg[1..], ops, p);
                 }
                 self.klass_prefix(ctx, path, seg, ops, p)
                     .unwrap_or_else(|| Err(unknown()))
@@ -396,37 +374,32 @@ impl<'a> Validator<'a> {
             return None;
         }
         let rels = self.schema.relations(&ctx.name, seg[0]);
-        let mut joins = Vec::with_capacity(rels.len());
-        for rel in rels {
-            match self.follow(rel, path, &seg[1..], ops, p) {
-                Ok(j) => joins.push(j),
-                Err(e) => return Some(Err(e)),
-            }
+        if rels.is_empty() {
+            return None;
         }
-        match joins.len() {
-            0 => None,
-            1 => joins.pop().map(Ok),
-            _ => Some(Ok(Filter::or(joins))),
-        }
+        Some(self.follow(rels, path, &seg[1..], ops, p))
     }
 
+    /// A condition on the objects reached through `rels` (one relationship or more, all to the
+    /// same klass): some related object satisfies the rest of the path.
     fn follow(
         &self,
-        rel: Relation,
+        rels: Vec<Relation>,
         path: &str,
         rest: &[&str],
         ops: &[(String, Value)],
         p: &str,
     ) -> Result<Filter, Problem> {
-        let related = self.schema.klass(&rel.related).ok_or_else(|| {
+        let name = &rels[0].related;
+        let related = self.schema.klass(name).ok_or_else(|| {
             bad(
                 p,
                 "unknown_klass",
-                format!("klass `{}` named by `{path}` does not exist", rel.related),
+                format!("klass `{name}` named by `{path}` does not exist"),
             )
         })?;
         let inner = self.field(related, path, rest, ops, p)?;
-        Ok(join(rel, inner, CountRange::ANY))
+        Ok(join(rels, inner, CountRange::ANY))
     }
 
     fn ops(
@@ -684,12 +657,12 @@ fn only_klass(f: Filter, klass: &str) -> Filter {
     }
 }
 
-fn join(rel: Relation, inner: Filter, count: CountRange) -> Filter {
+fn join(rels: Vec<Relation>, inner: Filter, count: CountRange) -> Filter {
     if inner == Filter::Nothing && count.min > 0 {
         return Filter::Nothing;
     }
     Filter::Join {
-        rel,
+        rels,
         filter: Box::new(inner),
         count,
     }
