@@ -232,25 +232,25 @@ impl App {
             summary.definitions += 1;
         }
         let positions = klass_order(&schema);
-        let mut order: Vec<(usize, u64, String)> = Vec::new();
+        // (klass position, num) per object: 16 bytes each, the one thing held per object.
+        let mut order: Vec<(usize, u64)> = Vec::new();
         for obj in self.store().scan_objects(org.num) {
             let obj = obj?;
-            let at = positions.get(&obj.klass).copied().unwrap_or(usize::MAX);
-            order.push((at, obj.num, obj.klass.clone()));
+            order.push((positions.get(&obj.klass).copied().unwrap_or(usize::MAX), obj.num));
         }
         order.sort_unstable();
         let total = order.len() as u64;
-        let mut updates: Vec<Value> = Vec::new();
-        for (i, (_, num, klass)) in order.into_iter().enumerate() {
-            let Some(obj) = self.store().object(org.num, num)? else {
+        // Klasses (positions) some of whose objects had links left for `update` lines.
+        let mut late: BTreeSet<usize> = BTreeSet::new();
+        for (i, (at, num)) in order.iter().enumerate() {
+            let Some(obj) = self.store().object(org.num, *num)? else {
                 continue;
             };
             let mut body = self.render(&schema, &obj);
-            if let Some(update) = schema
-                .klass(&klass)
-                .and_then(|k| split_late_links(k, &obj, &positions, &mut body))
-            {
-                updates.push(json!({"op": "update", "klass": klass, "id": obj.id, "object": update}));
+            if let Some(k) = schema.klass(&obj.klass) {
+                if split_late_links(k, &obj, &positions, &mut body).is_some() {
+                    late.insert(*at);
+                }
             }
             if let Value::Object(m) = &mut body {
                 m.remove("rev");
@@ -259,16 +259,30 @@ impl App {
             }
             line(
                 out,
-                &json!({"op": "upsert", "klass": klass, "id": obj.id, "object": body}),
+                &json!({"op": "upsert", "klass": obj.klass, "id": obj.id, "object": body}),
             )?;
             summary.objects += 1;
             if i % 10_000 == 0 {
                 progress(i as u64, total);
             }
         }
-        for u in &updates {
-            line(out, u)?;
-            summary.link_updates += 1;
+        // The links left out: a second pass over those klasses only, so no line waits in memory
+        // (the store does not change under an export: the service is stopped).
+        for (_, num) in order.iter().filter(|(at, _)| late.contains(at)) {
+            let Some(obj) = self.store().object(org.num, *num)? else {
+                continue;
+            };
+            let Some(k) = schema.klass(&obj.klass) else {
+                continue;
+            };
+            let mut body = self.render(&schema, &obj);
+            if let Some(update) = split_late_links(k, &obj, &positions, &mut body) {
+                line(
+                    out,
+                    &json!({"op": "update", "klass": obj.klass, "id": obj.id, "object": update}),
+                )?;
+                summary.link_updates += 1;
+            }
         }
         progress(total, total);
         out.flush().map_err(io)?;
