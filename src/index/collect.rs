@@ -617,12 +617,47 @@ fn dedup_each(values: impl Iterator<Item = u64>, f: &mut impl FnMut(u64)) {
     }
 }
 
-/// Counts, for every num a matching doc links to, how many matching docs link to it.
-pub struct LinkCounts(pub LinkColumn, pub Arc<ColumnCache>);
+/// The link columns of several relationships in a segment, read together.
+pub struct Links {
+    readers: Vec<LinkReader>,
+    buf: Vec<u64>,
+}
+
+impl Links {
+    /// Opens the columns of `links` in a segment.
+    pub fn open(links: &[LinkColumn], seg: &SegmentReader, cache: &ColumnCache) -> tantivy::Result<Links> {
+        Ok(Links {
+            readers: links
+                .iter()
+                .map(|link| LinkReader::open(link, seg, cache))
+                .collect::<tantivy::Result<_>>()?,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Calls `f` once per distinct num the doc links to through any of the columns.
+    #[inline]
+    pub fn for_each(&mut self, doc: DocId, mut f: impl FnMut(u64)) {
+        if let [reader] = self.readers.as_slice() {
+            return reader.for_each(doc, f);
+        }
+        self.buf.clear();
+        for reader in &self.readers {
+            reader.for_each(doc, |v| self.buf.push(v));
+        }
+        self.buf.sort_unstable();
+        self.buf.dedup();
+        self.buf.iter().for_each(|v| f(*v));
+    }
+}
+
+/// Counts, for every num a matching doc links to through any of the columns, how many matching
+/// docs link to it (a doc linking to a num through two columns counts once).
+pub struct LinkCounts(pub Vec<LinkColumn>, pub Arc<ColumnCache>);
 
 /// The per-segment part of [`LinkCounts`].
 pub struct SegLinkCounts {
-    reader: LinkReader,
+    links: Links,
     counts: FxHashMap<u64, u32>,
 }
 
@@ -632,7 +667,7 @@ impl Collector for LinkCounts {
 
     fn for_segment(&self, _ord: SegmentOrdinal, seg: &SegmentReader) -> tantivy::Result<SegLinkCounts> {
         Ok(SegLinkCounts {
-            reader: LinkReader::open(&self.0, seg, &self.1)?,
+            links: Links::open(&self.0, seg, &self.1)?,
             counts: FxHashMap::default(),
         })
     }
@@ -659,7 +694,7 @@ impl SegmentCollector for SegLinkCounts {
     #[inline]
     fn collect(&mut self, doc: DocId, _score: Score) {
         let counts = &mut self.counts;
-        self.reader.for_each(doc, |v| *counts.entry(v).or_insert(0) += 1);
+        self.links.for_each(doc, |v| *counts.entry(v).or_insert(0) += 1);
     }
 
     fn harvest(self) -> FxHashMap<u64, u32> {
@@ -667,30 +702,26 @@ impl SegmentCollector for SegLinkCounts {
     }
 }
 
-/// For every num a matching doc links to through any of the columns, the nums of the matching
-/// docs that link to it, each once: what a count across several relationships needs.
-pub struct LinkedNums(pub Vec<LinkColumn>, pub Arc<ColumnCache>);
+/// (linked num, num) for every num a matching doc links to through any of the columns, each pair
+/// once, sorted: which matches link to each num.
+pub struct LinkPairs(pub Vec<LinkColumn>, pub Arc<ColumnCache>);
 
-/// The per-segment part of [`LinkedNums`].
-pub struct SegLinkedNums {
+/// The per-segment part of [`LinkPairs`].
+pub struct SegLinkPairs {
     nums: Column<u64>,
-    readers: Vec<LinkReader>,
-    linked: FxHashMap<u64, Vec<u64>>,
+    links: Links,
+    pairs: Vec<(u64, u64)>,
 }
 
-impl Collector for LinkedNums {
-    type Fruit = FxHashMap<u64, Vec<u64>>;
-    type Child = SegLinkedNums;
+impl Collector for LinkPairs {
+    type Fruit = Vec<(u64, u64)>;
+    type Child = SegLinkPairs;
 
-    fn for_segment(&self, _ord: SegmentOrdinal, seg: &SegmentReader) -> tantivy::Result<SegLinkedNums> {
-        Ok(SegLinkedNums {
+    fn for_segment(&self, _ord: SegmentOrdinal, seg: &SegmentReader) -> tantivy::Result<SegLinkPairs> {
+        Ok(SegLinkPairs {
             nums: self.1.u64(seg, schema::NUM)?.ok_or_else(|| missing("num"))?,
-            readers: self
-                .0
-                .iter()
-                .map(|link| LinkReader::open(link, seg, &self.1))
-                .collect::<tantivy::Result<_>>()?,
-            linked: FxHashMap::default(),
+            links: Links::open(&self.0, seg, &self.1)?,
+            pairs: Vec::new(),
         })
     }
 
@@ -698,37 +729,27 @@ impl Collector for LinkedNums {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<FxHashMap<u64, Vec<u64>>>) -> tantivy::Result<FxHashMap<u64, Vec<u64>>> {
-        let mut it = fruits.into_iter();
-        let mut out = it.next().unwrap_or_default();
-        for f in it {
-            for (k, v) in f {
-                out.entry(k).or_default().extend(v);
-            }
-        }
-        for v in out.values_mut() {
-            v.sort_unstable();
-            v.dedup();
-        }
+    fn merge_fruits(&self, fruits: Vec<Vec<(u64, u64)>>) -> tantivy::Result<Vec<(u64, u64)>> {
+        let mut out: Vec<(u64, u64)> = fruits.into_iter().flatten().collect();
+        out.sort_unstable();
         Ok(out)
     }
 }
 
-impl SegmentCollector for SegLinkedNums {
-    type Fruit = FxHashMap<u64, Vec<u64>>;
+impl SegmentCollector for SegLinkPairs {
+    type Fruit = Vec<(u64, u64)>;
 
     #[inline]
     fn collect(&mut self, doc: DocId, _score: Score) {
         let Some(num) = self.nums.first(doc) else {
             return;
         };
-        for reader in &self.readers {
-            reader.for_each(doc, |v| self.linked.entry(v).or_default().push(num));
-        }
+        let pairs = &mut self.pairs;
+        self.links.for_each(doc, |v| pairs.push((v, num)));
     }
 
-    fn harvest(self) -> FxHashMap<u64, Vec<u64>> {
-        self.linked
+    fn harvest(self) -> Vec<(u64, u64)> {
+        self.pairs
     }
 }
 

@@ -23,9 +23,7 @@ use tantivy::{DocId, DocSet, Searcher, SegmentReader};
 
 use super::filter::{CountRange, Filter, Pred, Scalar, Target, TextQuery};
 use super::validate::SortTarget;
-use crate::index::collect::{
-    Hit, LinkCounts, LinkReader, LinkedNums, Nums, Position, SortKey, SortSource, TopCollector,
-};
+use crate::index::collect::{Hit, LinkCounts, LinkPairs, Links, Nums, Position, SortKey, SortSource, TopCollector};
 use crate::index::columns::{any_value, ColumnCache};
 use crate::index::error::Result;
 use crate::index::filter_query::{Counter, FilterQuery, PredicateFactory, SegmentPredicate};
@@ -582,10 +580,7 @@ impl Compiler<'_> {
                 (Occur::MustNot, self.filter(inner)?),
             ]),
             Filter::Cond { target, pred } => self.cond(target, pred),
-            Filter::Join { rels, filter, count } => match rels.as_slice() {
-                [rel] => self.join(rel, filter, *count)?,
-                _ => self.join_several(rels, filter, *count)?,
-            },
+            Filter::Join { rels, filter, count } => self.join(rels, filter, *count)?,
             Filter::Text(q) => self.text(q),
         })
     }
@@ -748,134 +743,130 @@ impl Compiler<'_> {
         }
     }
 
-    fn join(&self, rel: &Relation, inner: &Filter, count: CountRange) -> Result<Box<dyn Query>> {
-        let sub = self.klass_query(&rel.related, inner)?;
-        let link = LinkColumn::of(&rel.key);
-        match rel.side {
-            Side::Child => {
-                // Related objects link to context objects: count per context num.
-                let counts: FxHashMap<u64, u32> =
-                    self.searcher.search(&*sub, &LinkCounts(link, self.columns.clone()))?;
-                if count.is_any() && counts.len() <= self.term_set_max {
-                    let terms = counts.keys().map(|n| Term::from_field_u64(self.s.num, *n)).collect();
-                    return Ok(self.any_of(terms));
-                }
-                let counts = Arc::new(counts);
-                let cache = self.columns.clone();
-                let factory: PredicateFactory = Arc::new(move |seg: &SegmentReader| {
-                    let nums = cache
-                        .u64(seg, schema::NUM)?
-                        .ok_or_else(|| tantivy::TantivyError::SchemaError("num column missing".into()))?;
-                    let counts = counts.clone();
-                    Ok(Box::new(move |doc: DocId| {
-                        let n = nums.first(doc).and_then(|num| counts.get(&num).copied()).unwrap_or(0);
-                        count.contains(n as u64)
-                    }) as SegmentPredicate)
-                });
-                Ok(Box::new(FilterQuery::new(self.ctx_query(), factory)))
-            }
-            Side::Parent => {
-                // Context objects link to related objects: collect the related nums.
-                let set: FxHashSet<u64> = self
-                    .searcher
-                    .search(&*sub, &Nums(self.columns.clone()))?
-                    .into_iter()
-                    .collect();
-                if count.is_any() && set.len() <= self.term_set_max {
-                    let terms = set
-                        .iter()
-                        .map(|n| match &link {
-                            LinkColumn::Customer => Term::from_field_u64(self.s.customer, *n),
-                            LinkColumn::Company => Term::from_field_u64(self.s.company, *n),
-                            LinkColumn::Json(k) => {
-                                let mut t = self.json_term(self.s.links, k);
-                                t.append_type_and_fast_value(*n as i64);
-                                t
-                            }
-                        })
-                        .collect();
-                    return Ok(self.any_of(terms));
-                }
-                let set = Arc::new(set);
-                let cache = self.columns.clone();
-                let factory: PredicateFactory = Arc::new(move |seg: &SegmentReader| {
-                    let reader = LinkReader::open(&link, seg, &cache)?;
-                    let set = set.clone();
-                    Ok(Box::new(move |doc: DocId| {
-                        let mut n = 0u64;
-                        reader.for_each(doc, |v| {
-                            if set.contains(&v) {
-                                n += 1;
-                            }
-                        });
-                        count.contains(n)
-                    }) as SegmentPredicate)
-                });
-                Ok(Box::new(FilterQuery::new(self.ctx_query(), factory)))
-            }
-        }
-    }
-
-    /// A join through several relationships to one klass. Some related object (or none) is the
-    /// union of the single joins; another count needs each related object counted once, so the
-    /// related matches are collected with the context nums they link to (relationships they
-    /// hold) and the nums of the matches themselves (relationships the context objects hold),
-    /// and each context object counts the distinct matches it reaches both ways.
-    fn join_several(&self, rels: &[Relation], inner: &Filter, count: CountRange) -> Result<Box<dyn Query>> {
-        if count.is_any() {
-            return Ok(bool_q(
-                rels.iter()
-                    .map(|rel| Ok((Occur::Should, self.join(rel, inner, CountRange::ANY)?)))
-                    .collect::<Result<_>>()?,
-            ));
-        }
+    /// Context objects with a number of related objects (of one klass, reached through any of
+    /// `rels`) matching `inner` within `count`; a related object reached through several
+    /// relationships counts once.
+    fn join(&self, rels: &[Relation], inner: &Filter, count: CountRange) -> Result<Box<dyn Query>> {
         let related = rels.first().map(|r| r.related.as_str()).unwrap_or_default();
         let sub = self.klass_query(related, inner)?;
-        let side = |side: Side| -> Vec<LinkColumn> {
+        let held_by = |side: Side| -> Vec<LinkColumn> {
             rels.iter()
                 .filter(|r| r.side == side)
                 .map(|r| LinkColumn::of(&r.key))
                 .collect()
         };
-        let (children, parents) = (side(Side::Child), side(Side::Parent));
-        let linked: FxHashMap<u64, Vec<u64>> = if children.is_empty() {
-            FxHashMap::default()
-        } else {
-            self.searcher
-                .search(&*sub, &LinkedNums(children, self.columns.clone()))?
-        };
-        let matched: FxHashSet<u64> = if parents.is_empty() {
-            FxHashSet::default()
-        } else {
-            self.searcher
-                .search(&*sub, &Nums(self.columns.clone()))?
-                .into_iter()
-                .collect()
-        };
-        let (linked, matched, parents) = (Arc::new(linked), Arc::new(matched), Arc::new(parents));
+        let (theirs, ours) = (held_by(Side::Child), held_by(Side::Parent));
+        if ours.is_empty() {
+            // Related objects link to context objects: count per context num.
+            let counts: FxHashMap<u64, u32> = self.searcher.search(&*sub, &LinkCounts(theirs, self.columns.clone()))?;
+            if count.is_any() && counts.len() <= self.term_set_max {
+                let terms = counts.keys().map(|n| Term::from_field_u64(self.s.num, *n)).collect();
+                return Ok(self.any_of(terms));
+            }
+            return Ok(self.counted(counts, count));
+        }
+        // Context objects link to related objects: collect the related nums.
+        let matched: FxHashSet<u64> = self
+            .searcher
+            .search(&*sub, &Nums(self.columns.clone()))?
+            .into_iter()
+            .collect();
+        if !theirs.is_empty() {
+            return self.join_both_ways(&sub, theirs, ours, matched, count);
+        }
+        if count.is_any() && matched.len() * ours.len() <= self.term_set_max {
+            let terms = ours
+                .iter()
+                .flat_map(|link| matched.iter().map(move |n| self.link_term(link, *n)))
+                .collect();
+            return Ok(self.any_of(terms));
+        }
+        let (matched, ours) = (Arc::new(matched), Arc::new(ours));
+        let cache = self.columns.clone();
+        let factory: PredicateFactory = Arc::new(move |seg: &SegmentReader| {
+            let mut links = Links::open(&ours, seg, &cache)?;
+            let matched = matched.clone();
+            Ok(Box::new(move |doc: DocId| {
+                let mut n = 0u64;
+                links.for_each(doc, |v| {
+                    if matched.contains(&v) {
+                        n += 1;
+                    }
+                });
+                count.contains(n)
+            }) as SegmentPredicate)
+        });
+        Ok(Box::new(FilterQuery::new(self.ctx_query(), factory)))
+    }
+
+    /// The term of a context doc linking to `num` through `link`.
+    fn link_term(&self, link: &LinkColumn, num: u64) -> Term {
+        match link {
+            LinkColumn::Customer => Term::from_field_u64(self.s.customer, num),
+            LinkColumn::Company => Term::from_field_u64(self.s.company, num),
+            LinkColumn::Json(k) => {
+                let mut t = self.json_term(self.s.links, k);
+                t.append_type_and_fast_value(num as i64);
+                t
+            }
+        }
+    }
+
+    /// The context objects whose num has a number of related matches within `count`.
+    fn counted(&self, counts: FxHashMap<u64, u32>, count: CountRange) -> Box<dyn Query> {
+        let counts = Arc::new(counts);
         let cache = self.columns.clone();
         let factory: PredicateFactory = Arc::new(move |seg: &SegmentReader| {
             let nums = cache
                 .u64(seg, schema::NUM)?
                 .ok_or_else(|| tantivy::TantivyError::SchemaError("num column missing".into()))?;
-            let readers = parents
-                .iter()
-                .map(|link| LinkReader::open(link, seg, &cache))
-                .collect::<tantivy::Result<Vec<_>>>()?;
-            let (linked, matched) = (linked.clone(), matched.clone());
+            let counts = counts.clone();
             Ok(Box::new(move |doc: DocId| {
-                let by_them = nums.first(doc).and_then(|num| linked.get(&num));
-                if readers.is_empty() {
-                    return count.contains(by_them.map_or(0, |v| v.len() as u64));
+                let n = nums.first(doc).and_then(|num| counts.get(&num).copied()).unwrap_or(0);
+                count.contains(n as u64)
+            }) as SegmentPredicate)
+        });
+        Box::new(FilterQuery::new(self.ctx_query(), factory))
+    }
+
+    /// A join where related objects hold some of the links (`theirs`) and context objects the
+    /// others (`ours`). `has` never makes one (it takes the links of one side); joins built by
+    /// hand may. The matches are collected as (context num, match num) pairs, and each context
+    /// object counts the distinct matches it reaches either way.
+    fn join_both_ways(
+        &self,
+        sub: &dyn Query,
+        theirs: Vec<LinkColumn>,
+        ours: Vec<LinkColumn>,
+        matched: FxHashSet<u64>,
+        count: CountRange,
+    ) -> Result<Box<dyn Query>> {
+        let pairs: Vec<(u64, u64)> = self.searcher.search(sub, &LinkPairs(theirs, self.columns.clone()))?;
+        // Where each context num's pairs start and end (pairs are sorted by context num).
+        let mut spans: FxHashMap<u64, (usize, usize)> = FxHashMap::default();
+        for (i, (ctx, _)) in pairs.iter().enumerate() {
+            spans.entry(*ctx).or_insert((i, i)).1 = i + 1;
+        }
+        let shared = Arc::new((pairs, spans, matched, ours));
+        let cache = self.columns.clone();
+        let factory: PredicateFactory = Arc::new(move |seg: &SegmentReader| {
+            let nums = cache
+                .u64(seg, schema::NUM)?
+                .ok_or_else(|| tantivy::TantivyError::SchemaError("num column missing".into()))?;
+            let mut links = Links::open(&shared.3, seg, &cache)?;
+            let shared = shared.clone();
+            let mut reached: Vec<u64> = Vec::new();
+            Ok(Box::new(move |doc: DocId| {
+                let (pairs, spans, matched, _) = &*shared;
+                reached.clear();
+                if let Some((from, to)) = nums.first(doc).and_then(|num| spans.get(&num)) {
+                    reached.extend(pairs[*from..*to].iter().map(|p| p.1));
                 }
-                let mut reached: Vec<u64> = by_them.cloned().unwrap_or_default();
-                for reader in &readers {
-                    reader.for_each(doc, |v| {
-                        if matched.contains(&v) {
-                            reached.push(v);
-                        }
-                    });
-                }
+                links.for_each(doc, |v| {
+                    if matched.contains(&v) {
+                        reached.push(v);
+                    }
+                });
                 reached.sort_unstable();
                 reached.dedup();
                 count.contains(reached.len() as u64)

@@ -15,7 +15,7 @@ use super::filter::Filter;
 use super::validate::Validator;
 use crate::index::{mapper, IndexOp, IndexSettings, OrgIndex};
 use crate::model::klass::AttributeDef;
-use crate::model::{AttrType, Cardinality, Klass, Object, OrgSchema, RelValue, Relationship, Value};
+use crate::model::{AttrType, Cardinality, Klass, Object, OrgSchema, RelValue, Relation, Relationship, Side, Value};
 
 const NOW: i64 = 1_767_225_600_000;
 
@@ -103,7 +103,15 @@ fn schema() -> OrgSchema {
         color: None,
         standard: false,
         attributes: vec![attr("carrierStr", "string", false, "c13", false, json!({}))],
-        relationships: vec![],
+        // Shipments link back to orders too: `has` from orders follows the orders' own
+        // relationships only, so this one is reached by joins built by hand below.
+        relationships: vec![Relationship {
+            name: "returnOf".into(),
+            klass: "order".into(),
+            cardinality: Cardinality::One,
+            key: "r3".into(),
+            display_name: None,
+        }],
         created_at: 0,
         updated_at: 0,
     };
@@ -187,7 +195,8 @@ type CustomerSpec = (
 struct Spec {
     customers: Vec<CustomerSpec>,
     orders: Vec<OrderSpec>,
-    shipments: Vec<Option<String>>,
+    /// Carrier, and the order a shipment is the return of.
+    shipments: Vec<(Option<String>, Option<usize>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -286,7 +295,10 @@ fn spec() -> impl Strategy<Value = Spec> {
         ),
         prop::collection::vec(order_spec(), 0..24),
         prop::collection::vec(
-            prop::option::of(prop::sample::select(vec!["UPS", "dhl", "ups ground"]).prop_map(String::from)),
+            (
+                prop::option::of(prop::sample::select(vec!["UPS", "dhl", "ups ground"]).prop_map(String::from)),
+                prop::option::of(0usize..24),
+            ),
             0..4,
         ),
     )
@@ -337,10 +349,17 @@ fn build(spec: &Spec) -> Vec<Object> {
         num += 1;
     }
     let mut ship_nums = Vec::new();
-    for (i, carrier) in spec.shipments.iter().enumerate() {
+    // Orders are numbered after the customers and shipments.
+    let first_order = num + spec.shipments.len() as u64;
+    for (i, (carrier, return_of)) in spec.shipments.iter().enumerate() {
         let mut o = base("shipment", format!("s-{i}"), num, NOW);
         if let Some(c) = carrier {
             o.custom.insert("c13".into(), Value::Str(c.clone()));
+        }
+        if let Some(r) = return_of.filter(|r| *r < spec.orders.len()) {
+            o.relationships
+                .insert("returnOf".into(), RelValue::One(format!("o-{r:02}")));
+            o.links.insert("r3".into(), vec![first_order + r as u64]);
         }
         ship_nums.push((num, o.id.clone()));
         out.push(o);
@@ -676,6 +695,19 @@ fn check_filter(fx: &Fixture, ctx: &str, filter: &Filter, clause: &str) -> Resul
     Ok(())
 }
 
+/// Checks a `has` clause with its join's relationships replaced by `rels`.
+fn check_join(fx: &Fixture, ctx: &str, clause: &J, rels: Vec<Relation>) -> Result<(), TestCaseError> {
+    let v = Validator::new(&fx.schema, NOW);
+    let parsed = parse_clause(clause, "/and/0").map_err(|e| TestCaseError::fail(format!("parse {clause}: {e}")))?;
+    let mut filter = v
+        .clause(fx.schema.klass(ctx).unwrap(), &parsed)
+        .map_err(|e| TestCaseError::fail(format!("validate {clause}: {e}")))?;
+    if let Filter::Join { rels: r, .. } = &mut filter {
+        *r = rels.clone();
+    }
+    check_filter(fx, ctx, &filter, &format!("{clause} through {rels:?}"))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -729,6 +761,23 @@ proptest! {
     fn orders_count_a_shipment_once_across_both_relationships(spec in spec(), c in prop::collection::vec(shipment_clause(), 0..2), n in count()) {
         let fx = fixture(build(&spec));
         check(&fx, "order", &json!({"has": {"klass": "shipment", "and": c, "count": n}}))?;
+    }
+
+    #[test]
+    fn a_count_through_links_held_on_both_sides_agrees(spec in spec(), c in prop::collection::vec(shipment_clause(), 0..2), o in order_clause(0), n in count()) {
+        // Orders reach shipments through their own `shipments` and `main`, and shipments reach
+        // orders through their `returnOf`. `has` takes the links the context klass holds; joins
+        // over every mix are built by hand here, each related object counted once.
+        let fx = fixture(build(&spec));
+        let rel = |key: &str, related: &str, side| Relation { related: related.into(), key: key.into(), side };
+        let to_shipments = vec![rel("r1", "shipment", Side::Parent), rel("r2", "shipment", Side::Parent), rel("r3", "shipment", Side::Child)];
+        check_join(&fx, "order", &json!({"has": {"klass": "shipment", "and": c, "count": n}}), to_shipments)?;
+        let to_orders = vec![rel("r1", "order", Side::Child), rel("r2", "order", Side::Child)];
+        let clause = json!({"has": {"klass": "order", "and": [o], "count": n}});
+        check_join(&fx, "shipment", &clause, to_orders.clone())?;
+        let mut both = to_orders;
+        both.push(rel("r3", "order", Side::Parent));
+        check_join(&fx, "shipment", &clause, both)?;
     }
 
     #[test]

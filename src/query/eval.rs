@@ -72,12 +72,10 @@ pub fn matches(f: &Filter, obj: &Object, ctx: &EvalContext<'_>) -> bool {
         Filter::Not(c) => !matches(c, obj, ctx),
         Filter::Cond { target, pred } => cond(target, pred, obj, ctx),
         Filter::Join { rels, filter, count } => {
-            // An object reached through several relationships counts once.
+            // An object counts once, however many relationships (or repeated links) reach it.
             let mut reached: Vec<Object> = rels.iter().flat_map(|rel| ctx.related.related(obj, rel)).collect();
-            if rels.len() > 1 {
-                reached.sort_by_key(|r| r.num);
-                reached.dedup_by_key(|r| r.num);
-            }
+            reached.sort_by_key(|r| r.num);
+            reached.dedup_by_key(|r| r.num);
             let n = reached.iter().filter(|r| matches(filter, r, ctx)).count() as u64;
             count.contains(n)
         }

@@ -240,16 +240,16 @@ impl App {
         }
         order.sort_unstable();
         let total = order.len() as u64;
-        // Klasses (positions) some of whose objects had links left for `update` lines.
-        let mut late: BTreeSet<usize> = BTreeSet::new();
-        for (i, (at, num)) in order.iter().enumerate() {
+        // The objects (indexes into `order`, one bit each) whose links were left for `update` lines.
+        let mut late = vec![0u64; order.len().div_ceil(64)];
+        for (i, (_, num)) in order.iter().enumerate() {
             let Some(obj) = self.store().object(org.num, *num)? else {
                 continue;
             };
             let mut body = self.render(&schema, &obj);
             if let Some(k) = schema.klass(&obj.klass) {
                 if split_late_links(k, &obj, &positions, &mut body).is_some() {
-                    late.insert(*at);
+                    late[i / 64] |= 1 << (i % 64);
                 }
             }
             if let Value::Object(m) = &mut body {
@@ -266,9 +266,10 @@ impl App {
                 progress(i as u64, total);
             }
         }
-        // The links left out: a second pass over those klasses only, so no line waits in memory
+        // The links left out: a second pass over those objects only, so no line waits in memory
         // (the store does not change under an export: the service is stopped).
-        for (_, num) in order.iter().filter(|(at, _)| late.contains(at)) {
+        let marked = |i: &usize| late[i / 64] & (1 << (i % 64)) != 0;
+        for (_, num) in order.iter().enumerate().filter(|(i, _)| marked(i)).map(|(_, o)| o) {
             let Some(obj) = self.store().object(org.num, *num)? else {
                 continue;
             };

@@ -629,6 +629,12 @@ async fn an_export_with_forward_self_and_cyclic_links_imports_again_without_loss
         e1v[first_update..].iter().all(|l| l["op"] == "update"),
         "updates come last"
     );
+    let updated: Vec<&str> = e1v[first_update..].iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        updated,
+        ["ar-1", "s-1", "z-1"],
+        "one update per object with a late link, in export order"
+    );
 
     // The export imports again without a failure and exports the same lines.
     let d2 = tmp.path().join("d2");

@@ -192,6 +192,48 @@ async fn has_follows_every_relationship_between_two_klasses() {
         ["sh-1", "sh-2", "sh-4"],
         "sh-3 is reached by or-0 and or-4; the others by one of them or none"
     );
+    // The in-memory evaluator (an object's segments) counts the same way.
+    for (id, ctx, klass, n) in [
+        ("busy", "shipment", "order", json!({"gte": 2})),
+        ("single", "order", "shipment", json!({"equals": 1})),
+    ] {
+        t.post(
+            "/v1/saved-searches",
+            A,
+            json!({"id": id, "name": id, "query": count(ctx, klass, n)}),
+        )
+        .await
+        .expect(201);
+    }
+    let segments = |klass: &'static str, id: &'static str| {
+        let t = &t;
+        async move {
+            let r = t
+                .get(&format!("/v1/objects/{klass}/{id}/saved-searches"), A)
+                .await
+                .expect(200);
+            let mut names: Vec<String> = r["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_string())
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    for (sh, busy) in [("sh-1", false), ("sh-2", true), ("sh-3", true), ("sh-4", false)] {
+        assert_eq!(segments("shipment", sh).await == ["busy"], busy, "{sh}");
+    }
+    for (or, single) in [
+        ("or-0", false),
+        ("or-1", true),
+        ("or-2", true),
+        ("or-3", false),
+        ("or-4", true),
+    ] {
+        assert_eq!(segments("order", or).await == ["single"], single, "{or}");
+    }
 }
 
 /// `externalId` sorts (exactly, as it compares: it is an identifier), missing values last in
