@@ -617,37 +617,44 @@ fn dedup_each(values: impl Iterator<Item = u64>, f: &mut impl FnMut(u64)) {
     }
 }
 
-/// The link columns of several relationships in a segment, read together.
-pub struct Links {
-    readers: Vec<LinkReader>,
-    buf: Vec<u64>,
+/// The link columns of one relationship or several in a segment, read together.
+pub enum Links {
+    /// One column (the common case: read as is).
+    One(LinkReader),
+    /// Several, with a scratch buffer to merge their values.
+    Many(Vec<LinkReader>, Vec<u64>),
 }
 
 impl Links {
     /// Opens the columns of `links` in a segment.
     pub fn open(links: &[LinkColumn], seg: &SegmentReader, cache: &ColumnCache) -> tantivy::Result<Links> {
-        Ok(Links {
-            readers: links
-                .iter()
-                .map(|link| LinkReader::open(link, seg, cache))
-                .collect::<tantivy::Result<_>>()?,
-            buf: Vec::new(),
+        Ok(match links {
+            [link] => Links::One(LinkReader::open(link, seg, cache)?),
+            _ => Links::Many(
+                links
+                    .iter()
+                    .map(|link| LinkReader::open(link, seg, cache))
+                    .collect::<tantivy::Result<_>>()?,
+                Vec::new(),
+            ),
         })
     }
 
     /// Calls `f` once per distinct num the doc links to through any of the columns.
     #[inline]
     pub fn for_each(&mut self, doc: DocId, mut f: impl FnMut(u64)) {
-        if let [reader] = self.readers.as_slice() {
-            return reader.for_each(doc, f);
+        match self {
+            Links::One(reader) => reader.for_each(doc, f),
+            Links::Many(readers, buf) => {
+                buf.clear();
+                for reader in readers.iter() {
+                    reader.for_each(doc, |v| buf.push(v));
+                }
+                buf.sort_unstable();
+                buf.dedup();
+                buf.iter().for_each(|v| f(*v));
+            }
         }
-        self.buf.clear();
-        for reader in &self.readers {
-            reader.for_each(doc, |v| self.buf.push(v));
-        }
-        self.buf.sort_unstable();
-        self.buf.dedup();
-        self.buf.iter().for_each(|v| f(*v));
     }
 }
 
