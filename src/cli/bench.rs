@@ -527,23 +527,31 @@ async fn saved_search_rows(client: &reqwest::Client, b: &str, auth: &str, n: usi
     Ok(rows)
 }
 
+/// Exports every customer three times: the row shows the median (p50) and slowest (p99) run, so
+/// a first run on a cold page cache does not stand for the export's speed.
 async fn export_row(client: &reqwest::Client, b: &str, auth: &str) -> anyhow::Result<Row> {
-    let t = Instant::now();
-    let resp = client
-        .post(format!("{b}/v1/search/export?format=ndjson"))
-        .header("authorization", auth)
-        .json(&json!({"queryContext": "customer"}))
-        .send()
-        .await?;
-    let bytes = resp.bytes().await?;
-    let secs = t.elapsed().as_secs_f64();
-    let lines = bytes.iter().filter(|c| **c == b'\n').count();
+    let mut runs = Vec::new();
+    let mut lines = 0;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let resp = client
+            .post(format!("{b}/v1/search/export?format=ndjson"))
+            .header("authorization", auth)
+            .json(&json!({"queryContext": "customer"}))
+            .send()
+            .await?;
+        let bytes = resp.bytes().await?;
+        runs.push(t.elapsed().as_secs_f64());
+        lines = bytes.iter().filter(|c| **c == b'\n').count();
+    }
+    runs.sort_by(f64::total_cmp);
+    let (median, slowest) = (runs[1], runs[2]);
     Ok(Row {
-        name: "export all customers (NDJSON)".into(),
-        p50: secs * 1e3,
-        p99: secs * 1e3,
+        name: "export all customers (NDJSON), 3 runs".into(),
+        p50: median * 1e3,
+        p99: slowest * 1e3,
         c16: 0.0,
-        note: format!("{lines} objects, {:.0} objects/s", lines as f64 / secs),
+        note: format!("{lines} objects, {:.0} objects/s (median run)", lines as f64 / median),
     })
 }
 
