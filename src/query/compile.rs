@@ -765,15 +765,15 @@ impl Compiler<'_> {
             }
             return Ok(self.counted(counts, count));
         }
+        if !theirs.is_empty() {
+            return self.join_both_ways(&*sub, theirs, ours, count);
+        }
         // Context objects link to related objects: collect the related nums.
         let matched: FxHashSet<u64> = self
             .searcher
             .search(&*sub, &Nums(self.columns.clone()))?
             .into_iter()
             .collect();
-        if !theirs.is_empty() {
-            return self.join_both_ways(&sub, theirs, ours, matched, count);
-        }
         if count.is_any() && matched.len() * ours.len() <= self.term_set_max {
             let terms = ours
                 .iter()
@@ -838,10 +838,14 @@ impl Compiler<'_> {
         sub: &dyn Query,
         theirs: Vec<LinkColumn>,
         ours: Vec<LinkColumn>,
-        matched: FxHashSet<u64>,
         count: CountRange,
     ) -> Result<Box<dyn Query>> {
-        let pairs: Vec<(u64, u64)> = self.searcher.search(sub, &LinkPairs(theirs, self.columns.clone()))?;
+        // One pass over the matches: the pairs through their links, and their own nums.
+        let (pairs, matched): (Vec<(u64, u64)>, Vec<u64>) = self.searcher.search(
+            sub,
+            &(LinkPairs(theirs, self.columns.clone()), Nums(self.columns.clone())),
+        )?;
+        let matched: FxHashSet<u64> = matched.into_iter().collect();
         // Where each context num's pairs start and end (pairs are sorted by context num).
         let mut spans: FxHashMap<u64, (usize, usize)> = FxHashMap::default();
         for (i, (ctx, _)) in pairs.iter().enumerate() {

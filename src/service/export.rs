@@ -242,15 +242,21 @@ impl App {
         let total = order.len() as u64;
         // The objects (indexes into `order`, one bit each) whose links were left for `update` lines.
         let mut late = vec![0u64; order.len().div_ceil(64)];
+        // An object's line body without its late links, and the `update` body that sets them.
+        let split = |obj: &Object| -> (Value, Option<Value>) {
+            let mut body = self.render(&schema, obj);
+            let update = schema
+                .klass(&obj.klass)
+                .and_then(|k| split_late_links(k, obj, &positions, &mut body));
+            (body, update)
+        };
         for (i, (_, num)) in order.iter().enumerate() {
             let Some(obj) = self.store().object(org.num, *num)? else {
                 continue;
             };
-            let mut body = self.render(&schema, &obj);
-            if let Some(k) = schema.klass(&obj.klass) {
-                if split_late_links(k, &obj, &positions, &mut body).is_some() {
-                    late[i / 64] |= 1 << (i % 64);
-                }
+            let (mut body, update) = split(&obj);
+            if update.is_some() {
+                late[i / 64] |= 1 << (i % 64);
             }
             if let Value::Object(m) = &mut body {
                 m.remove("rev");
@@ -273,11 +279,7 @@ impl App {
             let Some(obj) = self.store().object(org.num, *num)? else {
                 continue;
             };
-            let Some(k) = schema.klass(&obj.klass) else {
-                continue;
-            };
-            let mut body = self.render(&schema, &obj);
-            if let Some(update) = split_late_links(k, &obj, &positions, &mut body) {
+            if let (_, Some(update)) = split(&obj) {
                 line(
                     out,
                     &json!({"op": "update", "klass": obj.klass, "id": obj.id, "object": update}),
