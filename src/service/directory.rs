@@ -426,15 +426,6 @@ impl App {
         self.store().apply(caller.org.num, ops)?;
         Ok(())
     }
-
-    /// Whether a team or user id exists in the org (for `assignedTeam`, `assignedUser`, `author`).
-    pub(crate) fn directory_has(&self, org: u64, team: bool, id: &str) -> Result<bool> {
-        Ok(if team {
-            self.store().get_doc::<Team>(org, Collection::Team, id)?.is_some()
-        } else {
-            self.store().get_doc::<User>(org, Collection::User, id)?.is_some()
-        })
-    }
 }
 
 fn dedup(v: &mut Vec<String>) {

@@ -1,6 +1,8 @@
 //! Offline import (`kindred import`, service stopped): bulk lines or Kustomer's export shape,
 //! validated exactly like the API, written in batches of one sled transaction each (with a resume
-//! marker), and indexed directly with the bulk writer.
+//! marker), and indexed directly with the bulk writer. Each batch's write is built on the
+//! validating thread and applied by the index thread before it indexes the batch (write-behind),
+//! so validating the next batch overlaps writing this one.
 //!
 //! Crash safety: the org's index is flagged dirty before the first write and clean after the final
 //! commit; a dirty index is rebuilt from the store when the org is next opened. A batch and its
@@ -23,7 +25,7 @@ use super::{App, OrgRuntime};
 use crate::error::Problem;
 use crate::index::{mapper, IndexOp};
 use crate::model::{Object, Org, OrgSchema, Role, User};
-use crate::storage::{Collection, Expect, ObjectWrite, Op};
+use crate::storage::{Collection, Expect, ObjectWrite, Op, PreparedWrite, StorageError};
 
 /// Lines per batch (one sled transaction).
 pub const BATCH: usize = 2000;
@@ -55,7 +57,8 @@ pub struct ImportSummary {
     pub parse_seconds: f64,
     /// Seconds spent validating and building objects.
     pub build_seconds: f64,
-    /// Seconds spent writing the store.
+    /// Seconds spent writing the store: building each batch's write (this thread), then
+    /// applying it (the index thread, overlapping the others).
     pub store_seconds: f64,
     /// Seconds spent mapping objects to documents and handing them to the index (its own
     /// thread, so they overlap the others), and the final commit.
@@ -155,7 +158,7 @@ impl App {
         // them and writes the store, one maps the written objects to documents and hands them to
         // the index (whose own threads index them). Bounded channels keep memory flat; a batch
         // reaches the index only once the store holds it.
-        summary.index_seconds += std::thread::scope(|scope| -> Result<f64> {
+        let busy = std::thread::scope(|scope| -> Result<Busy> {
             let (feed, feed_rx) = std::sync::mpsc::sync_channel::<IndexBatch>(4);
             let rt_ref = &rt;
             let indexer = scope.spawn(move || index_batches(rt_ref, feed_rx));
@@ -176,9 +179,11 @@ impl App {
                 (Err(e), _) if !is_index_stopped(&e) => Err(e),
                 (_, Err(e)) => Err(e),
                 (Err(e), Ok(_)) => Err(e),
-                (Ok(()), Ok(seconds)) => Ok(seconds),
+                (Ok(()), Ok(busy)) => Ok(busy),
             }
         })?;
+        summary.index_seconds += busy.index;
+        summary.store_seconds += busy.store;
         // The store first: the index must never know objects the store could lose.
         self.store().flush()?;
         let t0 = Instant::now();
@@ -220,16 +225,20 @@ impl App {
         scope: &'scope std::thread::Scope<'scope, 'env>,
     ) -> Result<()> {
         let mut done_before = 0u64;
+        // Every resume marker is read before the first write: read later, each would wait for
+        // the writes still being applied.
+        let mut markers = Vec::with_capacity(files.len());
         for path in files {
+            let id = marker_id(path);
+            let marker = self.store().get_doc::<Marker>(rt.org.num, Collection::State, &id)?;
+            markers.push((id, marker));
+        }
+        for (path, (marker_id, marker)) in files.iter().zip(markers) {
             let name = path.display().to_string();
-            let marker_id = marker_id(path);
             let file = std::fs::File::open(path).map_err(|e| ServiceError::Internal(format!("{name}: {e}")))?;
             let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
             let mut start = Resume::default();
-            if let Some(m) = self
-                .store()
-                .get_doc::<Marker>(rt.org.num, Collection::State, &marker_id)?
-            {
+            if let Some(m) = marker {
                 reader
                     .seek(SeekFrom::Start(m.offset))
                     .map_err(|e| ServiceError::Internal(format!("{name}: {e}")))?;
@@ -314,6 +323,7 @@ impl App {
             Ok(BulkLine::Definition { op, resource, object }) => {
                 // Everything before the definition is written first; a resume restarts at it.
                 self.flush_batch(rt, batch, summary, Some((marker_id, l.start, l.line - 1)), written)?;
+                written.known.forget_directory();
                 match self.apply_definition(caller, op, resource, &object) {
                     Ok(_) => summary.definitions += 1,
                     Err(e) => fail(summary, name, l.line, &LineResult::failed(&e)),
@@ -357,7 +367,18 @@ impl App {
         });
         if batch.is_empty() {
             if let Some(op) = marker_op {
-                self.store().apply(rt.org.num, vec![op])?;
+                if !self.store().writes_behind() {
+                    self.store().apply(rt.org.num, vec![op])?;
+                    return Ok(());
+                }
+                // Written behind like a batch, so as not to wait for the batches before it.
+                let known = &written.known;
+                let (_, prepared) = self
+                    .store()
+                    .prepare_objects(rt.org.num, &mut [], self.now(), &[op], &|k| known.absent_key(k))?;
+                if written.feed.send((rt.schema(), Vec::new(), Some(prepared))).is_err() {
+                    return Err(ServiceError::Internal(INDEX_STOPPED.into()));
+                }
             }
             return Ok(());
         }
@@ -416,8 +437,14 @@ impl App {
         let t0 = Instant::now();
         let now = self.now();
         let extra: Vec<Op> = marker_op.into_iter().collect();
-        match self.store().write_objects_with(org, &mut writes, now, &extra) {
-            Ok(_) => {}
+        // Checked and built here, applied by the index thread while this one validates the next
+        // batch; the store makes every later access wait for it.
+        let known = &written.known;
+        let prepared = self
+            .store()
+            .prepare_objects(org, &mut writes, now, &extra, &|k| known.absent_key(k));
+        let prepared = match prepared {
+            Ok((_, p)) => Some(p),
             Err(_) => {
                 // Something in the batch conflicts: write line by line to name the culprits.
                 let mut kept = Vec::new();
@@ -435,8 +462,9 @@ impl App {
                     self.store().apply(org, extra)?;
                 }
                 writes = kept;
+                None
             }
-        }
+        };
         summary.store_seconds += t0.elapsed().as_secs_f64();
         for w in &writes {
             match (&w.before, &w.after) {
@@ -460,7 +488,7 @@ impl App {
                 (None, None) => {}
             }
         }
-        if written.feed.send((rt.schema(), writes)).is_err() {
+        if written.feed.send((rt.schema(), writes, prepared)).is_err() {
             // The index thread stopped on an error; the import returns it.
             return Err(ServiceError::Internal(INDEX_STOPPED.into()));
         }
@@ -649,8 +677,12 @@ impl App {
 /// What the main thread knows when the index thread has stopped.
 const INDEX_STOPPED: &str = "the import's index thread stopped";
 
+/// Whether an error of the reading side only says that the index thread stopped (which then
+/// reports why): it could not hand over a batch, or the store refuses access because a write the
+/// index thread was to apply was not.
 fn is_index_stopped(e: &ServiceError) -> bool {
     matches!(e, ServiceError::Internal(m) if m == INDEX_STOPPED)
+        || matches!(e, ServiceError::Storage(StorageError::WriteBehind))
 }
 
 /// Nums for a batch's creates: the reserved range, and the stored nums of objects the batch
@@ -670,15 +702,22 @@ struct Written {
     known: KnownIds,
 }
 
-/// Writes on their way to the index, with the schema they were validated against.
-type IndexBatch = (Arc<OrgSchema>, Vec<ObjectWrite>);
+/// Writes on their way to the index, with the schema they were validated against and, unless
+/// they are in the store already, the prepared store write that puts them there.
+type IndexBatch = (Arc<OrgSchema>, Vec<ObjectWrite>, Option<PreparedWrite>);
 type IndexFeed = std::sync::mpsc::SyncSender<IndexBatch>;
 
-/// Maps each batch's written objects to documents and hands them to the index; returns the
-/// seconds it was busy.
-fn index_batches(rt: &OrgRuntime, batches: std::sync::mpsc::Receiver<IndexBatch>) -> Result<f64> {
-    let mut busy = 0.0;
-    for (schema, writes) in batches {
+/// Applies each batch's prepared store write, then maps its objects to documents and hands them
+/// to the index (so the index never holds an object the store does not); returns the seconds
+/// it spent on each.
+fn index_batches(rt: &OrgRuntime, batches: std::sync::mpsc::Receiver<IndexBatch>) -> Result<Busy> {
+    let mut busy = Busy::default();
+    for (schema, writes, prepared) in batches {
+        let t0 = Instant::now();
+        if let Some(p) = prepared {
+            p.apply()?;
+        }
+        busy.store += t0.elapsed().as_secs_f64();
         let t0 = Instant::now();
         let mut ops = Vec::with_capacity(writes.len());
         for w in &writes {
@@ -703,9 +742,16 @@ fn index_batches(rt: &OrgRuntime, batches: std::sync::mpsc::Receiver<IndexBatch>
             }
         }
         rt.index.apply(ops)?;
-        busy += t0.elapsed().as_secs_f64();
+        busy.index += t0.elapsed().as_secs_f64();
     }
     Ok(busy)
+}
+
+/// Seconds the index thread spent applying store writes and indexing.
+#[derive(Debug, Default, Clone, Copy)]
+struct Busy {
+    store: f64,
+    index: f64,
 }
 
 /// Where a file's reading starts (after a resume marker) or ended.

@@ -6,6 +6,7 @@
 //! unless everything is valid. A write is acknowledged once the store has fsynced it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -18,7 +19,7 @@ use crate::error::Problem;
 use crate::model::ids::{check_id, new_id};
 use crate::model::klass::DirectoryKind;
 use crate::model::time::parse_time;
-use crate::model::{AttrType, Attribute, Cardinality, Klass, Object, OrgSchema, RelValue, Value as V};
+use crate::model::{AttrType, Attribute, Cardinality, Klass, Object, OrgSchema, RelValue, UniqueKey, Value as V};
 use crate::storage::{ObjectWrite, StorageError};
 
 /// How long a `refresh=wait_for` write waits for the index.
@@ -724,7 +725,6 @@ impl App {
         base: Option<&Object>,
         problems: &mut Vec<Problem>,
     ) -> std::result::Result<(), BuildError> {
-        let org = lookup.org();
         let mut links = BTreeMap::new();
         for a in &k.attributes {
             let Some(v) = obj.attr(&a.key, a.standard) else {
@@ -760,7 +760,7 @@ impl App {
                 }
             }
             if let Some(dir) = a.directory {
-                check_directory(self, org, a, v, dir, &p, problems)?;
+                check_directory(lookup, a, v, dir, &p, problems)?;
             }
         }
         for r in &k.relationships {
@@ -822,12 +822,12 @@ fn inherit_customer(lookup: &dyn Lookup, k: &Klass, obj: &mut Object) -> std::re
 
 /// How a build finds the objects its references name.
 pub(crate) trait Lookup {
-    /// The org.
-    fn org(&self) -> u64;
     /// The num of an object of `klass` by id.
     fn num(&self, id: &str, klass: &str) -> crate::storage::Result<Option<u64>>;
     /// The customer id of a conversation.
     fn customer_of_conversation(&self, id: &str) -> crate::storage::Result<Option<String>>;
+    /// Whether a team (or else a user) exists.
+    fn directory_has(&self, team: bool, id: &str) -> crate::storage::Result<bool>;
 }
 
 /// The (num, klass) of every id an import has written, so that the references of later lines
@@ -838,6 +838,14 @@ pub(crate) trait Lookup {
 pub(crate) struct KnownIds {
     ids: HashMap<String, (u64, u16)>,
     klasses: Vec<String>,
+    /// Hashes of the other unique keys written (externalIds, emails); never forgotten, so a
+    /// key not among them is certainly not in the store (when `complete`).
+    other_keys: HashSet<u64>,
+    hasher: std::collections::hash_map::RandomState,
+    /// Teams (true) and users found or not, so that a batch's directory checks need not read
+    /// the store (which would wait for the write of the batch before); forgotten whenever the
+    /// import applies a definition.
+    directory: std::cell::RefCell<HashMap<(bool, String), bool>>,
     /// The ids are every id of the store (the import began with no objects and has kept all).
     complete: bool,
 }
@@ -862,11 +870,27 @@ impl KnownIds {
         self.complete && !self.ids.contains_key(id)
     }
 
+    /// Whether a unique key is certainly not in the store.
+    pub fn absent_key(&self, key: &UniqueKey) -> bool {
+        match key {
+            UniqueKey::Id(id) => self.absent(id),
+            _ => self.complete && !self.other_keys.contains(&self.hasher.hash_one(key)),
+        }
+    }
+
     /// Records a written object.
     pub fn insert(&mut self, obj: &Object) {
         if self.ids.len() >= Self::CAPACITY {
             self.ids.clear();
+            self.other_keys.clear();
             self.complete = false;
+        }
+        if self.complete {
+            for key in obj.unique_keys() {
+                if !matches!(key, UniqueKey::Id(_)) {
+                    self.other_keys.insert(self.hasher.hash_one(&key));
+                }
+            }
         }
         let k = match self.klasses.iter().position(|k| *k == obj.klass) {
             Some(k) => k,
@@ -891,6 +915,11 @@ impl KnownIds {
     pub fn remove(&mut self, id: &str) {
         self.ids.remove(id);
     }
+
+    /// Forgets which teams and users exist (a definition may have changed them).
+    pub fn forget_directory(&mut self) {
+        self.directory.get_mut().clear();
+    }
 }
 
 /// Lookups in the store.
@@ -900,10 +929,6 @@ pub(crate) struct StoreLookup<'a> {
 }
 
 impl Lookup for StoreLookup<'_> {
-    fn org(&self) -> u64 {
-        self.org
-    }
-
     fn num(&self, id: &str, klass: &str) -> crate::storage::Result<Option<u64>> {
         self.app.lookup_num(self.org, id, klass)
     }
@@ -917,6 +942,17 @@ impl Lookup for StoreLookup<'_> {
             .store()
             .object(self.org, num)?
             .and_then(|c| c.reference("customer").map(str::to_string)))
+    }
+
+    fn directory_has(&self, team: bool, id: &str) -> crate::storage::Result<bool> {
+        use crate::model::{Team, User};
+        use crate::storage::Collection;
+        let store = self.app.store();
+        Ok(if team {
+            store.get_doc::<Team>(self.org, Collection::Team, id)?.is_some()
+        } else {
+            store.get_doc::<User>(self.org, Collection::User, id)?.is_some()
+        })
     }
 }
 
@@ -932,10 +968,6 @@ pub(crate) struct BatchLookup<'a> {
 }
 
 impl Lookup for BatchLookup<'_> {
-    fn org(&self) -> u64 {
-        self.store.org
-    }
-
     fn num(&self, id: &str, klass: &str) -> crate::storage::Result<Option<u64>> {
         if let Some(o) = self.pending.get(id) {
             return Ok((o.klass == klass).then_some(o.num));
@@ -962,11 +994,22 @@ impl Lookup for BatchLookup<'_> {
             None => self.store.customer_of_conversation(id),
         }
     }
+
+    fn directory_has(&self, team: bool, id: &str) -> crate::storage::Result<bool> {
+        let Some(known) = self.known else {
+            return self.store.directory_has(team, id);
+        };
+        if let Some(&has) = known.directory.borrow().get(&(team, id.to_string())) {
+            return Ok(has);
+        }
+        let has = self.store.directory_has(team, id)?;
+        known.directory.borrow_mut().insert((team, id.to_string()), has);
+        Ok(has)
+    }
 }
 
 fn check_directory(
-    app: &App,
-    org: u64,
+    lookup: &dyn Lookup,
     a: &Attribute,
     v: &V,
     dir: DirectoryKind,
@@ -975,7 +1018,7 @@ fn check_directory(
 ) -> std::result::Result<(), BuildError> {
     for e in v.elements().iter().filter_map(V::as_str).filter(|s| !s.is_empty()) {
         let team = dir == DirectoryKind::Team;
-        if !app.directory_has(org, team, e)? {
+        if !lookup.directory_has(team, e)? {
             let what = if team { "team" } else { "user" };
             problems.push(invalid(
                 "invalid_reference",
@@ -1057,5 +1100,38 @@ mod tests {
         late.insert(&object("customer-1", "customer", 3));
         late.set_complete();
         assert!(!late.complete, "only an empty map can be declared complete");
+    }
+
+    #[test]
+    fn complete_known_ids_tell_absent_external_ids_and_emails() {
+        let mut known = KnownIds::default();
+        known.set_complete();
+        let mut customer = object("customer-1", "customer", 3);
+        customer.fields.insert(
+            "emails".into(),
+            V::List(vec![V::Str("Ann@x.io".into()), V::Str("ann2@x.io".into())]),
+        );
+        let mut order = object("order-1", "order", 4);
+        order.external_id = Some("ORD-1".into());
+        known.insert(&customer);
+        known.insert(&order);
+        let email = |e: &str| UniqueKey::Email(e.into());
+        let ext = |k: &str, e: &str| UniqueKey::External {
+            klass: k.into(),
+            external_id: e.into(),
+        };
+        assert!(!known.absent_key(&email("ann@x.io")), "emails are kept lowercased");
+        assert!(!known.absent_key(&email("ann2@x.io")));
+        assert!(known.absent_key(&email("bob@x.io")));
+        assert!(!known.absent_key(&ext("order", "ORD-1")));
+        assert!(known.absent_key(&ext("order", "ORD-2")));
+        assert!(known.absent_key(&ext("shipment", "ORD-1")), "externalIds are per klass");
+        assert!(!known.absent_key(&UniqueKey::Id("order-1".into())));
+        assert!(known.absent_key(&UniqueKey::Id("order-2".into())));
+        // A deleted object's other keys stay: the store is read for them, which is safe.
+        known.remove("order-1");
+        assert!(!known.absent_key(&ext("order", "ORD-1")));
+        let open = KnownIds::default();
+        assert!(!open.absent_key(&email("bob@x.io")), "not complete: read the store");
     }
 }

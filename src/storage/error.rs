@@ -27,6 +27,10 @@ pub enum StorageError {
     /// The stored revision is not the one the write was computed from.
     #[error("the object changed since it was read")]
     Stale,
+    /// An earlier write prepared to be applied later failed or was abandoned, so the store no
+    /// longer holds what later writes assumed (see `Store::prepare_objects`).
+    #[error("an earlier write-behind batch was not applied; the store refuses further access")]
+    WriteBehind,
     /// A document the write expected is missing.
     #[error("{what} `{id}` does not exist")]
     Missing {
@@ -41,7 +45,7 @@ impl StorageError {
     /// The transport-agnostic kind.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            StorageError::Sled(_) | StorageError::Corrupt { .. } => ErrorKind::Internal,
+            StorageError::Sled(_) | StorageError::Corrupt { .. } | StorageError::WriteBehind => ErrorKind::Internal,
             StorageError::Duplicate { .. } => ErrorKind::Conflict,
             StorageError::Stale => ErrorKind::PreconditionFailed,
             StorageError::Missing { .. } => ErrorKind::NotFound,

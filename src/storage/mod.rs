@@ -14,7 +14,8 @@ pub mod keys;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -157,6 +158,9 @@ struct OrgCounters {
     loaded: bool,
     next_num: u64,
     next_seq: u64,
+    /// Objects per klass as last written (read from the tree once per klass), so that a write
+    /// does not read the counts it updates.
+    klass_counts: HashMap<String, u64>,
 }
 
 struct Inner {
@@ -165,6 +169,99 @@ struct Inner {
     orgs: Mutex<HashMap<u64, Arc<Mutex<OrgCounters>>>>,
     global: Mutex<()>,
     flusher: GroupCommit,
+    behind: Behind,
+}
+
+/// Object writes prepared but not yet applied to the tree (an import's write-behind, see
+/// [`Store::prepare_objects`]). Every read and write of the store waits for them first, so no
+/// caller ever sees the tree without a write it was told succeeded.
+#[derive(Default)]
+struct Behind {
+    /// Prepared writes not yet applied (read without the lock on every store access).
+    count: AtomicUsize,
+    lock: Mutex<()>,
+    applied: Condvar,
+    /// Set for good once a prepared write failed or was dropped unapplied: the writes prepared
+    /// after it, and the in-memory counters, assumed a tree that does not exist.
+    failed: AtomicBool,
+}
+
+impl Behind {
+    fn add(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn done(&self, ok: bool) {
+        let _g = self.lock.lock().expect("write-behind lock");
+        if !ok {
+            self.failed.store(true, Ordering::Release);
+        }
+        self.count.fetch_sub(1, Ordering::AcqRel);
+        self.applied.notify_all();
+    }
+
+    /// Waits until every prepared write is applied.
+    fn settle(&self) -> Result<()> {
+        if self.count.load(Ordering::Acquire) > 0 {
+            let mut g = self.lock.lock().expect("write-behind lock");
+            while self.count.load(Ordering::Acquire) > 0 {
+                g = self.applied.wait(g).expect("write-behind lock");
+            }
+        }
+        if self.failed.load(Ordering::Acquire) {
+            return Err(StorageError::WriteBehind);
+        }
+        Ok(())
+    }
+}
+
+/// An object write prepared by [`Store::prepare_objects`]: [`PreparedWrite::apply`] puts it in the
+/// tree, on any thread. Until then every other access to the store waits for it; dropped
+/// unapplied, it fails the store's later accesses with [`StorageError::WriteBehind`].
+#[must_use = "a prepared write must be applied"]
+pub struct PreparedWrite {
+    store: Store,
+    overlay: Option<HashMap<Vec<u8>, Option<Vec<u8>>>>,
+}
+
+impl PreparedWrite {
+    /// Applies the write (atomically, like [`Store::write_objects`]).
+    ///
+    /// # Errors
+    /// When sled fails; the store then refuses every later access.
+    pub fn apply(mut self) -> Result<()> {
+        let overlay = self.overlay.take().unwrap_or_default();
+        let r = self.store.inner.kv.apply_batch(to_batch(overlay));
+        self.store.inner.behind.done(r.is_ok());
+        Ok(r?)
+    }
+}
+
+impl Drop for PreparedWrite {
+    fn drop(&mut self) {
+        if self.overlay.is_some() {
+            self.store.inner.behind.done(false);
+        }
+    }
+}
+
+impl std::fmt::Debug for PreparedWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedWrite")
+            .field("keys", &self.overlay.as_ref().map_or(0, HashMap::len))
+            .finish()
+    }
+}
+
+fn to_batch(overlay: HashMap<Vec<u8>, Option<Vec<u8>>>) -> sled::Batch {
+    let mut batch = sled::Batch::default();
+    for (k, v) in overlay {
+        match v {
+            Some(v) => batch.insert(k, v),
+            None => batch.remove(k),
+        }
+    }
+    batch
 }
 
 /// Handle on the store; cheap to clone.
@@ -180,16 +277,16 @@ const COUNTER_SEQ: &[u8] = b"seq";
 /// the changes land together in one sled batch (atomic, also across a crash). Every writer of an
 /// org holds that org's lock, so no other write can interleave between the reads and the batch.
 struct Tx<'a> {
-    kv: &'a sled::Tree,
+    store: &'a Store,
     /// Every write of the transaction (None = removal), the last per key; also what `get` sees
     /// before the commit. The sled batch is built from it at commit, so values are copied once.
     overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl<'a> Tx<'a> {
-    fn new(kv: &'a sled::Tree, writes: usize) -> Tx<'a> {
+    fn new(store: &'a Store, writes: usize) -> Tx<'a> {
         Tx {
-            kv,
+            store,
             overlay: HashMap::with_capacity(writes),
         }
     }
@@ -197,8 +294,13 @@ impl<'a> Tx<'a> {
     fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         match self.overlay.get(key.as_ref()) {
             Some(v) => Ok(v.clone()),
-            None => Ok(self.kv.get(key)?.map(|v| v.to_vec())),
+            None => Ok(self.store.tree()?.get(key)?.map(|v| v.to_vec())),
         }
+    }
+
+    /// What this transaction itself wrote under `key` (a key the tree is known not to hold).
+    fn get_written(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.overlay.get(key).cloned().flatten()
     }
 
     fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
@@ -210,14 +312,7 @@ impl<'a> Tx<'a> {
     }
 
     fn commit(self) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        for (k, v) in self.overlay {
-            match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
-            }
-        }
-        self.kv.apply_batch(batch)?;
+        self.store.tree()?.apply_batch(to_batch(self.overlay))?;
         Ok(())
     }
 }
@@ -243,6 +338,7 @@ impl Store {
                 orgs: Mutex::new(HashMap::new()),
                 global: Mutex::new(()),
                 flusher,
+                behind: Behind::default(),
             }),
         })
     }
@@ -254,12 +350,14 @@ impl Store {
 
     /// Flushes synchronously (command line paths, shutdown).
     pub fn flush(&self) -> Result<()> {
+        self.inner.behind.settle()?;
         self.inner.db.flush()?;
         Ok(())
     }
 
     /// Bytes on disk, as sled reports them.
     pub fn size_on_disk(&self) -> Result<u64> {
+        self.inner.behind.settle()?;
         Ok(self.inner.db.size_on_disk()?)
     }
 
@@ -268,16 +366,14 @@ impl Store {
     /// Reads platform metadata.
     pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
-            .inner
-            .kv
+            .tree()?
             .get(keys::global_key(global::META, name.as_bytes()))?
             .map(|v| v.to_vec()))
     }
 
     /// Writes platform metadata.
     pub fn set_meta(&self, name: &str, value: &[u8]) -> Result<()> {
-        self.inner
-            .kv
+        self.tree()?
             .insert(keys::global_key(global::META, name.as_bytes()), value)?;
         Ok(())
     }
@@ -288,14 +384,13 @@ impl Store {
         let _g = self.inner.global.lock().expect("global lock");
         let counter_key = keys::global_key(global::COUNTER, b"org");
         let last = self
-            .inner
-            .kv
+            .tree()?
             .get(&counter_key)?
             .and_then(|v| keys::read_u64(&v))
             .unwrap_or(0);
         org.num = last + 1;
         let docs = docs(org.num);
-        let mut tx = Tx::new(&self.inner.kv, 8);
+        let mut tx = Tx::new(self, 8);
         if tx.get(keys::global_key(global::ORG_ID, org.id.as_bytes()))?.is_some() {
             return Err(StorageError::Duplicate {
                 what: "org id",
@@ -323,8 +418,7 @@ impl Store {
 
     /// Every org.
     pub fn orgs(&self) -> Result<Vec<Org>> {
-        self.inner
-            .kv
+        self.tree()?
             .scan_prefix(keys::global_key(global::ORG, &[]))
             .map(|kv| codec::decode(&kv?.1, "org"))
             .collect()
@@ -338,7 +432,7 @@ impl Store {
     /// An org by id, or else by name.
     pub fn org_by_id_or_name(&self, s: &str) -> Result<Option<Org>> {
         for kind in [global::ORG_ID, global::ORG_NAME] {
-            if let Some(v) = self.inner.kv.get(keys::global_key(kind, s.as_bytes()))? {
+            if let Some(v) = self.tree()?.get(keys::global_key(kind, s.as_bytes()))? {
                 if let Some(num) = keys::read_u64(&v) {
                     return self.org(num);
                 }
@@ -371,8 +465,7 @@ impl Store {
         coll: Collection,
         prefix: &str,
     ) -> Result<Vec<T>> {
-        self.inner
-            .kv
+        self.tree()?
             .scan_prefix(keys::doc_key(org, coll as u8, prefix))
             .map(|kv| codec::decode(&kv?.1, "document"))
             .collect()
@@ -381,8 +474,7 @@ impl Store {
     /// Ids of the documents whose id starts with `prefix`.
     pub fn doc_ids_with_prefix(&self, org: u64, coll: Collection, prefix: &str) -> Result<Vec<String>> {
         let base = keys::doc_key(org, coll as u8, "").len();
-        self.inner
-            .kv
+        self.tree()?
             .scan_prefix(keys::doc_key(org, coll as u8, prefix))
             .keys()
             .map(|k| Ok(String::from_utf8_lossy(&k?[base..]).into_owned()))
@@ -410,8 +502,7 @@ impl Store {
                 hi
             }
         };
-        self.inner
-            .kv
+        self.tree()?
             .range(lo..hi)
             .keys()
             .rev()
@@ -423,7 +514,7 @@ impl Store {
     /// How many document ids start with `prefix` (keys only; no document is read).
     pub fn count_prefix(&self, org: u64, coll: Collection, prefix: &str) -> Result<usize> {
         let mut n = 0;
-        for k in self.inner.kv.scan_prefix(keys::doc_key(org, coll as u8, prefix)).keys() {
+        for k in self.tree()?.scan_prefix(keys::doc_key(org, coll as u8, prefix)).keys() {
             k?;
             n += 1;
         }
@@ -438,7 +529,7 @@ impl Store {
     pub fn apply(&self, org: u64, ops: Vec<Op>) -> Result<()> {
         let lock = self.org_lock(org);
         let _g = lock.lock().expect("org lock");
-        let mut tx = Tx::new(&self.inner.kv, ops.len());
+        let mut tx = Tx::new(self, ops.len());
         apply_ops(&mut tx, org, &ops)?;
         tx.commit()
     }
@@ -448,8 +539,8 @@ impl Store {
         let key = keys::org_key(org, okind::COUNTER, name.as_bytes());
         let lock = self.org_lock(org);
         let _g = lock.lock().expect("org lock");
-        let before = self.inner.kv.get(&key)?.and_then(|v| keys::read_u64(&v)).unwrap_or(0);
-        self.inner.kv.insert(key, &keys::u64_value(before + n))?;
+        let before = self.tree()?.get(&key)?.and_then(|v| keys::read_u64(&v)).unwrap_or(0);
+        self.tree()?.insert(key, &keys::u64_value(before + n))?;
         Ok(before)
     }
 
@@ -468,8 +559,7 @@ impl Store {
     /// The num and klass of an object by id (one read, no object decoding).
     pub fn num_and_klass_by_id(&self, org: u64, id: &str) -> Result<Option<(u64, String)>> {
         Ok(self
-            .inner
-            .kv
+            .tree()?
             .get(keys::org_key(org, okind::ID, id.as_bytes()))?
             .and_then(|v| {
                 let num = keys::read_u64(v.get(..8)?)?;
@@ -500,15 +590,22 @@ impl Store {
     /// Whether the org holds any object. A read error answers yes: callers then take the path
     /// that reads the store, which reports it.
     pub fn has_objects(&self, org: u64) -> bool {
-        self.inner.kv.range(object_keys(org, 0)).next().is_some()
+        match self.tree() {
+            Ok(t) => t.range(object_keys(org, 0)).next().is_some(),
+            Err(_) => true,
+        }
     }
 
     /// Walks objects with num >= `from`, in num order.
     pub fn scan_objects_from(&self, org: u64, from: u64) -> impl Iterator<Item = Result<Object>> + Send + 'static {
-        self.inner
-            .kv
-            .range(object_keys(org, from))
-            .map(|kv| codec::decode(&kv?.1, "object"))
+        // A failed write-behind is the walk's one item.
+        let (settled, failed) = match self.inner.behind.settle() {
+            Ok(()) => (Some(self.inner.kv.range(object_keys(org, from))), None),
+            Err(e) => (None, Some(Err(e))),
+        };
+        failed
+            .into_iter()
+            .chain(settled.into_iter().flatten().map(|kv| codec::decode(&kv?.1, "object")))
     }
 
     /// Writes objects atomically: every write or none. Checks that each `before` is still the
@@ -533,7 +630,59 @@ impl Store {
     ) -> Result<Vec<WriteOutcome>> {
         let lock = self.org_lock(org);
         let mut counters = lock.lock().expect("org lock");
-        self.load_counters(org, &mut counters)?;
+        let (outcomes, tx, after) = self.build_object_writes(org, &mut counters, writes, at, extra, &|_| false)?;
+        tx.commit()?;
+        after.apply_to(&mut counters);
+        Ok(outcomes)
+    }
+
+    /// [`Store::write_objects_with`], checked and built now but put in the tree by
+    /// [`PreparedWrite::apply`], on another thread while this one goes on: an import validates its
+    /// next batch while the previous one is applied. Until it is applied, every other access to
+    /// the store waits for it, so nothing can observe the tree without it.
+    ///
+    /// `absent` names unique keys the caller knows the tree does not hold (an import into an
+    /// empty org knows every key it wrote): they are checked against this write alone, without
+    /// reading the tree, which would wait for the write before.
+    ///
+    /// # Errors
+    /// As [`Store::write_objects`]; then nothing is prepared.
+    pub fn prepare_objects(
+        &self,
+        org: u64,
+        writes: &mut [ObjectWrite],
+        at: Millis,
+        extra: &[Op],
+        absent: &dyn Fn(&UniqueKey) -> bool,
+    ) -> Result<(Vec<WriteOutcome>, PreparedWrite)> {
+        let lock = self.org_lock(org);
+        let mut counters = lock.lock().expect("org lock");
+        let (outcomes, tx, after) = self.build_object_writes(org, &mut counters, writes, at, extra, absent)?;
+        after.apply_to(&mut counters);
+        self.inner.behind.add();
+        let prepared = PreparedWrite {
+            store: self.clone(),
+            overlay: Some(tx.overlay),
+        };
+        Ok((outcomes, prepared))
+    }
+
+    /// Whether writes prepared by [`Store::prepare_objects`] wait to be applied.
+    pub fn writes_behind(&self) -> bool {
+        self.inner.behind.count.load(Ordering::Acquire) > 0
+    }
+
+    /// Checks and builds an object write under the org's lock; the counters move once it lands.
+    fn build_object_writes<'s>(
+        &'s self,
+        org: u64,
+        counters: &mut MutexGuard<'_, OrgCounters>,
+        writes: &mut [ObjectWrite],
+        at: Millis,
+        extra: &[Op],
+        absent: &dyn Fn(&UniqueKey) -> bool,
+    ) -> Result<(Vec<WriteOutcome>, Tx<'s>, CountersAfter)> {
+        self.load_counters(org, counters)?;
         let (start_num, start_seq) = (counters.next_num, counters.next_seq);
         // Creates without a num get the next ones.
         let mut next_num = start_num;
@@ -545,21 +694,30 @@ impl Store {
                 }
             }
         }
-        let mut tx = Tx::new(&self.inner.kv, 3 * writes.len() + extra.len() + 8);
-        let mut seq = start_seq;
+        let mut tx = Tx::new(self, 3 * writes.len() + extra.len() + 8);
         let mut outcomes = Vec::with_capacity(writes.len());
-        let mut counts: HashMap<String, i64> = HashMap::new();
-        let mut log = LogBlocks::new(org);
+        let mut tally = Tally {
+            seq: start_seq,
+            counts: HashMap::new(),
+            log: LogBlocks::new(org),
+        };
         for w in writes.iter() {
-            outcomes.push(write_one(&mut tx, org, w, at, &mut seq, &mut counts, &mut log)?);
+            outcomes.push(write_one(&mut tx, org, w, at, &mut tally, absent)?);
         }
+        let Tally { seq, counts, log } = tally;
         for (key, block) in log.finish() {
             tx.insert(key, block);
         }
+        let mut klass_counts = Vec::with_capacity(counts.len());
         for (klass, delta) in counts {
             let key = klass_count_key(org, &klass);
-            let n = tx.get(&key)?.and_then(|v| keys::read_u64(&v)).unwrap_or(0) as i64;
-            tx.insert(key, keys::u64_value((n + delta).max(0) as u64));
+            let n = match counters.klass_counts.get(&klass) {
+                Some(&n) => n,
+                None => tx.get(&key)?.and_then(|v| keys::read_u64(&v)).unwrap_or(0),
+            };
+            let n = (n as i64 + delta).max(0) as u64;
+            tx.insert(key, keys::u64_value(n));
+            klass_counts.push((klass, n));
         }
         tx.insert(
             keys::org_key(org, okind::COUNTER, COUNTER_NUM),
@@ -567,22 +725,23 @@ impl Store {
         );
         tx.insert(keys::org_key(org, okind::COUNTER, COUNTER_SEQ), keys::u64_value(seq));
         apply_ops(&mut tx, org, extra)?;
-        tx.commit()?;
-        counters.next_num = next_num;
-        counters.next_seq = outcomes.iter().filter_map(|o| o.seq).max().map_or(start_seq, |s| s + 1);
-        Ok(outcomes)
+        let after = CountersAfter {
+            next_num,
+            next_seq: outcomes.iter().filter_map(|o| o.seq).max().map_or(start_seq, |s| s + 1),
+            klass_counts,
+        };
+        Ok((outcomes, tx, after))
     }
 
     /// Reserves `n` nums for creates the caller numbers itself (imports); returns the first.
+    ///
+    /// Only in memory: a num reaches the tree only inside an object write, which also stores
+    /// the counter past it, so after a restart no stored num can be handed out again.
     pub fn reserve_nums(&self, org: u64, n: u64) -> Result<u64> {
         let lock = self.org_lock(org);
         let mut counters = lock.lock().expect("org lock");
         self.load_counters(org, &mut counters)?;
         let first = counters.next_num;
-        self.inner.kv.insert(
-            keys::org_key(org, okind::COUNTER, COUNTER_NUM),
-            &keys::u64_value(first + n),
-        )?;
         counters.next_num = first + n;
         Ok(first)
     }
@@ -604,17 +763,17 @@ impl Store {
         // Records kept one per key by earlier versions come first: every block is newer.
         let start = keys::org_num_key(org, okind::LOG, from);
         let end = keys::org_key(org, okind::LOG + 1, &[]);
-        for kv in self.inner.kv.range(start..end).take(limit) {
+        for kv in self.tree()?.range(start..end).take(limit) {
             out.push(codec::decode(&kv?.1, "change record")?);
         }
         // The block holding `from` is the last one starting at or before it.
         let (blocks, blocks_end) = log_block_bounds(org);
         let probe = keys::log_block_key(org, from, u64::MAX);
-        let start = match self.inner.kv.range(blocks.clone()..=probe).next_back() {
+        let start = match self.tree()?.range(blocks.clone()..=probe).next_back() {
             Some(kv) => kv?.0.to_vec(),
             None => blocks,
         };
-        for kv in self.inner.kv.range(start..blocks_end) {
+        for kv in self.tree()?.range(start..blocks_end) {
             if out.len() >= limit {
                 break;
             }
@@ -633,11 +792,11 @@ impl Store {
     pub fn first_seq(&self, org: u64) -> Result<u64> {
         let start = keys::org_num_key(org, okind::LOG, 0);
         let end = keys::org_key(org, okind::LOG + 1, &[]);
-        if let Some(kv) = self.inner.kv.range(start..end).next() {
+        if let Some(kv) = self.tree()?.range(start..end).next() {
             return Ok(keys::trailing_u64(&kv?.0).unwrap_or(0));
         }
         let (blocks, blocks_end) = log_block_bounds(org);
-        Ok(match self.inner.kv.range(blocks..blocks_end).next() {
+        Ok(match self.tree()?.range(blocks..blocks_end).next() {
             Some(kv) => keys::log_block_range(&kv?.0).map_or(0, |(first, _)| first),
             None => 0,
         })
@@ -652,7 +811,7 @@ impl Store {
 
     /// Moves a consumer's cursor.
     pub fn set_cursor(&self, org: u64, consumer: &str, seq: u64) -> Result<()> {
-        self.inner.kv.insert(
+        self.tree()?.insert(
             keys::org_key(org, okind::CURSOR, consumer.as_bytes()),
             &keys::u64_value(seq),
         )?;
@@ -666,12 +825,12 @@ impl Store {
         let end = keys::org_num_key(org, okind::LOG, upto.saturating_add(1));
         let mut batch = sled::Batch::default();
         let mut n = 0;
-        for k in self.inner.kv.range(start..end).keys() {
+        for k in self.tree()?.range(start..end).keys() {
             batch.remove(k?);
             n += 1;
         }
         let (blocks, blocks_end) = log_block_bounds(org);
-        for k in self.inner.kv.range(blocks..blocks_end).keys() {
+        for k in self.tree()?.range(blocks..blocks_end).keys() {
             let k = k?;
             match keys::log_block_range(&k) {
                 Some((first, last)) if last <= upto => {
@@ -681,11 +840,17 @@ impl Store {
                 _ => break,
             }
         }
-        self.inner.kv.apply_batch(batch)?;
+        self.tree()?.apply_batch(batch)?;
         Ok(n)
     }
 
     // ---- helpers ----
+
+    /// The tree, once every prepared write is in it.
+    fn tree(&self) -> Result<&sled::Tree> {
+        self.inner.behind.settle()?;
+        Ok(&self.inner.kv)
+    }
 
     fn org_lock(&self, org: u64) -> Arc<Mutex<OrgCounters>> {
         self.inner
@@ -711,15 +876,15 @@ impl Store {
     }
 
     fn get_u64_prefix(&self, key: Vec<u8>) -> Result<Option<u64>> {
-        Ok(self.inner.kv.get(key)?.and_then(|v| keys::read_u64(v.get(..8)?)))
+        Ok(self.tree()?.get(key)?.and_then(|v| keys::read_u64(v.get(..8)?)))
     }
 
     fn get_u64(&self, key: Vec<u8>) -> Result<Option<u64>> {
-        Ok(self.inner.kv.get(key)?.and_then(|v| keys::read_u64(&v)))
+        Ok(self.tree()?.get(key)?.and_then(|v| keys::read_u64(&v)))
     }
 
     fn get_decoded<T: DeserializeOwned>(&self, key: Vec<u8>, what: &'static str) -> Result<Option<T>> {
-        self.inner.kv.get(key)?.map(|v| codec::decode(&v, what)).transpose()
+        self.tree()?.get(key)?.map(|v| codec::decode(&v, what)).transpose()
     }
 }
 
@@ -798,6 +963,21 @@ struct RecordView<'a> {
     depth: u8,
 }
 
+/// The counters once an object write lands.
+struct CountersAfter {
+    next_num: u64,
+    next_seq: u64,
+    klass_counts: Vec<(String, u64)>,
+}
+
+impl CountersAfter {
+    fn apply_to(self, c: &mut OrgCounters) {
+        c.next_num = self.next_num;
+        c.next_seq = self.next_seq;
+        c.klass_counts.extend(self.klass_counts);
+    }
+}
+
 /// The keys of an org's objects with num >= `from`.
 fn object_keys(org: u64, from: u64) -> std::ops::Range<Vec<u8>> {
     keys::org_num_key(org, okind::OBJECT, from)..keys::org_key(org, okind::OBJECT + 1, &[])
@@ -823,14 +1003,21 @@ fn unique_what(key: &UniqueKey) -> (&'static str, String) {
     }
 }
 
+/// What the writes of one batch add up to: the next seq, the change of each klass count, and
+/// the change-log blocks.
+struct Tally {
+    seq: u64,
+    counts: HashMap<String, i64>,
+    log: LogBlocks,
+}
+
 fn write_one(
     tx: &mut Tx<'_>,
     org: u64,
     w: &ObjectWrite,
     at: Millis,
-    seq: &mut u64,
-    counts: &mut HashMap<String, i64>,
-    log: &mut LogBlocks,
+    tally: &mut Tally,
+    absent: &dyn Fn(&UniqueKey) -> bool,
 ) -> Result<WriteOutcome> {
     let num = match (&w.before, &w.after) {
         (Some(b), _) => b.num,
@@ -871,7 +1058,8 @@ fn write_one(
     for k in &after_keys {
         if !before_keys.contains(k) {
             let kb = unique_key_bytes(org, k);
-            if let Some(existing) = tx.get(&kb)? {
+            let existing = if absent(k) { tx.get_written(&kb) } else { tx.get(&kb)? };
+            if let Some(existing) = existing {
                 if existing.get(..8).and_then(keys::read_u64) != Some(num) {
                     let (what, value) = unique_what(k);
                     return Err(StorageError::Duplicate { what, value });
@@ -887,7 +1075,7 @@ fn write_one(
     let op = match (&w.before, &w.after) {
         (None, Some(a)) => {
             tx.insert(obj_key, codec::encode_positional(a));
-            *counts.entry(a.klass.clone()).or_insert(0) += 1;
+            *tally.counts.entry(a.klass.clone()).or_insert(0) += 1;
             ChangeOp::Created
         }
         (Some(_), Some(a)) => {
@@ -896,7 +1084,7 @@ fn write_one(
         }
         (Some(b), None) => {
             tx.remove(obj_key);
-            *counts.entry(b.klass.clone()).or_insert(0) -= 1;
+            *tally.counts.entry(b.klass.clone()).or_insert(0) -= 1;
             ChangeOp::Deleted
         }
         (None, None) => unreachable!("checked above"),
@@ -904,8 +1092,8 @@ fn write_one(
     let mut out = WriteOutcome { num, seq: None };
     if w.log {
         let obj = w.after.as_ref().or(w.before.as_ref()).expect("one side present");
-        log.push(&RecordView {
-            seq: *seq,
+        tally.log.push(&RecordView {
+            seq: tally.seq,
             op,
             klass: &obj.klass,
             num,
@@ -916,8 +1104,8 @@ fn write_one(
             changed: &w.changed,
             depth: w.depth,
         });
-        out.seq = Some(*seq);
-        *seq += 1;
+        out.seq = Some(tally.seq);
+        tally.seq += 1;
     }
     Ok(out)
 }
@@ -1285,6 +1473,99 @@ mod tests {
         let s = Store::open(dir.path(), &StoreOptions::default()).unwrap();
         let out = s.write_objects(1, &mut [create(obj("b", None))], 5).unwrap();
         assert_eq!(out[0], WriteOutcome { num: 2, seq: Some(2) });
+    }
+
+    #[test]
+    fn a_prepared_write_applied_on_another_thread_is_seen_by_every_later_access() {
+        let (_d, s) = temp_store();
+        s.write_objects(1, &mut [create(obj("a", None))], 5).unwrap();
+        let (out, prepared) = s
+            .prepare_objects(
+                1,
+                &mut [create(obj("b", Some("b@x.io"))), create(obj("c", None))],
+                5,
+                &[],
+                &|_| true,
+            )
+            .unwrap();
+        assert_eq!(out[0], WriteOutcome { num: 2, seq: Some(2) });
+        assert!(s.writes_behind());
+        let applier = std::thread::spawn(move || {
+            // Late on purpose: the reads below must wait for it rather than miss the write.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            prepared.apply()
+        });
+        assert_eq!(s.num_by_id(1, "c").unwrap(), Some(3));
+        assert!(!s.writes_behind());
+        applier.join().unwrap().unwrap();
+        assert_eq!(s.num_by_email(1, "b@x.io").unwrap(), Some(2));
+        assert_eq!(s.klass_count(1, "customer").unwrap(), 3);
+        assert_eq!(s.scan_objects(1).count(), 3);
+        // The counters moved on when the write was prepared: the next write follows it.
+        let out = s.write_objects(1, &mut [create(obj("d", None))], 5).unwrap();
+        assert_eq!(out[0], WriteOutcome { num: 4, seq: Some(4) });
+        assert_eq!(s.klass_count(1, "customer").unwrap(), 4);
+        assert_eq!(seqs(&s.log_after(1, 0, 10).unwrap()), vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn keys_known_absent_are_still_checked_within_the_write() {
+        let (_d, s) = temp_store();
+        let err = s
+            .prepare_objects(
+                1,
+                &mut [create(obj("a", Some("x@x.io"))), create(obj("b", Some("X@x.io")))],
+                5,
+                &[],
+                &|_| true,
+            )
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Duplicate { what: "email", .. }));
+        // Nothing was prepared, so nothing waits and nothing fails.
+        assert!(!s.writes_behind());
+        assert_eq!(s.num_by_id(1, "a").unwrap(), None);
+        assert_eq!(s.klass_count(1, "customer").unwrap(), 0);
+        // A key not declared absent is read from the tree.
+        s.write_objects(1, &mut [create(obj("a", Some("x@x.io")))], 5).unwrap();
+        let err = s
+            .prepare_objects(1, &mut [create(obj("b", Some("x@x.io")))], 5, &[], &|_| false)
+            .unwrap_err();
+        assert!(matches!(err, StorageError::Duplicate { what: "email", .. }));
+    }
+
+    #[test]
+    fn a_prepared_write_dropped_unapplied_fails_every_later_access() {
+        let (_d, s) = temp_store();
+        let (_, prepared) = s
+            .prepare_objects(1, &mut [create(obj("a", None))], 5, &[], &|_| true)
+            .unwrap();
+        drop(prepared);
+        assert!(matches!(s.num_by_id(1, "a"), Err(StorageError::WriteBehind)));
+        assert!(matches!(
+            s.write_objects(1, &mut [create(obj("b", None))], 5),
+            Err(StorageError::WriteBehind)
+        ));
+        assert!(matches!(s.scan_objects(1).next(), Some(Err(StorageError::WriteBehind))));
+        assert!(s.flush().is_err());
+    }
+
+    #[test]
+    fn reserved_nums_are_not_stored_but_a_stored_num_is_never_handed_out_again() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+            assert_eq!(s.reserve_nums(1, 10).unwrap(), 1);
+            let mut o = obj("a", None);
+            o.num = 7;
+            s.write_objects(1, &mut [create(o)], 5).unwrap();
+            // Reserved after the write, never used: forgotten on restart.
+            assert_eq!(s.reserve_nums(1, 10).unwrap(), 11);
+            s.flush().unwrap();
+        }
+        let s = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let out = s.write_objects(1, &mut [create(obj("b", None))], 5).unwrap();
+        assert_eq!(out[0].num, 11);
+        assert_eq!(s.object(1, 7).unwrap().unwrap().id, "a");
     }
 
     #[tokio::test]

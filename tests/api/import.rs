@@ -1121,3 +1121,63 @@ async fn later_files_of_an_import_update_reference_and_recreate_what_earlier_one
     assert_eq!(ids(&at_acme), ["c3"], "{at_acme}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_import_refuses_emails_and_external_ids_its_earlier_batches_took() {
+    // Into an org without objects the import checks keys it has not written without reading the
+    // store; keys it has written are read, and the batch writing them may still be on its way to
+    // the store when the next batch is checked.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let customer = |id: &str, email: &str, ext: &str| json!({"op": "create", "klass": "customer", "id": id, "externalId": ext, "object": {"name": id, "emails": [email]}});
+    let files = [
+        vec![customer("ca", "a@x.io", "crm-a"), customer("cb", "b@x.io", "crm-b")],
+        // Only keys of the batch before clash here, so this batch is not written line by line
+        // (which reads every key).
+        vec![
+            customer("cc", "A@X.io", "crm-c"),
+            customer("cd", "d@x.io", "crm-a"),
+            customer("ch", "h@x.io", "crm-h"),
+        ],
+        vec![
+            customer("ce", "e@x.io", "crm-e"),
+            customer("cf", "E@x.io", "crm-f"),
+            customer("cg", "g@x.io", "crm-e"),
+        ],
+    ];
+    let mut paths = Vec::new();
+    for (i, lines) in files.iter().enumerate() {
+        let path = tmp.path().join(format!("{i}.ndjson"));
+        let text: Vec<String> = lines.iter().map(Value::to_string).collect();
+        std::fs::write(&path, text.join("\n")).unwrap();
+        paths.push(path);
+    }
+    let inputs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let out = import(&data, &inputs, 1);
+    let text = stderr(&out);
+    assert_eq!(summary_count(&text, "created"), Some(4), "ca, cb, ch, ce: {text}");
+    assert_eq!(summary_count(&text, "failed"), Some(4), "{text}");
+    let failed: Vec<&str> = text.lines().filter(|l| l.starts_with("failed ")).collect();
+    for (at, what) in [
+        ("1.ndjson:1", "email `a@x.io`"),
+        ("1.ndjson:2", "externalId `crm-a`"),
+        ("2.ndjson:2", "email `e@x.io`"),
+        ("2.ndjson:3", "externalId `crm-e`"),
+    ] {
+        assert!(
+            failed
+                .iter()
+                .any(|l| l.contains(&format!("{at}: 409")) && l.contains(what)),
+            "{at} refused for {what}: {text}"
+        );
+    }
+    verify(&data);
+    let server = Server::start(&data).await;
+    assert_eq!(server.count("customer").await, 4);
+    server.expect("GET", "/v1/objects/customer/cd", None, 404).await;
+    server.expect("GET", "/v1/objects/customer/cc", None, 404).await;
+    server.expect("GET", "/v1/objects/customer/cf", None, 404).await;
+    let e = server.expect("GET", "/v1/objects/customer/ce", None, 200).await;
+    assert_eq!(e["emails"], json!(["e@x.io"]), "{e}");
+    server.stop().await;
+}
