@@ -602,7 +602,8 @@ impl App {
                 None => obj.custom.clear(),
                 Some(Value::Object(custom)) => {
                     for (name, v) in custom {
-                        let p = format!("/custom/{}", crate::query::ast::escape_pointer(name));
+                        // Built only for a problem to report.
+                        let p = || format!("/custom/{}", crate::query::ast::escape_pointer(name));
                         let Some(a) = k.custom_attribute(name) else {
                             if AttrType::from_suffix(name).is_some() && crate::model::ids::check_name(name).is_ok() {
                                 declare.push(name.clone());
@@ -610,7 +611,7 @@ impl App {
                                 problems.push(invalid(
                                     "unknown_attribute",
                                     format!("`{name}` is not an attribute of `{}`; declare it, or name it with a type suffix (Str, Txt, Num, At, Bool, Url, Tree)", k.name),
-                                    p,
+                                    p(),
                                 ));
                             }
                             continue;
@@ -623,7 +624,7 @@ impl App {
                             Ok(val) => {
                                 obj.custom.insert(a.key.clone(), val);
                             }
-                            Err(m) => problems.push(invalid("invalid_attribute_value", m, p)),
+                            Err(m) => problems.push(invalid("invalid_attribute_value", m, p())),
                         }
                     }
                 }
@@ -700,12 +701,11 @@ impl App {
         inherit_customer(lookup, k, &mut obj)?;
         for a in k.attributes.iter().filter(|a| a.required) {
             if obj.attr(&a.key, a.standard).is_none_or(|v| !v.is_set()) {
-                let p = if a.standard {
-                    format!("/{}", a.name)
-                } else {
-                    format!("/custom/{}", a.name)
-                };
-                problems.push(invalid("missing_attribute", format!("`{}` is required", a.name), p));
+                problems.push(invalid(
+                    "missing_attribute",
+                    format!("`{}` is required", a.name),
+                    attr_pointer(a),
+                ));
             }
         }
         self.resolve_links(lookup, k, &mut obj, base, &mut problems)?;
@@ -730,11 +730,6 @@ impl App {
             let Some(v) = obj.attr(&a.key, a.standard) else {
                 continue;
             };
-            let p = if a.standard {
-                format!("/{}", a.name)
-            } else {
-                format!("/custom/{}", a.name)
-            };
             if a.ty == AttrType::Reference {
                 let unchanged = base.and_then(|b| b.attr(&a.key, a.standard)) == Some(v);
                 if unchanged {
@@ -751,7 +746,7 @@ impl App {
                         None => problems.push(invalid(
                             "invalid_reference",
                             format!("`{}` must name an existing {target} (`{e}` does not exist)", a.name),
-                            p.clone(),
+                            attr_pointer(a),
                         )),
                     }
                 }
@@ -760,7 +755,7 @@ impl App {
                 }
             }
             if let Some(dir) = a.directory {
-                check_directory(lookup, a, v, dir, &p, problems)?;
+                check_directory(lookup, a, v, dir, problems)?;
             }
         }
         for r in &k.relationships {
@@ -1008,12 +1003,20 @@ impl Lookup for BatchLookup<'_> {
     }
 }
 
+/// The JSON pointer of an attribute in an object body (built only for a problem to report).
+fn attr_pointer(a: &Attribute) -> String {
+    if a.standard {
+        format!("/{}", a.name)
+    } else {
+        format!("/custom/{}", a.name)
+    }
+}
+
 fn check_directory(
     lookup: &dyn Lookup,
     a: &Attribute,
     v: &V,
     dir: DirectoryKind,
-    p: &str,
     problems: &mut Vec<Problem>,
 ) -> std::result::Result<(), BuildError> {
     for e in v.elements().iter().filter_map(V::as_str).filter(|s| !s.is_empty()) {
@@ -1023,7 +1026,7 @@ fn check_directory(
             problems.push(invalid(
                 "invalid_reference",
                 format!("`{}` must name an existing {what} (`{e}` does not exist)", a.name),
-                p,
+                attr_pointer(a),
             ));
         }
     }
