@@ -232,6 +232,7 @@ impl PreparedWrite {
     pub fn apply(mut self) -> Result<()> {
         let overlay = self.overlay.take().unwrap_or_default();
         let r = self.store.inner.kv.apply_batch(to_batch(overlay));
+        collect_garbage();
         self.store.inner.behind.done(r.is_ok());
         Ok(r?)
     }
@@ -250,6 +251,17 @@ impl std::fmt::Debug for PreparedWrite {
         f.debug_struct("PreparedWrite")
             .field("keys", &self.overlay.as_ref().map_or(0, HashMap::len))
             .finish()
+    }
+}
+
+/// Lets sled free what a large write replaced. sled frees old page versions, and the log space
+/// they hold, in functions deferred until every thread has left the epoch they were made in;
+/// they run only as threads pin and unpin, and a whole batch applies under one pin. Without
+/// this, an import (which reads the store little) left those frees waiting: its store file
+/// grew 19% larger and its memory by up to 1 GiB.
+fn collect_garbage() {
+    for _ in 0..16 {
+        sled::pin().flush();
     }
 }
 
