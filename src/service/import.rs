@@ -72,7 +72,7 @@ impl ImportSummary {
     }
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct Marker {
     offset: u64,
     line: u64,
@@ -225,15 +225,20 @@ impl App {
         scope: &'scope std::thread::Scope<'scope, 'env>,
     ) -> Result<()> {
         let mut done_before = 0u64;
-        // Every resume marker is read before the first write: read later, each would wait for
-        // the writes still being applied.
-        let mut markers = Vec::with_capacity(files.len());
+        // Every resume marker is read before the first write (read later, each would wait for
+        // the writes still being applied), and kept up to date here as files end: a file
+        // listed twice is read once.
+        let mut markers: HashMap<String, Option<Marker>> = HashMap::new();
         for path in files {
             let id = marker_id(path);
-            let marker = self.store().get_doc::<Marker>(rt.org.num, Collection::State, &id)?;
-            markers.push((id, marker));
+            if let std::collections::hash_map::Entry::Vacant(e) = markers.entry(id) {
+                let marker = self.store().get_doc::<Marker>(rt.org.num, Collection::State, e.key())?;
+                e.insert(marker);
+            }
         }
-        for (path, (marker_id, marker)) in files.iter().zip(markers) {
+        for path in files {
+            let marker_id = marker_id(path);
+            let marker = markers.get(&marker_id).cloned().flatten();
             let name = path.display().to_string();
             let file = std::fs::File::open(path).map_err(|e| ServiceError::Internal(format!("{name}: {e}")))?;
             let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
@@ -268,6 +273,13 @@ impl App {
                             summary,
                             Some((&marker_id, end.offset, end.line)),
                             written,
+                        );
+                        markers.insert(
+                            marker_id.clone(),
+                            Some(Marker {
+                                offset: end.offset,
+                                line: end.line,
+                            }),
                         );
                         done_before += end.offset;
                         taken = 0;

@@ -200,6 +200,14 @@ impl Behind {
         self.applied.notify_all();
     }
 
+    /// Fails once a prepared write failed (without waiting for the others).
+    fn check(&self) -> Result<()> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(StorageError::WriteBehind);
+        }
+        Ok(())
+    }
+
     /// Waits until every prepared write is applied.
     fn settle(&self) -> Result<()> {
         if self.count.load(Ordering::Acquire) > 0 {
@@ -208,10 +216,7 @@ impl Behind {
                 g = self.applied.wait(g).expect("write-behind lock");
             }
         }
-        if self.failed.load(Ordering::Acquire) {
-            return Err(StorageError::WriteBehind);
-        }
-        Ok(())
+        self.check()
     }
 }
 
@@ -221,7 +226,9 @@ impl Behind {
 #[must_use = "a prepared write must be applied"]
 pub struct PreparedWrite {
     store: Store,
-    overlay: Option<HashMap<Vec<u8>, Option<Vec<u8>>>>,
+    overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Counted in the store's pending writes until applied (or dropped, or panicked over).
+    pending: bool,
 }
 
 impl PreparedWrite {
@@ -230,17 +237,20 @@ impl PreparedWrite {
     /// # Errors
     /// When sled fails; the store then refuses every later access.
     pub fn apply(mut self) -> Result<()> {
-        let overlay = self.overlay.take().unwrap_or_default();
+        let overlay = std::mem::take(&mut self.overlay);
+        // Still pending until here: should sled panic, the drop marks the write failed, and
+        // whoever waits for it wakes up with an error instead of waiting forever.
         let r = self.store.inner.kv.apply_batch(to_batch(overlay));
-        collect_garbage();
+        self.pending = false;
         self.store.inner.behind.done(r.is_ok());
+        collect_garbage();
         Ok(r?)
     }
 }
 
 impl Drop for PreparedWrite {
     fn drop(&mut self) {
-        if self.overlay.is_some() {
+        if self.pending {
             self.store.inner.behind.done(false);
         }
     }
@@ -249,7 +259,8 @@ impl Drop for PreparedWrite {
 impl std::fmt::Debug for PreparedWrite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PreparedWrite")
-            .field("keys", &self.overlay.as_ref().map_or(0, HashMap::len))
+            .field("keys", &self.overlay.len())
+            .field("pending", &self.pending)
             .finish()
     }
 }
@@ -357,6 +368,9 @@ impl Store {
 
     /// Waits until every write made before the call is on disk (group commit).
     pub async fn durable(&self) -> Result<()> {
+        // Writes prepared before the call count as made (only imports prepare, and never while
+        // the service runs, so this does not block a runtime thread in practice).
+        self.inner.behind.settle()?;
         self.inner.flusher.durable().await
     }
 
@@ -667,6 +681,7 @@ impl Store {
         extra: &[Op],
         absent: &dyn Fn(&UniqueKey) -> bool,
     ) -> Result<(Vec<WriteOutcome>, PreparedWrite)> {
+        self.inner.behind.check()?;
         let lock = self.org_lock(org);
         let mut counters = lock.lock().expect("org lock");
         let (outcomes, tx, after) = self.build_object_writes(org, &mut counters, writes, at, extra, absent)?;
@@ -674,7 +689,8 @@ impl Store {
         self.inner.behind.add();
         let prepared = PreparedWrite {
             store: self.clone(),
-            overlay: Some(tx.overlay),
+            overlay: tx.overlay,
+            pending: true,
         };
         Ok((outcomes, prepared))
     }
@@ -1090,8 +1106,14 @@ fn write_one(
             *tally.counts.entry(a.klass.clone()).or_insert(0) += 1;
             ChangeOp::Created
         }
-        (Some(_), Some(a)) => {
+        (Some(b), Some(a)) => {
             tx.insert(obj_key, codec::encode_positional(a));
+            // An import that deletes an id and creates it again as another klass in one batch
+            // writes the replacement over the old object.
+            if b.klass != a.klass {
+                *tally.counts.entry(b.klass.clone()).or_insert(0) -= 1;
+                *tally.counts.entry(a.klass.clone()).or_insert(0) += 1;
+            }
             ChangeOp::Updated
         }
         (Some(b), None) => {
@@ -1518,6 +1540,26 @@ mod tests {
         assert_eq!(out[0], WriteOutcome { num: 4, seq: Some(4) });
         assert_eq!(s.klass_count(1, "customer").unwrap(), 4);
         assert_eq!(seqs(&s.log_after(1, 0, 10).unwrap()), vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_replacement_of_another_klass_moves_the_klass_counts() {
+        let (_d, s) = temp_store();
+        s.write_objects(1, &mut [create(obj("a", None))], 5).unwrap();
+        let before = s.object(1, 1).unwrap().unwrap();
+        let mut after = obj("a", None);
+        after.klass = "order".into();
+        after.num = before.num;
+        let mut w = [ObjectWrite {
+            before: Some(before),
+            after: Some(after),
+            log: false,
+            depth: 0,
+            changed: vec![],
+        }];
+        s.write_objects(1, &mut w, 5).unwrap();
+        assert_eq!(s.klass_count(1, "customer").unwrap(), 0);
+        assert_eq!(s.klass_count(1, "order").unwrap(), 1);
     }
 
     #[test]

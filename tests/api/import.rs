@@ -1171,6 +1171,16 @@ async fn an_import_refuses_emails_and_external_ids_its_earlier_batches_took() {
             "{at} refused for {what}: {text}"
         );
     }
+    // Listed twice, a file is read once: the second time resumes after its last line.
+    let twice = tmp.path().join("twice");
+    let out = import(&twice, &[paths[0].as_path(), paths[0].as_path()], 0);
+    let text = stderr(&out);
+    assert_eq!(summary_count(&text, "created"), Some(2), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("resumed ") && l.ends_with("0.ndjson after line 2")),
+        "{text}"
+    );
     verify(&data);
     let server = Server::start(&data).await;
     assert_eq!(server.count("customer").await, 4);
