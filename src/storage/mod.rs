@@ -5,6 +5,8 @@
 //! atomic object writes that also maintain lookup entries and append to the change log. Writes of
 //! one org are serialised by a per-org lock, so reads and the batch that follows cannot interleave with another write, and the change
 //! log is gap-free; each write is one atomic sled batch. Durability is explicit: [`Store::durable`] waits for a group fsync.
+//! An import writes behind: [`Store::prepare_objects`] checks and builds a write under the lock,
+//! another thread applies it, and every access to the store waits for writes so prepared.
 //! Never imports tantivy or anything of HTTP.
 
 pub mod codec;
