@@ -378,21 +378,16 @@ impl App {
             Op::put(Collection::State, id.to_string(), &Marker { offset, line }, Expect::Any)
         });
         if batch.is_empty() {
-            if let Some(op) = marker_op {
-                if !self.store().writes_behind() {
-                    self.store().apply(rt.org.num, vec![op])?;
-                    return Ok(());
-                }
-                // Written behind like a batch, so as not to wait for the batches before it.
-                let known = &written.known;
-                let (_, prepared) = self
-                    .store()
-                    .prepare_objects(rt.org.num, &mut [], self.now(), &[op], &|k| known.absent_key(k))?;
-                if written.feed.send((rt.schema(), Vec::new(), Some(prepared))).is_err() {
-                    return Err(ServiceError::Internal(INDEX_STOPPED.into()));
-                }
+            if marker_op.is_none() {
+                return Ok(());
             }
-            return Ok(());
+            // A marker alone is written now when nothing waits to be applied (a definition line
+            // after it then need not wait for the index thread), and otherwise written behind
+            // like a batch, below, so as not to wait for the batches before it.
+            if !self.store().writes_behind() {
+                self.store().apply(rt.org.num, marker_op.into_iter().collect())?;
+                return Ok(());
+            }
         }
         let org = rt.org.num;
         let mut lookup = BatchLookup {

@@ -793,17 +793,18 @@ impl Store {
         // Records kept one per key by earlier versions come first: every block is newer.
         let start = keys::org_num_key(org, okind::LOG, from);
         let end = keys::org_key(org, okind::LOG + 1, &[]);
-        for kv in self.tree()?.range(start..end).take(limit) {
+        let tree = self.tree()?;
+        for kv in tree.range(start..end).take(limit) {
             out.push(codec::decode(&kv?.1, "change record")?);
         }
         // The block holding `from` is the last one starting at or before it.
         let (blocks, blocks_end) = log_block_bounds(org);
         let probe = keys::log_block_key(org, from, u64::MAX);
-        let start = match self.tree()?.range(blocks.clone()..=probe).next_back() {
+        let start = match tree.range(blocks.clone()..=probe).next_back() {
             Some(kv) => kv?.0.to_vec(),
             None => blocks,
         };
-        for kv in self.tree()?.range(start..blocks_end) {
+        for kv in tree.range(start..blocks_end) {
             if out.len() >= limit {
                 break;
             }
@@ -822,11 +823,12 @@ impl Store {
     pub fn first_seq(&self, org: u64) -> Result<u64> {
         let start = keys::org_num_key(org, okind::LOG, 0);
         let end = keys::org_key(org, okind::LOG + 1, &[]);
-        if let Some(kv) = self.tree()?.range(start..end).next() {
+        let tree = self.tree()?;
+        if let Some(kv) = tree.range(start..end).next() {
             return Ok(keys::trailing_u64(&kv?.0).unwrap_or(0));
         }
         let (blocks, blocks_end) = log_block_bounds(org);
-        Ok(match self.tree()?.range(blocks..blocks_end).next() {
+        Ok(match tree.range(blocks..blocks_end).next() {
             Some(kv) => keys::log_block_range(&kv?.0).map_or(0, |(first, _)| first),
             None => 0,
         })
@@ -855,12 +857,13 @@ impl Store {
         let end = keys::org_num_key(org, okind::LOG, upto.saturating_add(1));
         let mut batch = sled::Batch::default();
         let mut n = 0;
-        for k in self.tree()?.range(start..end).keys() {
+        let tree = self.tree()?;
+        for k in tree.range(start..end).keys() {
             batch.remove(k?);
             n += 1;
         }
         let (blocks, blocks_end) = log_block_bounds(org);
-        for k in self.tree()?.range(blocks..blocks_end).keys() {
+        for k in tree.range(blocks..blocks_end).keys() {
             let k = k?;
             match keys::log_block_range(&k) {
                 Some((first, last)) if last <= upto => {
@@ -870,6 +873,7 @@ impl Store {
                 _ => break,
             }
         }
+        // A write waits again for writes prepared meanwhile.
         self.tree()?.apply_batch(batch)?;
         Ok(n)
     }

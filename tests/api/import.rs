@@ -109,6 +109,18 @@ fn verify(data: &Path) -> Value {
     report
 }
 
+/// Writes each list of lines to `dir/<i>.ndjson`, in order; returns the paths.
+fn write_files(dir: &Path, files: &[Vec<Value>]) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    for (i, lines) in files.iter().enumerate() {
+        let path = dir.join(format!("{i}.ndjson"));
+        let text: Vec<String> = lines.iter().map(Value::to_string).collect();
+        std::fs::write(&path, text.join("\n")).unwrap();
+        paths.push(path);
+    }
+    paths
+}
+
 /// The `N` in "... N <what>" of the import summary line.
 fn summary_count(text: &str, what: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("imported "))?;
@@ -1035,13 +1047,7 @@ async fn later_files_of_an_import_update_reference_and_recreate_what_earlier_one
             json!({"op": "update", "klass": "customer", "externalId": "crm-5", "object": {"phones": ["+15550000005"]}}),
         ],
     ];
-    let mut paths = Vec::new();
-    for (i, lines) in files.iter().enumerate() {
-        let path = tmp.path().join(format!("{i}.ndjson"));
-        let text: Vec<String> = lines.iter().map(Value::to_string).collect();
-        std::fs::write(&path, text.join("\n")).unwrap();
-        paths.push(path);
-    }
+    let paths = write_files(tmp.path(), &files);
     let inputs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     let out = import(&data, &inputs, 1);
     let text = stderr(&out);
@@ -1145,13 +1151,7 @@ async fn an_import_refuses_emails_and_external_ids_its_earlier_batches_took() {
             customer("cg", "g@x.io", "crm-e"),
         ],
     ];
-    let mut paths = Vec::new();
-    for (i, lines) in files.iter().enumerate() {
-        let path = tmp.path().join(format!("{i}.ndjson"));
-        let text: Vec<String> = lines.iter().map(Value::to_string).collect();
-        std::fs::write(&path, text.join("\n")).unwrap();
-        paths.push(path);
-    }
+    let paths = write_files(tmp.path(), &files);
     let inputs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     let out = import(&data, &inputs, 1);
     let text = stderr(&out);
