@@ -60,9 +60,9 @@ pub struct IndexSchema {
     pub customer: Field,
     /// Company num (u64, indexed, fast).
     pub company: Field,
-    /// createdAt ms (i64, indexed, fast).
+    /// createdAt ms (i64, fast only).
     pub created: Field,
-    /// updatedAt ms (i64, indexed, fast).
+    /// updatedAt ms (i64, fast only).
     pub updated: Field,
     /// Keyword JSON.
     pub kw: Field,
@@ -93,13 +93,16 @@ impl IndexSchema {
             .set_fast(analysis::RAW);
         let keyword = TextOptions::default().set_indexing_options(raw_indexing());
         let num_opts = || NumericOptions::default().set_indexed().set_fast();
+        // Times are only columns: ranges run on them anyway, and a term per nearly every
+        // distinct millisecond cost indexing more than the rare equality on a time saves.
+        let time_opts = || NumericOptions::default().set_fast();
         let klass = b.add_text_field(KLASS, keyword_fast.clone());
         let num = b.add_u64_field(NUM, num_opts());
         let id = b.add_text_field(ID, keyword_fast);
         let customer = b.add_u64_field(CUSTOMER, num_opts());
         let company = b.add_u64_field(COMPANY, num_opts());
-        let created = b.add_i64_field(CREATED, num_opts());
-        let updated = b.add_i64_field(UPDATED, num_opts());
+        let created = b.add_i64_field(CREATED, time_opts());
+        let updated = b.add_i64_field(UPDATED, time_opts());
         let kw = b.add_json_field(
             "kw",
             JsonObjectOptions::default()

@@ -692,7 +692,23 @@ impl Compiler<'_> {
                 };
                 let t = |v: &Scalar| Term::from_field_i64(field, int_of(v));
                 match pred {
-                    Pred::Eq(vals) => self.any_of(vals.iter().map(t).collect()),
+                    // The times are fast-field columns, not indexed: an equality is a range of
+                    // one value.
+                    Pred::Eq(vals) => {
+                        let mut points: Vec<(Occur, Box<dyn Query>)> = vals
+                            .iter()
+                            .map(|v| {
+                                let q: Box<dyn Query> =
+                                    Box::new(RangeQuery::new(Bound::Included(t(v)), Bound::Included(t(v))));
+                                (Occur::Should, q)
+                            })
+                            .collect();
+                        match points.len() {
+                            0 => Box::new(EmptyQuery),
+                            1 => points.pop().expect("one").1,
+                            _ => bool_q(points),
+                        }
+                    }
                     Pred::Range(lo, hi) => Box::new(RangeQuery::new(map_bound(lo, t), map_bound(hi, t))),
                     Pred::Set => Box::new(AllQuery),
                     _ => Box::new(EmptyQuery),

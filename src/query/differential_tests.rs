@@ -536,6 +536,20 @@ fn order_clause(depth: u32) -> BoxedStrategy<J> {
             prop::sample::select(vec!["now-1s", "now"])
         )
             .prop_map(|(op, v)| json!({"createdAt": {op: v}})),
+        // Times are columns only, so an equality runs as a one-value range.
+        (
+            prop::sample::select(vec!["createdAt", "updatedAt"]),
+            prop::sample::select(vec!["equals", "not_equals"]),
+            prop::sample::select(vec![
+                "now",
+                "now-1s",
+                "2025-12-31T23:59:59.500Z",
+                "2025-12-31T23:59:58.500Z"
+            ])
+        )
+            .prop_map(|(f, op, v)| json!({f: {op: v}})),
+        prop::collection::vec(prop::sample::select(vec!["now", "now-1s", "now-2s"]), 0..3)
+            .prop_map(|v| json!({"createdAt": {"in": v}})),
     ];
     if depth == 0 {
         return leaf.boxed();
