@@ -56,7 +56,6 @@ pub fn to_document(s: &IndexSchema, klass: &Klass, obj: &Object) -> TantivyDocum
 
     if let Some(ext) = obj.external_id.as_deref().filter(|e| !e.is_empty()) {
         kw.push((EXTERNAL_ID_KEY.into(), OwnedValue::Str(ext.to_string())));
-        doc.add_text(s.exists, EXTERNAL_ID_KEY);
     }
     let tags: Vec<OwnedValue> = obj
         .tags
@@ -66,7 +65,6 @@ pub fn to_document(s: &IndexSchema, klass: &Klass, obj: &Object) -> TantivyDocum
         .collect();
     if !tags.is_empty() {
         kw.push((TAGS_KEY.into(), OwnedValue::Array(tags)));
-        doc.add_text(s.exists, TAGS_KEY);
     }
 
     for attr in &klass.attributes {
@@ -77,9 +75,10 @@ pub fn to_document(s: &IndexSchema, klass: &Klass, obj: &Object) -> TantivyDocum
         if elems.is_empty() {
             continue;
         }
-        doc.add_text(s.exists, &attr.key);
         match attr.ty {
             AttrType::Text => {
+                // Only text has no column to tell that it is set.
+                doc.add_text(s.exists, &attr.key);
                 let vals: Vec<OwnedValue> = elems
                     .iter()
                     .filter_map(|v| v.as_str())
@@ -131,7 +130,6 @@ pub fn to_document(s: &IndexSchema, klass: &Klass, obj: &Object) -> TantivyDocum
         if ids.is_empty() {
             continue;
         }
-        doc.add_text(s.exists, &rel.key);
         kw.push((rel.key.clone(), OwnedValue::Array(ids)));
         add_links(s, &mut doc, &mut links, &rel.key, obj.link(&rel.key));
     }

@@ -11,7 +11,7 @@
 //! | `txt` | stems of `text` attributes (`contains`, scored free `text` search) | en_stem | no |
 //! | `tprefix` | every ancestor path of `tree` values (`starts_with`) | raw | no |
 //! | `links` | nums named by references and relationships, as i64 (joins) | - | yes |
-//! | `exists` | keys of the attributes that are set (`set`) | raw | no |
+//! | `exists` | keys of the `text` attributes that are set (`set`) | raw | no |
 //!
 //! Column names of JSON paths are `<field>.<key>` (`kw.c12`).
 //!

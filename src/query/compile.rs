@@ -15,8 +15,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use tantivy::collector::Count;
 use tantivy::query::doc_predicate_query::{DocPredicateQuery, FunctionPredicate};
 use tantivy::query::{
-    AllQuery, BooleanQuery, ConstScoreQuery, EmptyQuery, InvertedIndexRangeQuery, Occur, Query, RangeQuery, TermQuery,
-    TermSetQuery,
+    AllQuery, BooleanQuery, ConstScoreQuery, EmptyQuery, ExistsQuery, InvertedIndexRangeQuery, Occur, Query,
+    RangeQuery, TermQuery, TermSetQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption, Term};
 use tantivy::{DocId, DocSet, Searcher, SegmentReader};
@@ -646,8 +646,15 @@ impl Compiler<'_> {
         t
     }
 
-    fn exists(&self, key: &str) -> Box<dyn Query> {
-        term_q(Term::from_field_text(self.s.exists, key))
+    /// Objects where the attribute `key` is set: text attributes are listed in `exists`; every
+    /// other attribute, relationship, `externalId` and `tags` has a `kw` column with a value
+    /// exactly when set.
+    fn exists(&self, key: &str, ty: Option<AttrType>) -> Box<dyn Query> {
+        if ty == Some(AttrType::Text) {
+            term_q(Term::from_field_text(self.s.exists, key))
+        } else {
+            Box::new(ExistsQuery::new(IndexSchema::column("kw", key), false))
+        }
     }
 
     fn any_of(&self, terms: Vec<Term>) -> Box<dyn Query> {
@@ -724,7 +731,7 @@ impl Compiler<'_> {
                 };
                 let ty = if let Target::Attr(a) = target { Some(a.ty) } else { None };
                 match pred {
-                    Pred::Set => self.exists(key),
+                    Pred::Set => self.exists(key, ty),
                     Pred::Eq(vals) => self.any_of(vals.iter().map(|v| self.kw_value_term(key, v)).collect()),
                     Pred::Prefix(p) => {
                         let mut t = self.json_term(s.kw, key);
