@@ -74,7 +74,7 @@ pub struct IndexSchema {
     pub tprefix: Field,
     /// Link nums JSON.
     pub links: Field,
-    /// Keys of set attributes.
+    /// Keys of the text attributes that are set (the others are set when their `kw` column is).
     pub exists: Field,
 }
 
