@@ -701,21 +701,16 @@ impl Compiler<'_> {
                 match pred {
                     // The times are fast-field columns, not indexed: an equality is a range of
                     // one value.
-                    Pred::Eq(vals) => {
-                        let mut points: Vec<(Occur, Box<dyn Query>)> = vals
-                            .iter()
+                    Pred::Eq(vals) => bool_q(
+                        vals.iter()
                             .map(|v| {
-                                let q: Box<dyn Query> =
-                                    Box::new(RangeQuery::new(Bound::Included(t(v)), Bound::Included(t(v))));
-                                (Occur::Should, q)
+                                let at = t(v);
+                                let point: Box<dyn Query> =
+                                    Box::new(RangeQuery::new(Bound::Included(at.clone()), Bound::Included(at)));
+                                (Occur::Should, point)
                             })
-                            .collect();
-                        match points.len() {
-                            0 => Box::new(EmptyQuery),
-                            1 => points.pop().expect("one").1,
-                            _ => bool_q(points),
-                        }
-                    }
+                            .collect(),
+                    ),
                     Pred::Range(lo, hi) => Box::new(RangeQuery::new(map_bound(lo, t), map_bound(hi, t))),
                     Pred::Set => Box::new(AllQuery),
                     _ => Box::new(EmptyQuery),

@@ -567,8 +567,9 @@ impl Store {
         let key = keys::org_key(org, okind::COUNTER, name.as_bytes());
         let lock = self.org_lock(org);
         let _g = lock.lock().expect("org lock");
-        let before = self.tree()?.get(&key)?.and_then(|v| keys::read_u64(&v)).unwrap_or(0);
-        self.tree()?.insert(key, &keys::u64_value(before + n))?;
+        let tree = self.tree()?;
+        let before = tree.get(&key)?.and_then(|v| keys::read_u64(&v)).unwrap_or(0);
+        tree.insert(key, &keys::u64_value(before + n))?;
         Ok(before)
     }
 
@@ -757,7 +758,8 @@ impl Store {
         apply_ops(&mut tx, org, extra)?;
         let after = CountersAfter {
             next_num,
-            next_seq: outcomes.iter().filter_map(|o| o.seq).max().map_or(start_seq, |s| s + 1),
+            // Past the last logged write's seq (start_seq when none was logged).
+            next_seq: seq,
             klass_counts,
         };
         Ok((outcomes, tx, after))

@@ -1171,6 +1171,16 @@ async fn an_import_refuses_emails_and_external_ids_its_earlier_batches_took() {
             "{at} refused for {what}: {text}"
         );
     }
+    verify(&data);
+    let server = Server::start(&data).await;
+    assert_eq!(server.count("customer").await, 4);
+    server.expect("GET", "/v1/objects/customer/cd", None, 404).await;
+    server.expect("GET", "/v1/objects/customer/cc", None, 404).await;
+    server.expect("GET", "/v1/objects/customer/cf", None, 404).await;
+    let e = server.expect("GET", "/v1/objects/customer/ce", None, 200).await;
+    assert_eq!(e["emails"], json!(["e@x.io"]), "{e}");
+    server.stop().await;
+
     // Listed twice, a file is read once: the second time resumes after its last line.
     let twice = tmp.path().join("twice");
     let out = import(&twice, &[paths[0].as_path(), paths[0].as_path()], 0);
@@ -1181,13 +1191,5 @@ async fn an_import_refuses_emails_and_external_ids_its_earlier_batches_took() {
             .any(|l| l.starts_with("resumed ") && l.ends_with("0.ndjson after line 2")),
         "{text}"
     );
-    verify(&data);
-    let server = Server::start(&data).await;
-    assert_eq!(server.count("customer").await, 4);
-    server.expect("GET", "/v1/objects/customer/cd", None, 404).await;
-    server.expect("GET", "/v1/objects/customer/cc", None, 404).await;
-    server.expect("GET", "/v1/objects/customer/cf", None, 404).await;
-    let e = server.expect("GET", "/v1/objects/customer/ce", None, 200).await;
-    assert_eq!(e["emails"], json!(["e@x.io"]), "{e}");
-    server.stop().await;
+    verify(&twice);
 }
