@@ -138,10 +138,14 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         .stdout(std::process::Stdio::null())
         .spawn()
         .context("starting the service")?;
-    let server = Server { child, base };
+    let mut server = Server { child, base };
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
     let started = Instant::now();
     loop {
+        // A service that exits at start (a bad setting, say) has said why on stderr.
+        if let Some(status) = server.child.try_wait()? {
+            bail!("the service exited at start ({status})");
+        }
         if client
             .get(format!("{}/health", server.base))
             .send()
