@@ -14,7 +14,7 @@
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -107,14 +107,11 @@ fn flusher(db: sled::Db, shared: Arc<Shared>) {
             }
             if served > 1 {
                 let want = done + served.min(GROUP_MAX);
-                let deadline = Instant::now() + GROUP_WAIT;
-                while r.0 < want && !r.1 {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    r = shared.wake.wait_timeout(r, left).expect("flush lock").0;
-                }
+                r = shared
+                    .wake
+                    .wait_timeout_while(r, GROUP_WAIT, |r| r.0 < want && !r.1)
+                    .expect("flush lock")
+                    .0;
             }
             r.0
         };
@@ -144,6 +141,7 @@ impl Drop for GroupCommit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn temp_db() -> (tempfile::TempDir, sled::Db) {
         let dir = tempfile::tempdir().unwrap();
@@ -152,7 +150,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn concurrent_writers_share_flushes_and_a_lone_writer_after_them_is_served() {
+    async fn concurrent_writers_and_a_lone_writer_after_them_are_served() {
         let (_d, db) = temp_db();
         let gc = GroupCommit::start(db.clone());
         for round in 0..5u8 {
@@ -166,8 +164,8 @@ mod tests {
                 w.unwrap();
             }
         }
-        // The flushes before served several writers each; this one has no company to wait for
-        // beyond the bounded wait.
+        // The flushes before served several writers, so this one waits for company that never
+        // comes, up to the bound.
         db.insert(b"lone", &[1]).unwrap();
         tokio::time::timeout(Duration::from_secs(5), gc.durable())
             .await
@@ -184,7 +182,8 @@ mod tests {
         for w in futures::future::join_all(waits).await {
             w.unwrap();
         }
-        // One ticket of the eight the flusher now waits for, then the stop.
+        // A ticket the flusher waits for company for (when its last flush served several), then
+        // the stop.
         {
             let mut r = gc.shared.requested.lock().unwrap();
             r.0 += 1;
